@@ -32,14 +32,12 @@ from safetensors.torch import load_model as _load_safetensors_model
 from safetensors.torch import save_model as _save_safetensors_model
 from torch import nn
 
+from rnnkit.errors import CheckpointError
+
 FORMAT = "rnnkit-run"
 VERSION = 1
 CONFIG, WEIGHTS, VOCAB, TRAINING_STATE = "config.json", "model.safetensors", "vocab.json", "optimizer.pt"
 METRICS, SUMMARY = "metrics.jsonl", "summary.json"
-
-
-class CheckpointError(ValueError):
-    """A run directory that is missing, incomplete, corrupt, from another task, or hostile."""
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -80,13 +78,15 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
 
 def save(
     run_dir: str | os.PathLike,
-    model: nn.Module,
+    model: nn.Module | None,
     config: dict,
     *,
     training_state: dict | None = None,
     vocab: Any | None = None,
 ) -> None:
     """Save ``model``'s weights with its ``config`` (and resume state, vocabulary) into ``run_dir``.
+
+    ``model=None`` keeps the weights file already there (training keeps the best weights, not the latest).
 
     Files are staged under temporary names first and renamed together at the end, weights before
     config, so a reader never sees a config that names weights that are not there yet.
@@ -97,7 +97,8 @@ def save(
     writers: list[tuple[str, Callable[[str], None]]] = []
     if training_state is not None:
         writers.append((TRAINING_STATE, lambda tmp: torch.save(training_state, tmp)))
-    writers.append((WEIGHTS, lambda tmp: _save_safetensors_model(model, tmp)))
+    if model is not None:
+        writers.append((WEIGHTS, lambda tmp: _save_safetensors_model(model, tmp)))
     if vocab is not None:
         writers.append((VOCAB, lambda tmp: Path(tmp).write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")))
     config_text = json.dumps(config, indent=2, allow_nan=False) + "\n"

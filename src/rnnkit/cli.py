@@ -1,18 +1,310 @@
-"""The ``rnnkit`` command line."""
+"""The ``rnnkit`` command line.
+
+    rnnkit train TASK [options]     train a model into a run directory (rnnkit tasks lists TASK)
+    rnnkit sample RUN               generate text from a language model
+    rnnkit eval RUN --data PATH     score a run on new data
+    rnnkit tasks                    list the tasks
+
+``--json`` makes a command print one JSON object on stdout: ``{"task": ..., "metrics": {...}, ...}``.
+Mistakes in the input (a missing file, a bad option, a corrupt run) print one line on stderr and exit
+with status 2; nothing saved is lost.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from pathlib import Path
+
+import torch
 
 import rnnkit
+from rnnkit import checkpoint
+from rnnkit.config import config_from_dict
+from rnnkit.errors import ConfigError, RnnkitError
+from rnnkit.models import build_model, load_model
+from rnnkit.tasks import TASKS, get_task
+from rnnkit.train import TrainConfig, Trainer
+
+LIMITS = ("epochs", "max_steps", "time_budget")
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+
+def add_common_training_options(parser: argparse.ArgumentParser) -> None:
+    """Options every ``rnnkit train TASK`` takes; None means "the task's default"."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--momentum", type=float, help="sgd / rmsprop momentum")
+    g.add_argument("--schedule", choices=["constant", "step", "cosine", "plateau"])
+    g.add_argument("--lr-decay", type=float, help="factor of the step and plateau schedules")
+    g.add_argument("--decay-start", type=int, help="step schedule: decay from the epoch after this one")
+    g.add_argument("--warmup-steps", type=int)
+    g.add_argument("--clip-norm", type=float, help="clip the global gradient norm (0: off)")
+    g.add_argument("--clip-value", type=float, help="clip each gradient entry to [-v, v]")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--max-steps", type=int)
+    g.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much time")
+    g.add_argument("--eval-every", type=int, metavar="STEPS", help="evaluate every N steps (default: every epoch)")
+    g.add_argument("--patience", type=int, help="stop after N evaluations without improvement")
+    g.add_argument("--log-every", type=int, metavar="STEPS")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    g.add_argument("--out", metavar="RUN", help="run directory to create (default: runs/TASK-DATE-TIME)")
+    g.add_argument("--resume", metavar="RUN", help="continue an interrupted run; limits may be raised")
+    g.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnkit", description=rnnkit.__doc__)
     parser.add_argument("--version", action="version", version=f"rnnkit {rnnkit.__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model on a task")
+    tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
+    for name, task in sorted(TASKS.items()):
+        p = tasks.add_parser(name, help=task.help, description=task.help)
+        task.add_arguments(p)
+        add_common_training_options(p)
+
+    sample = commands.add_parser("sample", help="generate text from a language-model run")
+    sample.add_argument("run", metavar="RUN")
+    sample.add_argument("--prime", help="text the samples start from")
+    sample.add_argument("--length", type=int, default=500, help="tokens to generate")
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--top-k", type=int)
+    sample.add_argument("--top-p", type=float)
+    sample.add_argument("--num-samples", type=int, default=1, help="samples generated together as one batch")
+    sample.add_argument("--seed", type=int, help="same seed, same text")
+    sample.add_argument("--device", default="cpu")
+    sample.add_argument("--json", action="store_true")
+
+    evaluate = commands.add_parser("eval", help="score a run on data")
+    evaluate.add_argument("run", metavar="RUN")
+    evaluate.add_argument("--data", required=True, help="data in the format the run's task trains on")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", action="store_true")
+
+    commands.add_parser("tasks", help="list the tasks")
     return parser
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' asked for, but MPS is not available on this machine")
+    return device
+
+
+def train_config_from_args(args: argparse.Namespace, defaults: dict) -> TrainConfig:
+    fields = {}
+    for name in TrainConfig.__dataclass_fields__:
+        value = getattr(args, name, None)
+        fields[name] = defaults.get(name) if value is None else value
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if getattr(args, "clip_norm", None) == 0:
+        fields["clip_norm"] = None
+    if not any(name in fields for name in LIMITS):
+        fields["epochs"] = defaults.get("default_epochs", 10)
+    try:
+        return TrainConfig(**fields)
+    except TypeError as error:
+        raise ConfigError(str(error)) from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    task_cls = get_task(args.task)
+    device = resolve_device(args.device)
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = checkpoint.load_config(run_dir, task=task_cls.name)
+        train_config = config_from_dict(TrainConfig, config.get("train"), "config.json train")
+        limits = {name: getattr(args, name) for name in LIMITS if getattr(args, name) is not None}
+        if limits:
+            train_config = TrainConfig(**{**train_config.__dict__, **limits})
+        state = checkpoint.load_training_state(run_dir, device="cpu")
+        if state is None:
+            raise ConfigError(f"{run_dir} has no {checkpoint.TRAINING_STATE} to resume from")
+        task = task_cls.from_run(run_dir, config, device)
+        model = build_model(config["model"]).to(device)
+        run_config = {k: v for k, v in config.items() if k not in ("format", "version", "model", "train")}
+        vocab = checkpoint.load_vocab(run_dir) if (run_dir / checkpoint.VOCAB).is_file() else None
+    else:
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{task_cls.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (run_dir / checkpoint.CONFIG).exists():
+            raise ConfigError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out"
+            )
+        defaults = task_cls.train_defaults()
+        if args.batch_size is None:
+            args.batch_size = defaults.get("batch_size", 32)
+        train_config = train_config_from_args(args, defaults)
+        torch.manual_seed(args.seed)
+        task, model, run_config, vocab = task_cls.from_args(args, device)
+        state = None
+    model.to(device)
+    trainer = Trainer(model, task, train_config, run_dir, run_config=run_config, vocab=vocab, device=device)
+    if state is not None:
+        trainer.load_training_state(state)
+    show = ProgressDisplay(trainer, task, quiet=args.quiet or args.json)
+    trainer.callback = show
+    try:
+        summary = trainer.fit()
+    except KeyboardInterrupt:
+        show.close()
+        trainer.save(weights=False)
+        print(f"rnnkit: interrupted at step {trainer.progress.step}; continue with: "
+              f"rnnkit train {task_cls.name} --resume {run_dir}", file=sys.stderr)  # fmt: skip
+        return 130
+    finally:
+        show.close()
+    best = summary.get("best") or {}
+    if args.json:
+        metrics = {k: v for k, v in best.items() if k not in ("split", "best")}
+        print(json.dumps({"task": task_cls.name, "metrics": metrics, "run": str(run_dir), "summary": summary}))
+        return 0
+    print(f"best validation loss {best.get('loss', float('nan')):.4f} at step {best.get('step')} "
+          f"({describe_metrics(best)}); {summary['steps']} steps in {summary['seconds']:.0f} s; "
+          f"run saved in {run_dir}", file=sys.stderr)  # fmt: skip
+    if hasattr(task, "preview"):
+        best_model = load_model(run_dir, device=device)
+        print(task.preview(best_model, length=600))
+    return 0
+
+
+def describe_metrics(record: dict) -> str:
+    parts = []
+    for key, value in record.items():
+        if key in ("split", "step", "epoch", "loss", "best", "elapsed", "tokens") or not isinstance(value, float):
+            continue
+        parts.append(f"{key} {value:.4f}")
+    return ", ".join(parts)
+
+
+class ProgressDisplay:
+    """A tqdm bar on stderr with loss and tokens/s, and a text sample at each evaluation."""
+
+    def __init__(self, trainer: Trainer, task, quiet: bool) -> None:
+        self.trainer, self.task, self.quiet, self.bar = trainer, task, quiet, None
+        self.valid = ""
+
+    def __call__(self, event: str, record: dict) -> None:
+        if self.quiet:
+            return
+        from tqdm.auto import tqdm
+
+        c = self.trainer.config
+        if self.bar is None:
+            total = c.max_steps or None
+            done = self.trainer.progress.step - (1 if event == "step" else 0)
+            self.bar = tqdm(total=total, initial=done, unit="step", file=sys.stderr, dynamic_ncols=True)
+        if event == "step":
+            self.bar.update(1)
+        elif event == "train":
+            speed = record.get("tokens_per_s")
+            postfix = {"loss": f"{record['loss']:.3f}"}
+            if speed:
+                postfix["tok/s"] = f"{speed:,.0f}"
+            if self.valid:
+                postfix["valid"] = self.valid
+            if c.time_budget:
+                postfix["time"] = f"{record['elapsed']:.0f}/{c.time_budget:.0f}s"
+            self.bar.set_postfix(postfix, refresh=False)
+        elif event == "valid":
+            self.valid = f"{record['loss']:.3f}"
+            self.bar.write(f"step {record['step']}: valid loss {record['loss']:.4f} ({describe_metrics(record)})",
+                           file=sys.stderr)  # fmt: skip
+            if hasattr(self.task, "preview"):
+                text = self.task.preview(self.trainer.model, length=200)
+                self.bar.write("    " + text.strip().replace("\n", "\n    "), file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_task(run: str) -> tuple[type, dict]:
+    config = checkpoint.load_config(run)
+    return get_task(config.get("task")), config
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from rnnkit.tasks.lm import load_tokenizer, sample_text
+
+    task_cls, config = run_task(args.run)
+    if task_cls.name != "lm":
+        raise ConfigError(f"{args.run} is a {task_cls.name!r} run; rnnkit sample needs an 'lm' run")
+    device = resolve_device(args.device)
+    model = load_model(args.run, device=device, task="lm")
+    tokenizer = load_tokenizer(Path(args.run))
+    options = dict(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
+                   top_p=args.top_p, num_samples=args.num_samples, seed=args.seed)  # fmt: skip
+    try:
+        pieces = sample_text(model, tokenizer, **options)
+        prime = args.prime or ""
+        if args.json:
+            started = time.perf_counter()
+            texts = list(pieces)
+            seconds = time.perf_counter() - started
+            samples = ["".join(texts)] if args.num_samples == 1 else texts
+            tokens = args.length * args.num_samples
+            print(json.dumps({"task": "lm", "samples": [prime + s for s in samples],
+                              "metrics": {"tokens": tokens, "tokens_per_s": tokens / seconds}}))  # fmt: skip
+            return 0
+        first = next(pieces)  # errors in the options surface before anything is printed
+        if args.num_samples == 1:
+            sys.stdout.write(prime + first)
+            for piece in pieces:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+        else:
+            for i, text in enumerate([first, *pieces]):
+                sys.stdout.write(f"--- sample {i + 1} ---\n{prime}{text}\n")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    task_cls, config = run_task(args.run)
+    device = resolve_device(args.device)
+    result = task_cls.evaluate_run(Path(args.run), config, args, device)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        metrics = result["metrics"]
+        print("\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    width = max(len(name) for name in TASKS)
+    for name, task in sorted(TASKS.items()):
+        print(f"{name:<{width}}  {task.help}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "tasks": cmd_tasks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,4 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return 0
+    try:
+        return COMMANDS[args.command](args)
+    except RnnkitError as error:
+        print(f"rnnkit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0  # e.g. `rnnkit sample RUN | head`

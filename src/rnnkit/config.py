@@ -11,11 +11,9 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from rnnkit.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config dict that does not match its dataclass: unknown key, missing key or wrong type."""
 
 
 def config_from_dict(cls: type[T], data: Any, where: str = "config") -> T:
