@@ -6,7 +6,7 @@ import torch
 import rnnkit
 from rnnkit.bptt import clip_gradients, detach_state, windows
 
-torch.set_default_dtype(torch.float64)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def test_windows_carrying_state_reproduce_the_full_forward():

@@ -8,7 +8,7 @@ from torch import nn
 import rnnkit
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 
-torch.set_default_dtype(torch.float64)
+pytestmark = pytest.mark.usefixtures("float64")
 TOL = dict(rtol=1e-10, atol=1e-12)
 B, I, H = 3, 5, 4
 
