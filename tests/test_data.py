@@ -102,3 +102,14 @@ def test_token_streams_continue_from_window_to_window():
 def test_corpus_shorter_than_one_window():
     with pytest.raises(DataError, match=r"fewer than one window needs \(8 streams x 11 = 88\)"):
         TokenStreams(np.arange(50), batch_size=8, seq_len=10, name="the training text")
+
+
+def test_gzipped_text_is_read_transparently(tmp_path):
+    import gzip
+
+    with gzip.open(tmp_path / "t.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("hello world\n" * 50)
+    assert "".join(iter_text(tmp_path / "t.txt.gz")) == "hello world\n" * 50
+    (tmp_path / "bad.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="bad.gz: cannot read"):
+        list(iter_text(tmp_path / "bad.gz"))

@@ -3,6 +3,7 @@
     rnnkit train TASK [options]     train a model into a run directory (rnnkit tasks lists TASK)
     rnnkit sample RUN               generate text from a language model
     rnnkit eval RUN --data PATH     score a run on new data
+    rnnkit predict RUN --text ...   apply a run to new input (classify, tag, seq2seq)
     rnnkit tasks                    list the tasks
 
 ``--json`` makes a command print one JSON object on stdout: ``{"task": ..., "metrics": {...}, ...}``.
@@ -92,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true")
+
+    predict = commands.add_parser("predict", help="apply a run to new input")
+    predict.add_argument("run", metavar="RUN")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="one input as text")
+    source.add_argument("--input", help="one input (seq2seq tasks)")
+    source.add_argument("--file", help="a file with one input per line")
+    predict.add_argument("--device", default="cpu")
+    predict.add_argument("--json", action="store_true")
 
     commands.add_parser("tasks", help="list the tasks")
     return parser
@@ -297,6 +307,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    task_cls, config = run_task(args.run)
+    if not hasattr(task_cls, "predict_run"):
+        raise ConfigError(f"{args.run} is a {task_cls.name!r} run, which has no predict; try rnnkit sample")
+    device = resolve_device(args.device)
+    result = task_cls.predict_run(Path(args.run), config, args, device)  # {"task", "predictions", "text"}
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "text"}))
+    else:
+        print(result["text"])
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     width = max(len(name) for name in TASKS)
     for name, task in sorted(TASKS.items()):
@@ -304,7 +327,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "tasks": cmd_tasks}
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "predict": cmd_predict, "tasks": cmd_tasks}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,16 @@
 """Reading text files as a stream of checked UTF-8 chunks, so a corpus of any size fits in memory.
 
-A path may be a file or a folder (its ``*.txt`` files in name order, each ending with a newline).
-Empty files, binary files and files that are not UTF-8 raise :class:`DataError` naming the file.
+A path may be a file (``.gz`` files are decompressed on the fly) or a folder (its ``*.txt`` and
+``*.txt.gz`` files in name order, each ending with a newline). Empty files, binary files and files
+that are not UTF-8 raise :class:`DataError` naming the file.
 """
 
 from __future__ import annotations
 
 import codecs
+import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,7 @@ def text_files(path: str | os.PathLike) -> list[Path]:
     """The files a data path names: the file itself, or a folder's ``*.txt`` files in name order."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.name.endswith((".txt", ".txt.gz")) and p.is_file())
         if not files:
             raise DataError(f"{path} is a folder with no .txt files")
         return files
@@ -41,12 +44,15 @@ def _iter_file(file: Path, chunk_bytes: int) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset, seen_text, last = 0, False, ""
     try:
-        f = open(file, "rb")
+        f = gzip.open(file, "rb") if file.suffix == ".gz" else open(file, "rb")
     except OSError as error:
         raise DataError(f"{file}: cannot read ({error.strerror})") from None
     with f:
         while True:
-            raw = f.read(chunk_bytes)
+            try:
+                raw = f.read(chunk_bytes)
+            except (OSError, EOFError, zlib.error) as error:
+                raise DataError(f"{file}: cannot read ({error})") from None
             if b"\x00" in raw:
                 raise DataError(f"{file} looks binary (it has a NUL byte near offset {offset + raw.index(0)})")
             try:
