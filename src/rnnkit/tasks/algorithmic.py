@@ -30,13 +30,14 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rnnkit.errors import ConfigError, DataError
 
 SPLITS = {"train": (0.0, 0.8), "valid": (0.8, 0.9), "test": (0.9, 1.0)}
 STRATEGIES = ("baseline", "naive", "mix", "combined")
+UNIQUE_PATIENCE = 2000  # draws without a new example after which a unique set is taken as complete
 MIX_SHARE = 0.2  # combined: the share of examples drawn as in mix (the authors' "blend")
 
 Difficulty = tuple[int, int]  # (length, nesting)
@@ -316,8 +317,9 @@ def draw(
     """Up to ``n`` examples of ``split``, each of the difficulty ``difficulty(rng)`` draws.
 
     Draws that hash into another split are dropped (the target is computed only for those kept).
-    ``unique`` drops repeated inputs, so a small input space gives a smaller set; a split that no
-    draw reaches within ``max_attempts`` raises DataError.
+    ``unique`` drops repeated inputs, so a small input space gives a smaller set (it stops after
+    ``UNIQUE_PATIENCE`` draws in a row bring nothing new); a split that no draw reaches within
+    ``max_attempts`` raises DataError.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -325,13 +327,16 @@ def draw(
     max_attempts = max_attempts or int(20 * n / share) + 1000
     examples: list[Example] = []
     seen: set[str] = set()
+    misses = 0  # draws since the last new example: a unique set of a small space stops early
     for _ in range(max_attempts):
-        if len(examples) >= n:
+        if len(examples) >= n or (unique and examples and misses >= UNIQUE_PATIENCE):
             break
         problem = generator.problem(rng, *difficulty(rng))
         text = generator.transform(problem)
         if split_of(text) != split or (unique and text in seen):
+            misses += 1
             continue
+        misses = 0
         seen.add(text)
         examples.append(Example(text, generator.solve(problem)))
     if not examples or (not unique and len(examples) < n):
@@ -340,14 +345,6 @@ def draw(
             f"the task's input space is too small (raise --length or --vocab)"
         )
     return examples
-
-
-def iter_examples(generator: Generator, seed: int, split: str = "train") -> Iterator[Example]:
-    """An endless stream of ``split`` examples at the target difficulty."""
-    rng = random.Random(derive_seed(seed, split, "stream"))
-    fixed = generator.target_difficulty
-    while True:
-        yield from draw(generator, rng, split, lambda _: fixed, 64)
 
 
 # -- curriculum -----------------------------------------------------------------------------------
