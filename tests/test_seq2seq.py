@@ -12,6 +12,8 @@ from rnnkit.decoding import beam_search, greedy_decode, score_hypotheses
 from rnnkit.errors import ConfigError
 from rnnkit.layers import RecurrentConfig
 from rnnkit.models import Seq2Seq, Seq2SeqConfig, build_model, load_model, model_spec
+from rnnkit.tasks.algorithmic import GeneratorConfig, make_generator
+from rnnkit.tasks.seq2seq import fixed_set
 from rnnkit.train import Trainer
 
 ATTENTIONS = ["none", "bahdanau", "luong"]
@@ -247,6 +249,9 @@ def test_predict_and_tasks_show_print_the_documented_json(copy_run, capsys):
     again = run_json(capsys, "tasks", "show", "execute", "--length", "2", "--nesting", "2", "--n", "3", "--seed",
                      "1", "--json")  # fmt: skip
     assert again == shown
+    test = run_json(capsys, "tasks", "show", "copy", "--length", "5", "--split", "test", "--n", "4", "--json")
+    used = fixed_set(make_generator(GeneratorConfig("copy", 5)), 0, "test", 100)  # what `rnnkit eval` scores
+    assert test["examples"] == [{"input": e.input, "target": e.target} for e in used[:4]]
     listing = run_json(capsys, "tasks", "--json")["tasks"]
     seq2seq = next(t for t in listing if t["name"] == "seq2seq")
     assert {"--task", "--length", "--curriculum", "--attention", "--beam"} <= set(seq2seq["options"])

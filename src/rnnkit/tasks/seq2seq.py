@@ -25,7 +25,7 @@ import argparse
 import math
 import random
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -247,9 +247,10 @@ class Seq2SeqTask:
         """Batch ``index`` of ``epoch``: fresh examples from a seed that depends only on both."""
         d = self.data
         rng = random.Random(derive_seed(d.seed, "train", epoch, index))
-        examples = draw(self.generator, rng, "train", self.curriculum.draw, d.batch_size)
-        batch = make_batch(self.vocab, encode_examples(self.vocab, examples), self.device)
-        return (*batch, epoch * d.epoch_size + index, derive_seed(d.seed, "sampling", epoch, index) % 2**63)
+        pairs = encode_examples(self.vocab, draw(self.generator, rng, "train", self.curriculum.draw, d.batch_size))
+        count = sum(len(target) + 1 for _, target in pairs)  # the targets and their end tokens
+        batch = make_batch(self.vocab, pairs, self.device)
+        return (*batch, count, epoch * d.epoch_size + index, derive_seed(d.seed, "sampling", epoch, index) % 2**63)
 
     def sampling_prob(self, step: int) -> float:
         d = self.data
@@ -259,12 +260,11 @@ class Seq2SeqTask:
         return d.scheduled_sampling * ramp
 
     def loss(self, model: Seq2Seq, batch) -> tuple[Tensor, int]:
-        source, lengths, target_in, target_out, step, seed = batch
+        source, lengths, target_in, target_out, count, step, seed = batch
         p = self.sampling_prob(step)
         generator = torch.Generator(device=self.device).manual_seed(seed) if p > 0 else None
         logits = model(source, lengths, target_in, sampling_prob=p, generator=generator)  # (B, T, V)
-        loss = F.cross_entropy(logits.transpose(1, 2), target_out, ignore_index=self.vocab.pad)
-        return loss, int((target_out != self.vocab.pad).sum())
+        return F.cross_entropy(logits.transpose(1, 2), target_out, ignore_index=self.vocab.pad), count
 
     def evaluate(self, model: Seq2Seq) -> dict:
         d = self.data
@@ -373,8 +373,8 @@ class Seq2SeqTask:
             scheduled_sampling=args.scheduled_sampling, sampling_warmup=args.sampling_warmup, beam=args.beam,
         )  # fmt: skip
         task = cls(data, device)
-        data = task.data = Seq2SeqDataConfig(**{**data.__dict__, **dict(zip(
-            ("max_input_tokens", "max_target_tokens"), task.measure_limits()))})  # fmt: skip
+        longest_input, longest_target = task.measure_limits()
+        data = task.data = replace(data, max_input_tokens=longest_input, max_target_tokens=longest_target)
         model = Seq2Seq(model_config_from_args(args, len(task.vocab)))
         return task, model, {"task": cls.name, "data": asdict(data)}, task.vocab.to_json()
 
@@ -544,13 +544,20 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def show_examples(args: argparse.Namespace) -> dict:
-    """``rnnkit tasks show TASK``: ``{"task": TASK, "examples": [{"input": ..., "target": ...}]}``."""
+    """``rnnkit tasks show TASK``: ``{"task": TASK, "examples": [{"input": ..., "target": ...}]}``.
+
+    These are the first examples a run with the same options and ``--seed`` uses: of its first
+    training batch (train, with the baseline curriculum), or of its fixed valid or test set.
+    """
     config = generator_config_from_args(args)
     check_positive(args.n, "--n")
     if args.split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {args.split!r}")
     generator = make_generator(config)
-    fixed = generator.target_difficulty
-    rng = random.Random(derive_seed(args.seed, "show", args.split))
-    examples = draw(generator, rng, args.split, lambda _: fixed, args.n)
+    if args.split == "train":
+        fixed = generator.target_difficulty
+        rng = random.Random(derive_seed(args.seed, "train", 0, 0))
+        examples = draw(generator, rng, "train", lambda _: fixed, args.n)
+    else:
+        examples = fixed_set(generator, args.seed, args.split, args.n)
     return {"task": config.task, "examples": [{"input": e.input, "target": e.target} for e in examples]}
