@@ -320,3 +320,14 @@ def test_the_best_weights_reload_and_decode_the_same(copy_run):
     source = torch.tensor([[3 + int(c) for c in "31415"]])
     out = greedy_decode(model.eval(), source, None, max_length=6)
     assert out.finished == [True] and len(out.tokens[0]) == 5
+
+
+def test_eval_without_data_needs_a_task_with_a_test_set(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("to be or not to be, that is the question\n" * 40, encoding="utf-8")
+    run = tmp_path / "lm"
+    assert main(["train", "lm", "--data", str(text), "--out", str(run), "--max-steps", "1", "--hidden-size", "8",
+                 "--embedding-size", "4", "--batch-size", "2", "--seq-len", "10", "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 2
+    assert "is a 'lm' run: rnnkit eval needs --data FILE" in capsys.readouterr().err
