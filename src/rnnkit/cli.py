@@ -29,6 +29,7 @@ from rnnkit.config import config_from_dict
 from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.models import build_model, load_model
 from rnnkit.tasks import TASKS, get_task
+from rnnkit.tasks.seq2seq import add_show_arguments, escape, show_examples
 from rnnkit.train import TrainConfig, Trainer
 
 LIMITS = ("epochs", "max_steps", "time_budget")
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="score a run on data")
     evaluate.add_argument("run", metavar="RUN")
-    evaluate.add_argument("--data", required=True, help="data in the format the run's task trains on")
+    evaluate.add_argument("--data", help="data in the format the run's task trains on (seq2seq: default its test set)")
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true")
@@ -105,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="cpu")
     predict.add_argument("--json", action="store_true")
 
-    commands.add_parser("tasks", help="list the tasks")
+    tasks_parser = commands.add_parser("tasks", help="list the tasks and their options; show a task's examples")
+    tasks_parser.add_argument("--json", action="store_true")
+    shows = tasks_parser.add_subparsers(dest="tasks_command", metavar="show")
+    add_show_arguments(shows.add_parser("show", help="print examples of an algorithmic task (sort, copy, ...)"))
 
     flow = commands.add_parser("gradflow", help="measure how gradients vanish or explode across time")
     flow.add_argument("--cell", action="append", choices=["rnn", "lstm", "gru"],
@@ -319,6 +323,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     task_cls, config = run_task(args.run)
+    if args.data is None and not getattr(task_cls, "has_test_set", False):
+        raise ConfigError(f"{args.run} is a {task_cls.name!r} run: rnnkit eval needs --data FILE")
     device = resolve_device(args.device)
     result = task_cls.evaluate_run(Path(args.run), config, args, device)
     if args.json:
@@ -343,9 +349,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    width = max(len(name) for name in TASKS)
+    if getattr(args, "tasks_command", None) == "show":
+        result = show_examples(args)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print("\n".join(f"{escape(e['input'])}\t{escape(e['target'])}" for e in result["examples"]))
+        return 0
+    listing = []
     for name, task in sorted(TASKS.items()):
-        print(f"{name:<{width}}  {task.help}")
+        options = argparse.ArgumentParser(add_help=False)
+        task.add_arguments(options)
+        flags = [a.option_strings[0] for a in options._actions if a.option_strings]
+        extra = task.describe() if hasattr(task, "describe") else []
+        listing.append({"name": name, "help": task.help, "options": flags, "notes": extra})
+    if args.json:
+        print(json.dumps({"tasks": listing}))
+        return 0
+    width = max(len(t["name"]) for t in listing)
+    for t in listing:
+        print(f"{t['name']:<{width}}  {t['help']}")
+        print(" " * (width + 2) + "options: " + " ".join(t["options"]))
+        for line in t["notes"]:
+            print(" " * (width + 2) + line)
     return 0
 
 

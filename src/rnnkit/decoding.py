@@ -11,6 +11,7 @@ Same seed, same tokens (on the same device).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -126,3 +127,139 @@ def generate(
         num_samples=num_samples, seed=seed,
     )  # fmt: skip
     return torch.stack(list(steps), dim=1)
+
+
+# == encoder-decoder decoding: greedy and beam search (issue 5) ====================================
+# These work with any model that offers the step interface of rnnkit.models.Seq2Seq:
+#
+#     memory, carry = model.start(source (B, S), source_lengths (B,))    # both have .select(index)
+#     logits, carry = model.step(tokens (N,), carry, memory)             # logits (N, V) of the next token
+#     model.go_id, model.end_id                                          # the start and end tokens
+#
+# A hypothesis ends at the first ``end`` token (not included in its tokens) or, unfinished, after
+# ``max_length`` steps; its score is the sum of the log-probabilities of its tokens, plus that of
+# ``end`` when it finished.
+
+
+class Hypotheses(NamedTuple):
+    """Decoded outputs of a batch: ``tokens`` per example (without ``end``), ``scores`` (B,) log p, and
+    ``finished`` per example (False when ``max_length`` cut it before ``end``)."""
+
+    tokens: list[list[int]]
+    scores: Tensor
+    finished: list[bool]
+
+
+def _check_length(max_length: int) -> None:
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"max_length must be an integer >= 1, got {max_length!r}")
+
+
+def _cut(rows: list[list[int]], end: int) -> tuple[list[list[int]], list[bool]]:
+    """Each row up to its first ``end``, and whether it had one."""
+    tokens, finished = [], []
+    for row in rows:
+        n = row.index(end) if end in row else len(row)
+        tokens.append(row[:n])
+        finished.append(n < len(row))
+    return tokens, finished
+
+
+@torch.no_grad()
+def greedy_decode(model, source: Tensor, source_lengths: Tensor | None = None, *, max_length: int) -> Hypotheses:
+    """Batched greedy decoding: at every step each sequence takes its most probable next token,
+    :math:`y_t = \\arg\\max_y p(y \\mid y_{<t}, x)`, until ``end`` or ``max_length`` steps."""
+    _check_length(max_length)
+    memory, carry = model.start(source, source_lengths)
+    B = source.shape[0]
+    tokens = torch.full((B,), model.go_id, dtype=torch.long, device=source.device)
+    done = torch.zeros(B, dtype=torch.bool, device=source.device)
+    scores = torch.zeros(B, device=source.device)
+    steps = []
+    for _ in range(max_length):
+        logits, carry = model.step(tokens, carry, memory)
+        log_probs = logits.float().log_softmax(dim=-1)  # (B, V)
+        tokens = log_probs.argmax(dim=-1)
+        scores += log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1).masked_fill(done, 0.0)
+        steps.append(tokens)
+        done = done | (tokens == model.end_id)
+        if bool(done.all()):
+            break
+    rows = torch.stack(steps, dim=1).tolist()  # (B, steps)
+    tokens_out, finished = _cut(rows, model.end_id)
+    return Hypotheses(tokens_out, scores.cpu(), finished)
+
+
+@torch.no_grad()
+def beam_search(
+    model, source: Tensor, source_lengths: Tensor | None = None, *, beam_size: int, max_length: int
+) -> Hypotheses:
+    """Batched beam search: keep the ``beam_size`` highest-scoring prefixes of every example.
+
+    At step t every live prefix y_{<t} of score :math:`\\log p(y_{<t} \\mid x)` is extended by every
+    token y, scored :math:`\\log p(y_{<t} \\mid x) + \\log p(y \\mid y_{<t}, x)`, and the best
+    ``beam_size`` of all extensions survive. A finished hypothesis keeps its slot and its score (its
+    only extension costs nothing), so the search ends when every kept hypothesis has finished, or after
+    ``max_length`` steps. The result is the best kept hypothesis of each example. ``beam_size=1`` is
+    greedy decoding; a beam as large as the number of hypotheses searches exhaustively.
+    """
+    _check_length(max_length)
+    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        raise ValueError(f"beam_size must be an integer >= 1, got {beam_size!r}")
+    B, K, device, end = source.shape[0], beam_size, source.device, model.end_id
+    memory, carry = model.start(source, source_lengths)
+    rows = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,): example of each beam
+    memory, carry = memory.select(rows), carry.select(rows)
+    scores = torch.full((B, K), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # one live beam at first; the others are empty (-inf) until filled
+    tokens = torch.full((B * K,), model.go_id, dtype=torch.long, device=device)
+    finished = torch.zeros(B * K, dtype=torch.bool, device=device)
+    offsets = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
+    history: list[tuple[Tensor, Tensor]] = []  # per step: (parent beam (B, K), token (B, K))
+    for _ in range(max_length):
+        logits, carry = model.step(tokens, carry, memory)
+        log_probs = logits.float().log_softmax(dim=-1)  # (B*K, V)
+        V = log_probs.shape[-1]
+        frozen = torch.full_like(log_probs, float("-inf"))
+        frozen[:, end] = 0.0  # a finished hypothesis extends only by (another) end, at no cost
+        log_probs = torch.where(finished.unsqueeze(1), frozen, log_probs)
+        candidates = (scores.view(B * K, 1) + log_probs).view(B, K * V)
+        scores, index = candidates.topk(K, dim=1)  # (B, K)
+        parent, token = index // V, index % V
+        flat = (offsets + parent).view(-1)  # (B*K,)
+        carry = carry.select(flat)
+        tokens = token.view(-1)
+        finished = finished.index_select(0, flat) | (tokens == end) | torch.isinf(scores.view(-1))
+        history.append((parent, token))
+        if bool(finished.all()):
+            break
+    best = scores.argmax(dim=1)  # (B,)
+    beam = best.clone()
+    columns = []
+    for parent, token in reversed(history):  # follow the back-pointers from the best final beam
+        columns.append(token.gather(1, beam.unsqueeze(1)).squeeze(1))
+        beam = parent.gather(1, beam.unsqueeze(1)).squeeze(1)
+    rows_out = torch.stack(columns[::-1], dim=1).tolist()  # (B, steps)
+    tokens_out, done = _cut(rows_out, end)
+    return Hypotheses(tokens_out, scores.gather(1, best.unsqueeze(1)).squeeze(1).cpu(), done)
+
+
+@torch.no_grad()
+def score_hypotheses(
+    model, source: Tensor, source_lengths: Tensor | None, tokens: Sequence[Sequence[int]], finished: Sequence[bool]
+) -> Tensor:
+    """Log-probability (B,) of given outputs: the sum of log p of their tokens, plus ``end`` where finished."""
+    memory, carry = model.start(source, source_lengths)
+    B, device = source.shape[0], source.device
+    targets = [list(t) + ([model.end_id] if f else []) for t, f in zip(tokens, finished)]
+    T = max((len(t) for t in targets), default=0)
+    total = torch.zeros(B, device=device)
+    previous = torch.full((B,), model.go_id, dtype=torch.long, device=device)
+    for t in range(T):
+        logits, carry = model.step(previous, carry, memory)
+        log_probs = logits.float().log_softmax(dim=-1)
+        step = torch.tensor([row[t] if t < len(row) else 0 for row in targets], device=device)
+        live = torch.tensor([t < len(row) for row in targets], device=device)
+        total += log_probs.gather(1, step.unsqueeze(1)).squeeze(1).masked_fill(~live, 0.0)
+        previous = step
+    return total.cpu()

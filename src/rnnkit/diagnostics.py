@@ -52,13 +52,18 @@ def make_cell(
     else:
         cell = RNNCell(input_size, hidden_size, nonlinearity=nonlinearity)
     if init_scale is not None:
-        if not init_scale > 0:
-            raise ValueError(f"init scale must be > 0, got {init_scale}")
-        with torch.no_grad():
-            for block in cell.weight_hh.split(hidden_size):
-                nn.init.orthogonal_(block)
-                block.mul_(init_scale)
+        scale_recurrent_weights(cell, init_scale)
     return cell
+
+
+def scale_recurrent_weights(cell: RecurrentCell, scale: float) -> None:
+    """Set every recurrent gate block of ``cell`` to ``scale`` times a random orthogonal matrix."""
+    if not scale > 0:
+        raise ValueError(f"init scale must be > 0, got {scale}")
+    with torch.no_grad():
+        for block in cell.weight_hh.split(cell.hidden_size):
+            nn.init.orthogonal_(block)
+            block.mul_(scale)
 
 
 def run_states(cells: Sequence[RecurrentCell], x: Tensor) -> list[Tensor]:

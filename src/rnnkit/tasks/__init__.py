@@ -28,4 +28,7 @@ def get_task(name: str) -> type:
 
 
 # Importing a task module registers it.
-from rnnkit.tasks import lm  # noqa: E402, F401
+from rnnkit.tasks import (  # noqa: E402
+    lm,  # noqa: F401
+    seq2seq,  # noqa: F401
+)

@@ -1,0 +1,563 @@
+"""Sequence to sequence on the algorithmic tasks: an encoder-decoder trained by teacher forcing.
+
+rnnkit train seq2seq --task sort --length 32 --vocab 32 --attention luong --bidirectional
+rnnkit train seq2seq --task add --length 9 --curriculum combined
+rnnkit eval RUN --json                      # the task's test set, or --data FILE of input<TAB>target lines
+rnnkit predict RUN --input "5 3 9 1"
+rnnkit tasks show execute --length 4 --nesting 2 --n 3 --json
+
+Training examples are drawn fresh for every batch from a seed derived from (seed, epoch, batch), so
+the data never repeat and a resumed run sees exactly the batches an uninterrupted one would; an
+"epoch" is ``--epoch-size`` batches, after which the model is evaluated. The validation and test sets
+are fixed by the seed and disjoint from training (see :mod:`rnnkit.tasks.algorithmic`).
+
+Metrics: ``token_accuracy`` is the teacher-forced per-token accuracy over the target tokens and the end
+token (the per-character accuracy that Zaremba & Sutskever report); ``sequence_accuracy`` is exact match
+of the free-running output (greedy, or beam search with ``--beam K``) with the target.
+
+In ``--data`` files and ``--input`` text, ``\\n``, ``\\t`` and ``\\\\`` stand for a newline, a tab and a
+backslash, so programs fit on one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import re
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit import checkpoint
+from rnnkit.config import config_from_dict
+from rnnkit.data.batching import pad_sequences
+from rnnkit.data.text import iter_lines
+from rnnkit.decoding import Hypotheses, beam_search, greedy_decode
+from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.models import ATTENTIONS, Seq2Seq, Seq2SeqConfig, load_model
+from rnnkit.tasks import register_task
+from rnnkit.tasks.algorithmic import (
+    GENERATORS,
+    SPLITS,
+    STRATEGIES,
+    Curriculum,
+    Example,
+    Generator,
+    GeneratorConfig,
+    derive_seed,
+    draw,
+    make_generator,
+)
+from rnnkit.tasks.lm import add_rnn_options, check_positive, rnn_config_from_args
+
+PAD, GO, END = "<pad>", "<go>", "<end>"
+
+
+# -- vocabulary -----------------------------------------------------------------------------------
+
+
+class Seq2SeqVocab:
+    """Ids of the tokens of a task: ``<pad>`` 0, ``<go>`` 1, ``<end>`` 2, then the task's symbols.
+
+    ``separator`` "" reads text character by character; " " reads whitespace-separated tokens (sort).
+    """
+
+    def __init__(self, symbols: list[str], separator: str) -> None:
+        if separator not in ("", " "):
+            raise DataError(f"vocab.json: separator must be '' or ' ', got {separator!r}")
+        tokens = [PAD, GO, END, *symbols]
+        if len(set(tokens)) != len(tokens) or not all(isinstance(t, str) and t for t in symbols):
+            raise DataError("vocab.json: tokens must be distinct non-empty strings")
+        self.tokens, self.separator = tokens, separator
+        self.index = {t: i for i, t in enumerate(tokens)}
+        self.pad, self.go, self.end = 0, 1, 2
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str, where: str = "input") -> list[int]:
+        """Ids of ``text``; an unknown token raises DataError naming it and ``where``."""
+        parts = text.split() if self.separator else list(text)
+        ids = []
+        for part in parts:
+            i = self.index.get(part)
+            if i is None or i < 3:
+                kind = "token" if self.separator else "character"
+                raise DataError(f"{where}: {kind} {part!r} is not in the model's vocabulary")
+            ids.append(i)
+        return ids
+
+    def decode(self, ids) -> str:
+        return self.separator.join(self.tokens[i] for i in ids if i >= 3)
+
+    def to_json(self) -> dict:
+        return {"level": "seq2seq", "separator": self.separator, "tokens": self.tokens[3:]}
+
+    @classmethod
+    def from_json(cls, data) -> Seq2SeqVocab:
+        if not isinstance(data, dict) or data.get("level") != "seq2seq" or not isinstance(data.get("tokens"), list):
+            raise DataError('vocab.json must be {"level": "seq2seq", "separator": ..., "tokens": [...]}')
+        return cls(data["tokens"], data.get("separator", ""))
+
+    @classmethod
+    def for_generator(cls, generator: Generator) -> Seq2SeqVocab:
+        return cls(generator.symbols(), generator.separator)
+
+
+def escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def unescape(text: str) -> str:
+    """``\\n``, ``\\t``, ``\\\\`` to a newline, a tab, a backslash; other characters unchanged."""
+    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seq2SeqDataConfig:
+    """The task's data and how it is drawn, evaluated and decoded; ``config.json`` stores it."""
+
+    generator: GeneratorConfig
+    curriculum: str = "baseline"
+    advance_at: float = 0.95  # naive levels: make harder when the level's token accuracy reaches this
+    advance_patience: int = 5  # ... or after this many evaluations without improving it
+    batch_size: int = 128
+    epoch_size: int = 500  # batches per epoch (the data are drawn fresh for every batch)
+    valid_size: int = 1000
+    test_size: int = 2000
+    seed: int = 0
+    scheduled_sampling: float = 0.0
+    sampling_warmup: int = 0  # steps over which the sampling probability grows from 0
+    beam: int = 1
+    max_input_tokens: int = 0  # longest input `predict` accepts (0: not yet measured)
+    max_target_tokens: int = 0  # longest output `predict` generates
+
+
+def fixed_set(generator: Generator, seed: int, split: str, n: int, difficulty=None) -> list[Example]:
+    """The fixed ``split`` set of ``seed``: up to ``n`` distinct inputs at ``difficulty`` (default: the target)."""
+    fixed = difficulty or generator.target_difficulty
+    rng = random.Random(derive_seed(seed, split, *fixed))
+    return draw(generator, rng, split, lambda _: fixed, n, unique=True)
+
+
+def encode_examples(vocab: Seq2SeqVocab, examples: list[Example], where: str = "input"):
+    """Pairs of id lists (source, target) for ``examples``; unknown tokens raise DataError."""
+    return [(vocab.encode(e.input, where), vocab.encode(e.target, where)) for e in examples]
+
+
+def make_batch(vocab: Seq2SeqVocab, pairs, device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Padded ``source`` (B, S), ``source_lengths`` (B,), ``target_input`` = go y (B, T) and
+    ``target_output`` = y end (B, T), padded with ``<pad>``."""
+    source, lengths = pad_sequences([s for s, _ in pairs], vocab.pad)
+    target_in, _ = pad_sequences([[vocab.go, *t] for _, t in pairs], vocab.pad)
+    target_out, _ = pad_sequences([[*t, vocab.end] for _, t in pairs], vocab.pad)
+    return source.to(device), lengths.to(device), target_in.to(device), target_out.to(device)
+
+
+def decode_batch(model: Seq2Seq, source: Tensor, lengths: Tensor, max_length: int, beam: int) -> Hypotheses:
+    if beam > 1:
+        return beam_search(model, source, lengths, beam_size=beam, max_length=max_length)
+    return greedy_decode(model, source, lengths, max_length=max_length)
+
+
+@torch.no_grad()
+def score_examples(model: Seq2Seq, vocab: Seq2SeqVocab, pairs, device, batch_size: int = 256, beam: int = 1) -> dict:
+    """Loss (nats per target token), teacher-forced token accuracy, and free-running exact match."""
+    if not pairs:
+        raise DataError("no examples to score")
+    was_training = model.training
+    model.eval()
+    nats, tokens, correct, exact = 0.0, 0, 0, 0
+    try:
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i : i + batch_size]
+            source, lengths, target_in, target_out = make_batch(vocab, chunk, device)
+            logits = model(source, lengths, target_in)  # (B, T, V)
+            mask = target_out != vocab.pad
+            nats += F.cross_entropy(logits.transpose(1, 2), target_out, ignore_index=vocab.pad, reduction="sum").item()
+            tokens += int(mask.sum())
+            correct += int(((logits.argmax(-1) == target_out) & mask).sum())
+            # an output longer than the target is wrong, so decoding may stop there
+            decoded = decode_batch(model, source, lengths, target_out.shape[1], beam)
+            for (_, target), out, done in zip(chunk, decoded.tokens, decoded.finished):
+                exact += int(done and out == target)
+    finally:
+        model.train(was_training)
+    return {
+        "loss": nats / tokens,
+        "token_accuracy": correct / tokens,
+        "sequence_accuracy": exact / len(pairs),
+        "examples": len(pairs),
+    }
+
+
+class _Batches:
+    """The training batches of one epoch from batch ``start`` on, drawn when iterated."""
+
+    def __init__(self, task: Seq2SeqTask, epoch: int, start: int) -> None:
+        self.task, self.epoch, self.start = task, epoch, start
+
+    def __len__(self) -> int:
+        return max(0, self.task.data.epoch_size - self.start)
+
+    def __iter__(self):
+        for k in range(self.start, self.task.data.epoch_size):
+            yield self.task.training_batch(self.epoch, k)
+
+
+# -- the task -------------------------------------------------------------------------------------
+
+
+@register_task
+class Seq2SeqTask:
+    """Encoder-decoder on sort, copy, add or execute, with curriculum strategies for the harder ones."""
+
+    name = "seq2seq"
+    help = "encoder-decoder on algorithmic tasks: sort, copy, add, execute (Learning to Execute)"
+    monitor = ("token_accuracy", "max")
+    has_test_set = True  # `rnnkit eval RUN` without --data scores the task's own test set
+
+    def __init__(self, data: Seq2SeqDataConfig, device: torch.device) -> None:
+        self.data, self.device = data, torch.device(device)
+        self.generator = make_generator(data.generator)
+        self.vocab = Seq2SeqVocab.for_generator(self.generator)
+        self.curriculum = Curriculum(data.curriculum, self.generator.target_difficulty)
+        valid = self.examples("valid", data.valid_size)
+        self.valid_examples = valid
+        self.valid = encode_examples(self.vocab, valid)
+        self.level_best, self.level_stale = -1.0, 0  # naive levels: best level accuracy, evals since
+        self._level_sets: dict[tuple[int, int], list] = {}
+
+    def examples(self, split: str, n: int, difficulty: tuple[int, int] | None = None) -> list[Example]:
+        return fixed_set(self.generator, self.data.seed, split, n, difficulty)
+
+    # -- the trainer's protocol -------------------------------------------------------------------
+
+    def train_batches(self, epoch: int, start: int):
+        return _Batches(self, epoch, start)
+
+    def training_batch(self, epoch: int, index: int):
+        """Batch ``index`` of ``epoch``: fresh examples from a seed that depends only on both."""
+        d = self.data
+        rng = random.Random(derive_seed(d.seed, "train", epoch, index))
+        pairs = encode_examples(self.vocab, draw(self.generator, rng, "train", self.curriculum.draw, d.batch_size))
+        count = sum(len(target) + 1 for _, target in pairs)  # the targets and their end tokens
+        batch = make_batch(self.vocab, pairs, self.device)
+        return (*batch, count, epoch * d.epoch_size + index, derive_seed(d.seed, "sampling", epoch, index) % 2**63)
+
+    def sampling_prob(self, step: int) -> float:
+        d = self.data
+        if d.scheduled_sampling == 0.0:
+            return 0.0
+        ramp = 1.0 if d.sampling_warmup == 0 else min(1.0, step / d.sampling_warmup)
+        return d.scheduled_sampling * ramp
+
+    def loss(self, model: Seq2Seq, batch) -> tuple[Tensor, int]:
+        source, lengths, target_in, target_out, count, step, seed = batch
+        p = self.sampling_prob(step)
+        generator = torch.Generator(device=self.device).manual_seed(seed) if p > 0 else None
+        logits = model(source, lengths, target_in, sampling_prob=p, generator=generator)  # (B, T, V)
+        return F.cross_entropy(logits.transpose(1, 2), target_out, ignore_index=self.vocab.pad), count
+
+    def evaluate(self, model: Seq2Seq) -> dict:
+        d = self.data
+        metrics = score_examples(model, self.vocab, self.valid, self.device, max(d.batch_size, 256))
+        metrics.pop("examples")
+        if self.curriculum.uses_levels:
+            metrics.update(self._curriculum_step(model))
+        return metrics
+
+    def _curriculum_step(self, model: Seq2Seq) -> dict:
+        """Score the naive level; make it harder once mastered or no longer improving (the authors' rule)."""
+        c, d = self.curriculum, self.data
+        level = c.level
+        record = {"level_length": level[0], "level_nesting": level[1]}
+        if c.at_target:
+            return record
+        if level not in self._level_sets:
+            self._level_sets[level] = encode_examples(self.vocab, self.examples("valid", min(d.valid_size, 500), level))
+        accuracy = score_examples(model, self.vocab, self._level_sets[level], self.device, 256)["token_accuracy"]
+        record["level_token_accuracy"] = accuracy
+        if accuracy > self.level_best:
+            self.level_best, self.level_stale = accuracy, 0
+        else:
+            self.level_stale += 1
+        if accuracy >= d.advance_at or self.level_stale >= d.advance_patience:
+            c.advance()
+            self.level_best, self.level_stale = -1.0, 0
+        return record
+
+    def state_dict(self) -> dict:
+        return {"curriculum": self.curriculum.state_dict(), "level_best": self.level_best,
+                "level_stale": self.level_stale}  # fmt: skip
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.curriculum.load_state_dict(saved["curriculum"])
+        self.level_best, self.level_stale = float(saved["level_best"]), int(saved["level_stale"])
+
+    def preview(self, model: Seq2Seq, length: int = 200) -> str:
+        """Three validation examples with the model's greedy answers, shown while training."""
+        pairs = self.valid[:3]
+        was_training = model.training
+        model.eval()
+        try:
+            source, lengths, _, target_out = make_batch(self.vocab, pairs, self.device)
+            decoded = greedy_decode(model, source, lengths, max_length=target_out.shape[1])
+        finally:
+            model.train(was_training)
+        lines = []
+        for example, out, done in zip(self.valid_examples, decoded.tokens, decoded.finished):
+            answer = self.vocab.decode(out)
+            mark = "ok" if done and answer == example.target else f"want {escape(example.target)}"
+            lines.append(f"{escape(example.input)[:length]} -> {escape(answer)}  ({mark})")
+        return "\n".join(lines)
+
+    # -- building ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("data")
+        add_generator_arguments(g)
+        g.add_argument("--curriculum", default="baseline",
+                       help=f"{'|'.join(STRATEGIES)} (Zaremba & Sutskever 2014; default baseline)")  # fmt: skip
+        g.add_argument("--advance-at", type=float, default=0.95,
+                       help="naive/combined: harder level once its token accuracy reaches this")  # fmt: skip
+        g.add_argument("--advance-patience", type=int, default=5,
+                       help="naive/combined: ... or after this many evaluations without improving")  # fmt: skip
+        g.add_argument("--epoch-size", type=int, default=500, help="batches between evaluations (fresh data)")
+        g.add_argument("--valid-size", type=int, default=1000)
+        g.add_argument("--test-size", type=int, default=2000, help="examples `rnnkit eval RUN` scores")
+        m = parser.add_argument_group("model")
+        m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+        m.add_argument("--hidden-size", type=int, default=256)
+        m.add_argument("--num-layers", type=int, default=1)
+        m.add_argument("--embedding-size", type=int, default=32)
+        m.add_argument("--dropout", type=float, default=0.0, help="dropout on embeddings and before the output")
+        m.add_argument("--bidirectional", action="store_true", help="bidirectional encoder (bridged to the decoder)")
+        m.add_argument("--attention", default="none", help=f"{'|'.join(ATTENTIONS)} (default none)")
+        m.add_argument("--attention-size", type=int, default=0, help="bahdanau: scoring layer width (0: hidden)")
+        m.add_argument("--init-range", type=float, help="draw every parameter from U(-r, r) (the paper: 0.08)")
+        m.add_argument("--scheduled-sampling", type=float, default=0.0, metavar="P",
+                       help="feed the model's own sampled token with probability P (Bengio et al. 2015)")  # fmt: skip
+        m.add_argument("--sampling-warmup", type=int, default=0, metavar="STEPS",
+                       help="grow the scheduled-sampling probability linearly from 0 over STEPS")  # fmt: skip
+        m.add_argument("--beam", type=int, default=1, metavar="K", help="beam width of eval and predict (1: greedy)")
+        add_rnn_options(m)
+
+    @classmethod
+    def train_defaults(cls) -> dict:
+        return {"batch_size": 128, "lr": 2e-3, "schedule": "constant", "clip_norm": 5.0, "default_epochs": 20}
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, device: torch.device):
+        """Build (task, model, run config, vocabulary) from the command line."""
+        if args.curriculum not in STRATEGIES:
+            raise ConfigError(f"--curriculum must be one of {', '.join(STRATEGIES)}, got {args.curriculum!r}")
+        if args.attention not in ATTENTIONS:
+            raise ConfigError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {args.attention!r}")
+        for option in ("batch_size", "epoch_size", "valid_size", "test_size", "beam", "advance_patience"):
+            check_positive(getattr(args, option), "--" + option.replace("_", "-"))
+        if not 0.0 <= args.scheduled_sampling <= 1.0 or args.sampling_warmup < 0:
+            raise ConfigError("--scheduled-sampling must be in [0, 1] and --sampling-warmup >= 0")
+        data = Seq2SeqDataConfig(
+            generator=generator_config_from_args(args), curriculum=args.curriculum, advance_at=args.advance_at,
+            advance_patience=args.advance_patience, batch_size=args.batch_size, epoch_size=args.epoch_size,
+            valid_size=args.valid_size, test_size=args.test_size, seed=args.seed,
+            scheduled_sampling=args.scheduled_sampling, sampling_warmup=args.sampling_warmup, beam=args.beam,
+        )  # fmt: skip
+        task = cls(data, device)
+        longest_input, longest_target = task.measure_limits()
+        data = task.data = replace(data, max_input_tokens=longest_input, max_target_tokens=longest_target)
+        model = Seq2Seq(model_config_from_args(args, len(task.vocab)))
+        return task, model, {"task": cls.name, "data": asdict(data)}, task.vocab.to_json()
+
+    def measure_limits(self) -> tuple[int, int]:
+        """The longest input ``predict`` accepts and output it writes: exact where the generator knows
+        them, else the validation set's longest with a margin (inputs x1.25, outputs x1.5 + 4)."""
+        known = self.generator.max_tokens()
+        if known is not None:
+            return known
+        longest_in = max(len(s) for s, _ in self.valid)
+        longest_out = max(len(t) for _, t in self.valid)
+        return math.ceil(1.25 * longest_in), math.ceil(1.5 * longest_out) + 4
+
+    @classmethod
+    def from_run(cls, run_dir: Path, config: dict, device: torch.device):
+        """Rebuild the task of a saved run (to resume it)."""
+        return cls(data_config(config), device)
+
+    @classmethod
+    def evaluate_run(cls, run_dir: Path, config: dict, args: argparse.Namespace, device: torch.device) -> dict:
+        """``rnnkit eval RUN``: the task's test set (or ``--data FILE`` of input<TAB>target lines)."""
+        data = data_config(config)
+        model = load_model(run_dir, device=device, task=cls.name)
+        vocab = load_vocab(run_dir)
+        if getattr(args, "data", None):
+            pairs, source = read_pairs(args.data, vocab), str(args.data)
+        else:
+            examples = fixed_set(make_generator(data.generator), data.seed, "test", data.test_size)
+            pairs, source = encode_examples(vocab, examples), "test"
+        metrics = score_examples(model, vocab, pairs, device, args.batch_size, beam=data.beam)
+        return {"task": cls.name, "metrics": metrics, "data": source, "beam": data.beam}
+
+    @classmethod
+    def predict_run(cls, run_dir: Path, config: dict, args: argparse.Namespace, device: torch.device) -> dict:
+        """``rnnkit predict RUN --input TEXT`` (or ``--file``, one input per line): the decoded outputs."""
+        data = data_config(config)
+        model = load_model(run_dir, device=device, task=cls.name)
+        model.eval()
+        vocab = load_vocab(run_dir)
+        if getattr(args, "file", None):
+            inputs = [(unescape(line), f"{args.file}:{n}") for n, line in enumerate(iter_lines(args.file), 1)]
+            inputs = [(text, where) for text, where in inputs if text.strip()]
+        else:
+            text = args.input if getattr(args, "input", None) is not None else args.text
+            inputs = [(unescape(text), "--input")]
+        sources = []
+        for text, where in inputs:
+            ids = vocab.encode(text, where)
+            if not ids:
+                raise DataError(f"{where}: the input is empty")
+            if data.max_input_tokens and len(ids) > data.max_input_tokens:
+                unit = "tokens" if vocab.separator else "characters"
+                raise DataError(f"{where}: the input has {len(ids)} {unit}; this model was trained on inputs of at "
+                                f"most {data.max_input_tokens}")  # fmt: skip
+            sources.append(ids)
+        if not sources:
+            raise DataError(f"{args.file}: no inputs")
+        predictions = []
+        with torch.no_grad():
+            for i in range(0, len(sources), 256):
+                chunk = sources[i : i + 256]
+                source, lengths = pad_sequences(chunk, vocab.pad)
+                decoded = decode_batch(model, source.to(device), lengths.to(device), data.max_target_tokens + 1,
+                                       data.beam)  # fmt: skip
+                for (text, _), out, score, done in zip(inputs[i:], decoded.tokens, decoded.scores, decoded.finished):
+                    predictions.append({"input": text, "output": vocab.decode(out), "log_prob": float(score),
+                                        "finished": done})  # fmt: skip
+        return {"task": cls.name, "predictions": predictions,
+                "text": "\n".join(escape(p["output"]) for p in predictions)}  # fmt: skip
+
+    @staticmethod
+    def describe() -> list[str]:
+        """Extra lines for ``rnnkit tasks``: the generators and their options."""
+        lines = ["--task (see `rnnkit tasks show TASK --n 3`):"]
+        for name, cls in GENERATORS.items():
+            options = ", ".join("--" + o for o in cls.options)
+            lines.append(f"  {name:<8} {cls.help} [{options}]")
+        return lines
+
+
+# -- shared helpers -------------------------------------------------------------------------------
+
+
+def add_generator_arguments(group, positional: bool = False) -> None:
+    """The generator options: ``--task`` for ``rnnkit train seq2seq``, a positional TASK for ``tasks show``."""
+    if positional:
+        group.add_argument("generator", metavar="TASK", help="|".join(GENERATORS))
+    else:
+        group.add_argument("--task", dest="generator", default="sort", metavar="TASK",
+                           help=f"{'|'.join(GENERATORS)} (default sort)")  # fmt: skip
+    group.add_argument("--length", type=int, help="sort/copy: sequence length; add/execute: digits "
+                       "(defaults: sort 32, copy 10, add 9, execute 4)")  # fmt: skip
+    group.add_argument("--vocab", type=int, help="sort: integers drawn from 1..V (default 32)")
+    group.add_argument("--nesting", type=int, help="execute: operations composed (default 1)")
+    group.add_argument("--reverse-input", action="store_true", help="reverse the input (Sutskever et al. 2014)")
+    group.add_argument("--double-input", action="store_true", help="present the input twice")
+
+
+def generator_config_from_args(args: argparse.Namespace) -> GeneratorConfig:
+    name = args.generator
+    cls = GENERATORS.get(name)
+    if cls is None:
+        raise ConfigError(f"unknown task {name!r}; available: {', '.join(GENERATORS)}")
+    vocab = args.vocab
+    if vocab is None and "vocab" in cls.options:
+        vocab = cls.default_vocab
+    config = GeneratorConfig(
+        task=name, length=cls.default_length if args.length is None else args.length, vocab=vocab,
+        nesting=1 if args.nesting is None else args.nesting, reverse_input=args.reverse_input,
+        double_input=args.double_input,
+    )  # fmt: skip
+    make_generator(config)  # checks the options
+    return config
+
+
+def model_config_from_args(args: argparse.Namespace, vocab_size: int) -> Seq2SeqConfig:
+    E, H, D = args.embedding_size, args.hidden_size, 2 if args.bidirectional else 1
+    encoder = rnn_config_from_args(args, input_size=E, bidirectional=args.bidirectional)
+    feed = {"none": 0, "bahdanau": D * H, "luong": H}[args.attention]
+    decoder = rnn_config_from_args(args, input_size=E + feed)
+    if args.attention_size < 0:
+        raise ConfigError(f"--attention-size must be >= 0, got {args.attention_size}")
+    return Seq2SeqConfig(
+        vocab_size=vocab_size, embedding_size=E, encoder=encoder, decoder=decoder, attention=args.attention,
+        attention_size=args.attention_size, dropout=args.dropout, init_range=args.init_range,
+    )  # fmt: skip
+
+
+def data_config(config: dict) -> Seq2SeqDataConfig:
+    return config_from_dict(Seq2SeqDataConfig, config.get("data"), "config.json data")
+
+
+def load_vocab(run_dir: Path) -> Seq2SeqVocab:
+    try:
+        return Seq2SeqVocab.from_json(checkpoint.load_vocab(run_dir))
+    except DataError as error:
+        raise CheckpointError(f"{run_dir}: {error}") from None
+
+
+def read_pairs(path, vocab: Seq2SeqVocab) -> list[tuple[list[int], list[int]]]:
+    """Lines ``input<TAB>target`` of ``path`` as id pairs; blank lines are skipped."""
+    pairs = []
+    for n, line in enumerate(iter_lines(path), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise DataError(f"{path}:{n}: expected input<TAB>target, got {len(fields)} tab-separated fields")
+        source, target = (vocab.encode(unescape(f), f"{path}:{n}") for f in fields)
+        if not source:
+            raise DataError(f"{path}:{n}: the input is empty")
+        pairs.append((source, target))
+    if not pairs:
+        raise DataError(f"{path} has no input<TAB>target lines")
+    return pairs
+
+
+# -- rnnkit tasks show ----------------------------------------------------------------------------
+
+
+def add_show_arguments(parser: argparse.ArgumentParser) -> None:
+    add_generator_arguments(parser, positional=True)
+    parser.add_argument("--n", type=int, default=5, help="examples to show")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="train", help="train|valid|test")
+    parser.add_argument("--json", action="store_true")
+
+
+def show_examples(args: argparse.Namespace) -> dict:
+    """``rnnkit tasks show TASK``: ``{"task": TASK, "examples": [{"input": ..., "target": ...}]}``.
+
+    These are the first examples a run with the same options and ``--seed`` uses: of its first
+    training batch (train, with the baseline curriculum), or of its fixed valid or test set.
+    """
+    config = generator_config_from_args(args)
+    check_positive(args.n, "--n")
+    if args.split not in SPLITS:
+        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {args.split!r}")
+    generator = make_generator(config)
+    if args.split == "train":
+        fixed = generator.target_difficulty
+        rng = random.Random(derive_seed(args.seed, "train", 0, 0))
+        examples = draw(generator, rng, "train", lambda _: fixed, args.n)
+    else:
+        examples = fixed_set(generator, args.seed, args.split, args.n)
+    return {"task": config.task, "examples": [{"input": e.input, "target": e.target} for e in examples]}
