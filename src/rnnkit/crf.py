@@ -55,7 +55,7 @@ def allowed_transitions(tags: list[str], scheme: str) -> tuple[Tensor, Tensor, T
         if scheme == "iob1":
             for j, (p, kind) in enumerate(parts):
                 start[j] = p != "B"
-                for i, (q, prev_kind) in enumerate(parts):
+                for i, (_, prev_kind) in enumerate(parts):
                     pairs[i, j] = p != "B" or prev_kind == kind
         return start, pairs, end
     if scheme not in ("bio", "bioes"):

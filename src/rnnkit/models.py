@@ -231,7 +231,9 @@ class SequenceClassifierConfig:
                 f"{self.embedding_size}, {self.num_classes}"
             )
         if self.rnn.input_size != self.embedding_size:
-            raise ConfigError(f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})")
+            raise ConfigError(
+                f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})"
+            )
         if not self.rnn.batch_first:
             raise ConfigError("a classifier's rnn must be batch_first")
         if self.pooling not in POOLINGS:
@@ -465,7 +467,9 @@ class ConditionalGeneratorConfig:
         if min(self.vocab_size, self.embedding_size, self.num_classes, self.label_size) < 1:
             raise ConfigError("vocab_size, embedding_size, num_classes and label_size must be >= 1")
         if self.rnn.input_size != self.embedding_size:
-            raise ConfigError(f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})")
+            raise ConfigError(
+                f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})"
+            )
         if not self.rnn.batch_first or self.rnn.bidirectional or self.rnn.proj_size:
             raise ConfigError("a generator's rnn must be batch_first, unidirectional and without projection")
         if not 0.0 <= self.dropout < 1.0:
@@ -531,8 +535,9 @@ class ConditionalGenerator(nn.Module):
         try:
             with torch.no_grad():
                 start = self.initial_state(labels.to(self.label_embedding.weight.device))
-            return generate(self.embedding, _StartFrom(self.rnn, start), self.head, n_tokens, prime=prime,
-                            temperature=temperature, top_k=top_k, top_p=top_p, num_samples=len(labels), seed=seed)  # fmt: skip
+            rnn = _StartFrom(self.rnn, start)
+            return generate(self.embedding, rnn, self.head, n_tokens, prime=prime, temperature=temperature,
+                            top_k=top_k, top_p=top_p, num_samples=len(labels), seed=seed)  # fmt: skip
         finally:
             self.train(was_training)
 

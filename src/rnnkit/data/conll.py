@@ -25,11 +25,16 @@ TAG_PATTERN = re.compile(r"^(?:O|([A-Z])-(\S+))$")
 
 @dataclass
 class Sentence:
-    """One sentence: its words, its tags, and where it starts (file, line) for error messages."""
+    """One sentence: its words and tags, and the file and line of its first word (for error messages)."""
 
     words: list[str]
     tags: list[str]
-    where: str = ""
+    file: str = ""
+    line: int = 0
+
+    def where(self, index: int = 0) -> str:
+        """``FILE:LINE`` of word ``index`` (a sentence's words are on consecutive lines)."""
+        return f"{self.file}:{self.line + index}"
 
 
 def check_tag(tag: str, scheme: str, where: str) -> None:
@@ -49,11 +54,11 @@ def read_conll(path: str | os.PathLike, scheme: str = "iob1", *, min_columns: in
     words: list[str] = []
     tags: list[str] = []
     columns = None
-    start = ""
+    start = 0
 
     def close() -> None:
         if words:
-            sentences.append(Sentence(list(words), list(tags), start))
+            sentences.append(Sentence(list(words), list(tags), os.fspath(path), start))
             words.clear()
             tags.clear()
 
@@ -76,7 +81,7 @@ def read_conll(path: str | os.PathLike, scheme: str = "iob1", *, min_columns: in
                             f"{line.strip()!r}")  # fmt: skip
         check_tag(fields[-1], scheme, where)
         if not words:
-            start = where
+            start = number
         words.append(fields[0])
         tags.append(fields[-1])
     close()

@@ -28,4 +28,6 @@ def get_task(name: str) -> type:
 
 
 # Importing a task module registers it.
-from rnnkit.tasks import lm  # noqa: E402, F401
+from rnnkit.tasks import lm  # noqa: E402, F401, I001
+from rnnkit.tasks import classify  # noqa: E402, F401
+from rnnkit.tasks import tag  # noqa: E402, F401
