@@ -5,6 +5,7 @@
     rnnkit eval RUN --data PATH     score a run on new data
     rnnkit predict RUN --text ...   apply a run to new input (classify, tag, seq2seq)
     rnnkit tasks                    list the tasks
+    rnnkit corpora --data DIR ...   the corpus classifier, a generator per corpus, and their check
 
 ``--json`` makes a command print one JSON object on stdout: ``{"task": ..., "metrics": {...}, ...}``.
 Mistakes in the input (a missing file, a bad option, a corrupt run) print one line on stderr and exit
@@ -23,6 +24,7 @@ import torch
 
 import rnnkit
 from rnnkit import checkpoint
+from rnnkit import corpora as rnnkit_corpora
 from rnnkit.config import config_from_dict
 from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.models import build_model, load_model
@@ -102,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--file", help="a file with one input per line")
     predict.add_argument("--device", default="cpu")
     predict.add_argument("--json", action="store_true")
+
+    corpora = commands.add_parser("corpora", help="the 4-corpus system: classifier, generators and their check")
+    rnnkit_corpora.add_arguments(corpora)
 
     commands.add_parser("tasks", help="list the tasks")
     return parser
@@ -320,6 +325,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpora(args: argparse.Namespace) -> int:
+    config = rnnkit_corpora.config_from_args(args)
+    device = resolve_device(args.device)
+
+    def show(event: str, record: dict) -> None:
+        if args.quiet or args.json:
+            return
+        if event in ("start", "skip"):
+            verb = {"start": "resuming" if record.get("resumed") else "training", "skip": "already trained:"}[event]
+            print(f"{verb} {record['stage']} ({record['run']})", file=sys.stderr)
+        elif event == "valid":
+            print(f"  {record['stage']} step {record['step']}: valid loss {record['loss']:.4f} "
+                  f"({describe_metrics(record)})", file=sys.stderr)  # fmt: skip
+        elif event == "generate":
+            print(f"generating and classifying {record['passages']} passages", file=sys.stderr)
+
+    report = rnnkit_corpora.run(config, device, callback=show)
+    if args.json:
+        print(json.dumps({k: report[k] for k in ("task", "metrics", "labels", "passages", "seconds")}))
+    else:
+        print(rnnkit_corpora.report_markdown(report))
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     width = max(len(name) for name in TASKS)
     for name, task in sorted(TASKS.items()):
@@ -327,7 +356,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "predict": cmd_predict, "tasks": cmd_tasks}
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "predict": cmd_predict, "tasks": cmd_tasks,
+            "corpora": cmd_corpora}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

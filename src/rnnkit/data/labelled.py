@@ -123,6 +123,14 @@ def encode_file(tokenizer: Tokenizer, file: Path) -> np.ndarray:
     return tokenizer.encode_lines(iter_lines(file))
 
 
+def has_text(tokenizer: Tokenizer, ids: np.ndarray) -> bool:
+    """Whether ``ids`` hold more than line ends and spaces."""
+    if isinstance(tokenizer, CharTokenizer):
+        blank = [i for i, c in enumerate(tokenizer.tokens) if c.isspace()]
+        return bool(len(ids)) and not np.isin(ids, blank).all()
+    return bool((ids != tokenizer.eos).any())
+
+
 def windows(ids: np.ndarray, window: int) -> list[np.ndarray]:
     """Consecutive, non-overlapping windows of ``window`` tokens; the rest is dropped, unless the text
     is shorter than one window, which then gives one shorter example."""
@@ -143,9 +151,10 @@ def load_labelled(path: str | os.PathLike, tokenizer: Tokenizer, *, window: int 
         for name, file in files.items():
             if labels is not None and name not in labels:
                 raise DataError(f"{file}: class {name!r} is not one of the model's classes ({', '.join(labels)})")
-            cut = windows(encode_file(tokenizer, file), window)
-            if not cut:
-                raise DataError(f"{file} holds no tokens; a class file must hold text")
+            ids = encode_file(tokenizer, file)
+            if not has_text(tokenizer, ids):
+                raise DataError(f"{file} holds no tokens, only blank lines; a class file must hold text")
+            cut = windows(ids, window)
             sequences += cut
             names += [name] * len(cut)
         found = sorted(files) if labels is None else labels

@@ -162,7 +162,7 @@ class ClassifyTask:
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data")
-        g.add_argument("--train", required=True, help="a folder with one .txt file per class (the class is the "
+        g.add_argument("--train", help="a folder with one .txt file per class (the class is the "
                        "file name), or a file of labelled lines 'LABEL text'")  # fmt: skip
         g.add_argument("--valid", help="validation data in the same layout (default: a seeded split of --train)")
         g.add_argument("--valid-fraction", type=float, default=0.1, help="held out without --valid")
@@ -191,6 +191,8 @@ class ClassifyTask:
 
     @classmethod
     def data_config(cls, args: argparse.Namespace) -> ClassifyDataConfig:
+        if args.train is None:
+            raise ConfigError("rnnkit train classify needs --train PATH (or --resume RUN)")
         data = ClassifyDataConfig(
             train=str(Path(args.train).resolve()),
             valid=None if args.valid is None else str(Path(args.valid).resolve()),

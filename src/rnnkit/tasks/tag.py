@@ -263,7 +263,7 @@ class TagTask:
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data")
-        g.add_argument("--train", required=True, help="CoNLL file: word ... tag per line, blank line between sentences")
+        g.add_argument("--train", help="CoNLL file: word ... tag per line, blank line between sentences")
         g.add_argument("--valid", help="CoNLL file for validation (default: a seeded split of --train)")
         g.add_argument("--valid-fraction", type=float, default=0.1, help="held out without --valid")
         g.add_argument("--input-scheme", choices=["iob1", "bio", "bioes"], default="iob1",
@@ -317,6 +317,8 @@ class TagTask:
     @classmethod
     def from_args(cls, args: argparse.Namespace, device: torch.device):
         """Build (task, model, run config, vocabulary) from the command line."""
+        if args.train is None:
+            raise ConfigError("rnnkit train tag needs --train FILE (or --resume RUN)")
         data = TagDataConfig(
             train=str(Path(args.train).resolve()),
             valid=None if args.valid is None else str(Path(args.valid).resolve()),
