@@ -329,8 +329,11 @@ class CharFeatures(nn.Module):
         if self.config.kind == "lstm":
             _, (h, _) = self.encoder(x, lengths=lengths)  # h: (2, N, H)
             return torch.cat([h[0], h[1]], dim=-1)  # (N, 2H)
-        y = self.encoder(x.transpose(1, 2))[:, :, : chars.shape[1]]  # (N, F, L)
         mask = length_mask(lengths, chars.shape[1]).unsqueeze(1)  # (N, 1, L)
+        # zeros past the word's end, as the convolution's own zero padding, so a word's features do not
+        # depend on how long the longest word of its batch is
+        x = x.transpose(1, 2) * mask  # (N, E, L)
+        y = self.encoder(x)[:, :, : chars.shape[1]]  # (N, F, L)
         return y.masked_fill(~mask, float("-inf")).amax(2)  # (N, F)
 
 
