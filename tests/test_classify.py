@@ -235,3 +235,19 @@ def test_unknown_words_and_characters_do_not_stop_predict(folders, tmp_path, cap
     assert main(["predict", str(out), "--text", "  "]) == 2
     with pytest.raises(DataError):
         load_labelled(tmp_path / "nowhere.txt", WordTokenizer.build(["a"]))
+
+
+def test_sentiment_trees_give_every_labelled_phrase(tmp_path):
+    from rnnkit.data.sst import labelled_phrases, parse_tree
+
+    tree = "(3 (2 It) (4 (2 's) (3 (2 a) (3 -LRB-lovely-RRB-) (2 Film))))"
+    nodes = parse_tree(tree)
+    assert nodes[0] == (3, ["it", "'s", "a", "-lrb-lovely-rrb-", "film"]) and len(nodes) == 8
+    path = write(tmp_path / "trees.txt", tree + "\n(1 (1 dull) (2 film))\n")
+    assert list(labelled_phrases(path, phrases=False)) == [("3", "it 's a -lrb-lovely-rrb- film"), ("1", "dull film")]
+    binary = list(labelled_phrases(path, binary=True))
+    assert ("1", "it 's a -lrb-lovely-rrb- film") in binary and ("0", "dull") in binary
+    assert all(label in ("0", "1") for label, _ in binary) and ("2", "film") not in binary
+    assert len(binary) == len(set(binary))  # each phrase once
+    with pytest.raises(DataError, match="trees.txt:1: unbalanced"):
+        list(labelled_phrases(write(path, "(3 (2 It)\n")))

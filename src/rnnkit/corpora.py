@@ -242,6 +242,7 @@ def train_classifier(config: CorporaConfig, train: Path, valid: Path, device, ca
     data = ClassifyDataConfig(
         train=str(train), valid=str(valid), level="word", vocab_size=config.classifier_vocab, word_split="punct",
         window=config.window, batch_size=config.classifier_batch, seed=config.seed, class_weights="balanced",
+        layout="folder",
     )  # fmt: skip
 
     def build():

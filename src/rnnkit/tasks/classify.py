@@ -52,11 +52,12 @@ class ClassifyDataConfig:
     batch_size: int = 32
     seed: int = 0
     class_weights: str = "none"
+    layout: str = "auto"  # "folder" or "lines", fixed when the run is made
 
     @property
     def folder(self) -> bool:
         """True for a folder of class files (windows keep line ends), False for labelled lines."""
-        return Path(self.train).is_dir()
+        return self.layout == "folder" if self.layout != "auto" else Path(self.train).is_dir()
 
 
 def collate(sequences: list[np.ndarray], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,6 +200,7 @@ class ClassifyTask:
             valid_fraction=args.valid_fraction, level=args.level, vocab_size=args.vocab_size,
             word_split=args.word_split, lowercase=args.lowercase, window=args.window, batch_size=args.batch_size,
             seed=args.seed, class_weights=args.class_weights,
+            layout="folder" if Path(args.train).is_dir() else "lines",
         )  # fmt: skip
         for value, option in ((data.window, "--window"), (data.batch_size, "--batch-size"),
                               (data.vocab_size, "--vocab-size")):  # fmt: skip
