@@ -1,6 +1,9 @@
 import pytest
 import torch
 
+# The tests use tiny tensors, for which one thread is fastest and immune to other work on the machine.
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def float64():

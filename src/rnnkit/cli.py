@@ -7,6 +7,7 @@
     rnnkit tasks                    list the tasks
     rnnkit gradflow --cell rnn --cell lstm --plot flow.png   gradient flow across time (BPTT)
     rnnkit plot RUN [RUN ...] --out curves.png              training curves and gradient norms
+    rnnkit corpora --data DIR ...   the corpus classifier, a generator per corpus, and their check
 
 ``--json`` makes a command print one JSON object on stdout: ``{"task": ..., "metrics": {...}, ...}``.
 Mistakes in the input (a missing file, a bad option, a corrupt run) print one line on stderr and exit
@@ -25,6 +26,7 @@ import torch
 
 import rnnkit
 from rnnkit import checkpoint
+from rnnkit import corpora as rnnkit_corpora
 from rnnkit.config import config_from_dict
 from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.models import build_model, load_model
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="plot training curves of runs")
     plot.add_argument("runs", nargs="+", metavar="RUN")
     plot.add_argument("--out", required=True, metavar="PNG")
+
+    corpora = commands.add_parser("corpora", help="the 4-corpus system: classifier, generators and their check")
+    rnnkit_corpora.add_arguments(corpora)
     return parser
 
 
@@ -348,6 +353,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpora(args: argparse.Namespace) -> int:
+    config = rnnkit_corpora.config_from_args(args)
+    device = resolve_device(args.device)
+
+    def show(event: str, record: dict) -> None:
+        if args.quiet or args.json:
+            return
+        if event in ("start", "skip"):
+            verb = {"start": "resuming" if record.get("resumed") else "training", "skip": "already trained:"}[event]
+            print(f"{verb} {record['stage']} ({record['run']})", file=sys.stderr)
+        elif event == "valid":
+            print(f"  {record['stage']} step {record['step']}: valid loss {record['loss']:.4f} "
+                  f"({describe_metrics(record)})", file=sys.stderr)  # fmt: skip
+        elif event == "generate":
+            print(f"generating and classifying {record['passages']} passages", file=sys.stderr)
+
+    report = rnnkit_corpora.run(config, device, callback=show)
+    if args.json:
+        print(json.dumps({k: report[k] for k in ("task", "metrics", "labels", "passages", "seconds")}))
+    else:
+        print(rnnkit_corpora.report_markdown(report))
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     if getattr(args, "tasks_command", None) == "show":
         result = show_examples(args)
@@ -478,6 +507,7 @@ COMMANDS = {
     "tasks": cmd_tasks,
     "gradflow": cmd_gradflow,
     "plot": cmd_plot,
+    "corpora": cmd_corpora,
 }
 
 

@@ -509,3 +509,384 @@ class Seq2Seq(nn.Module):
     @classmethod
     def from_config(cls, config: dict, *, device=None, dtype=None) -> Seq2Seq:
         return cls(config_from_dict(Seq2SeqConfig, config), device=device, dtype=dtype)
+
+
+# == many-to-one and many-to-many: classifier, tagger, conditional generator (issue 4) =============
+# This section holds the heads of the classify and tag tasks and the label-conditioned generator of
+# the corpus system; each follows LanguageModel: a frozen config dataclass, get_config/from_config.
+
+POOLINGS = ("last", "mean", "max")
+
+
+def _pooled_features(rnn: RecurrentConfig, pooling: str) -> int:
+    """Feature size of a pooled sequence: the final state of the last layer, or the pooled outputs."""
+    if pooling == "last":
+        return rnn.num_directions * rnn.output_size
+    per_layer = rnn.num_directions * rnn.output_size
+    return per_layer * (rnn.num_layers if rnn.skip_connections else 1)
+
+
+def length_mask(lengths: Tensor, steps: int) -> Tensor:
+    """``mask[b, t]`` = t < lengths[b]: (B, T) bool."""
+    return torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def pool_sequence(output: Tensor, state: State, lengths: Tensor | None, pooling: str, directions: int) -> Tensor:
+    r"""Summarise a recurrent stack's run over padded sequences as one vector per sequence: (B, F).
+
+    ``last``: the final state of the last layer, :math:`h_{n_b}` for sequence b of length :math:`n_b`
+    (each direction's own final state: the backward one has read the sequence back to its first token);
+    ``mean``: :math:`\frac{1}{n_b}\sum_{t \le n_b} o_t`; ``max``: the elementwise max over
+    :math:`t \le n_b`. Padding never enters: the layer keeps the state still past a sequence's length.
+    """
+    if pooling == "last":
+        h = state[0] if isinstance(state, tuple) else state  # (L * D, B, H_out)
+        return torch.cat(list(h[-directions:]), dim=-1)  # (B, D * H_out)
+    B, T, _ = output.shape
+    if lengths is None:
+        lengths = torch.full((B,), T, dtype=torch.long, device=output.device)
+    mask = length_mask(lengths.to(output.device), T).unsqueeze(-1)  # (B, T, 1)
+    if pooling == "mean":
+        return (output * mask).sum(1) / lengths.to(output.device, output.dtype).unsqueeze(1)
+    if pooling == "max":
+        return output.masked_fill(~mask, float("-inf")).amax(1)
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+
+
+@dataclass(frozen=True)
+class SequenceClassifierConfig:
+    """Token embedding -> recurrent stack (uni- or bidirectional) -> pooling -> dropout -> linear head."""
+
+    vocab_size: int
+    embedding_size: int
+    num_classes: int
+    rnn: RecurrentConfig
+    pooling: str = "last"
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.vocab_size, self.embedding_size) < 1 or self.num_classes < 2:
+            raise ConfigError(
+                f"vocab_size and embedding_size must be >= 1 and num_classes >= 2, got {self.vocab_size}, "
+                f"{self.embedding_size}, {self.num_classes}"
+            )
+        if self.rnn.input_size != self.embedding_size:
+            raise ConfigError(
+                f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})"
+            )
+        if not self.rnn.batch_first:
+            raise ConfigError("a classifier's rnn must be batch_first")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+
+    @property
+    def features(self) -> int:
+        return _pooled_features(self.rnn, self.pooling)
+
+
+@register_model
+class SequenceClassifier(nn.Module):
+    """Many-to-one: ``logits = W · dropout(pool(RNN(dropout(E[x_1..n])))) + c``, (B, C).
+
+    ``forward(tokens (B, T), lengths (B,) or None)``; padded positions past ``lengths`` never affect the
+    result (see :func:`pool_sequence`). ``logits.softmax(-1)`` is p(class | sequence).
+    """
+
+    def __init__(self, config: SequenceClassifierConfig, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.config = config
+        factory = {"device": device, "dtype": dtype}
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size, **factory)
+        self.rnn = Recurrent.from_config(config.rnn, **factory)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.features, config.num_classes, **factory)
+        with torch.no_grad():
+            self.embedding.weight.uniform_(-0.1, 0.1)
+
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
+        x = self.dropout(self.embedding(tokens))  # (B, T, E)
+        out, state = self.rnn(x, lengths=lengths)  # (B, T, F)
+        pooled = pool_sequence(out, state, lengths, self.config.pooling, self.config.rnn.num_directions)
+        return self.head(self.dropout(pooled))  # (B, C)
+
+    def get_config(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    @classmethod
+    def from_config(cls, config: dict, *, device=None, dtype=None) -> SequenceClassifier:
+        return cls(config_from_dict(SequenceClassifierConfig, config), device=device, dtype=dtype)
+
+
+CHAR_FEATURES = ("lstm", "cnn")
+
+
+@dataclass(frozen=True)
+class CharFeaturesConfig:
+    """Character-level word features: a char BiLSTM's two final states (Lample et al. 2016: 25 + 25)
+    or a char CNN's max-pooled filters (Ma & Hovy 2016: 30 filters of width 3)."""
+
+    kind: str
+    vocab_size: int
+    embedding_size: int = 25
+    hidden_size: int = 25  # lstm: per direction; cnn: number of filters
+    kernel_size: int = 3  # cnn only
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHAR_FEATURES:
+            raise ConfigError(f"char features must be one of {', '.join(CHAR_FEATURES)}, got {self.kind!r}")
+        if min(self.vocab_size, self.embedding_size, self.hidden_size, self.kernel_size) < 1:
+            raise ConfigError("char vocab_size, embedding_size, hidden_size and kernel_size must be >= 1")
+
+    @property
+    def output_size(self) -> int:
+        return 2 * self.hidden_size if self.kind == "lstm" else self.hidden_size
+
+
+class CharFeatures(nn.Module):
+    """``(chars (N, L), lengths (N,)) -> (N, F)``: one feature vector per word from its characters.
+
+    LSTM: :math:`[\\overrightarrow{h}_{n}; \\overleftarrow{h}_{1}]` of a BiLSTM over the characters.
+    CNN: :math:`\\max_t \\mathrm{conv}(E[c])_t` over the word's characters (padding excluded).
+    """
+
+    def __init__(self, config: CharFeaturesConfig, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.config = config
+        factory = {"device": device, "dtype": dtype}
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size, **factory)
+        if config.kind == "lstm":
+            self.encoder = LSTM(config.embedding_size, config.hidden_size, batch_first=True, bidirectional=True,
+                                backend=config.backend, **factory)  # fmt: skip
+        else:
+            self.encoder = nn.Conv1d(config.embedding_size, config.hidden_size, config.kernel_size,
+                                     padding=config.kernel_size // 2, **factory)  # fmt: skip
+
+    def forward(self, chars: Tensor, lengths: Tensor) -> Tensor:
+        x = self.embedding(chars)  # (N, L, E)
+        if self.config.kind == "lstm":
+            _, (h, _) = self.encoder(x, lengths=lengths)  # h: (2, N, H)
+            return torch.cat([h[0], h[1]], dim=-1)  # (N, 2H)
+        mask = length_mask(lengths, chars.shape[1]).unsqueeze(1)  # (N, 1, L)
+        # zeros past the word's end, as the convolution's own zero padding, so a word's features do not
+        # depend on how long the longest word of its batch is
+        x = x.transpose(1, 2) * mask  # (N, E, L)
+        y = self.encoder(x)[:, :, : chars.shape[1]]  # (N, F, L)
+        return y.masked_fill(~mask, float("-inf")).amax(2)  # (N, F)
+
+
+@dataclass(frozen=True)
+class SequenceTaggerConfig:
+    """Word embedding (+ char features, + casing embedding) -> dropout -> BiLSTM -> dropout -> tag scores,
+    then a softmax per word or a linear-chain CRF over the sentence (Huang et al. 2015; Lample et al. 2016).
+
+    ``tags`` and ``scheme`` name the tag set; with ``crf`` and ``constrain`` the CRF forbids the
+    transitions the scheme rules out (see :func:`rnnkit.crf.allowed_transitions`).
+    """
+
+    vocab_size: int
+    embedding_size: int
+    tags: list[str]
+    rnn: RecurrentConfig
+    chars: CharFeaturesConfig | None = None
+    casing_size: int = 0  # embedding size of the word's casing class; 0 = off
+    num_casings: int = 8
+    dropout: float = 0.5
+    crf: bool = True
+    scheme: str = "bio"
+    constrain: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.vocab_size, self.embedding_size) < 1 or len(self.tags) < 2 or len(set(self.tags)) != len(self.tags):
+            raise ConfigError("vocab_size and embedding_size must be >= 1 and tags must list >= 2 distinct tags")
+        if self.rnn.input_size != self.input_features:
+            raise ConfigError(
+                f"rnn.input_size ({self.rnn.input_size}) must equal the word features ({self.input_features} = "
+                f"embedding {self.embedding_size} + chars {self.chars.output_size if self.chars else 0} + "
+                f"casing {self.casing_size})"
+            )
+        if not self.rnn.batch_first:
+            raise ConfigError("a tagger's rnn must be batch_first")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+        if self.casing_size < 0:
+            raise ConfigError(f"casing_size must be >= 0, got {self.casing_size}")
+
+    @property
+    def input_features(self) -> int:
+        return self.embedding_size + (self.chars.output_size if self.chars else 0) + self.casing_size
+
+    @property
+    def output_features(self) -> int:
+        return _pooled_features(self.rnn, "mean")
+
+
+@register_model
+class SequenceTagger(nn.Module):
+    """Many-to-many (aligned): one tag per word.
+
+    ``emissions = forward(words (B, T), lengths (B,), chars (B, T, L), char_lengths (B, T), casing (B, T))``
+    gives tag scores (B, T, K); ``loss(emissions, tags, lengths)`` is the mean negative log-likelihood
+    per word (CRF: of whole sentences, divided by their words); ``decode(emissions, lengths)`` gives the
+    tag ids of each sentence (CRF: Viterbi; softmax: argmax per word).
+    """
+
+    def __init__(self, config: SequenceTaggerConfig, *, device=None, dtype=None) -> None:
+        super().__init__()
+        from rnnkit.crf import CRF, allowed_transitions
+
+        self.config = config
+        factory = {"device": device, "dtype": dtype}
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size, **factory)
+        self.chars = CharFeatures(config.chars, **factory) if config.chars else None
+        self.casing = nn.Embedding(config.num_casings, config.casing_size, **factory) if config.casing_size else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.rnn = Recurrent.from_config(config.rnn, **factory)
+        self.head = nn.Linear(config.output_features, len(config.tags), **factory)
+        constraints = allowed_transitions(config.tags, config.scheme) if config.constrain else None
+        self.crf = CRF(len(config.tags), constraints, **factory) if config.crf else None
+        with torch.no_grad():
+            # U(-sqrt(3/E), sqrt(3/E)) as Lample et al. and Ma & Hovy initialise embeddings: unit variance per row
+            bound = (3.0 / config.embedding_size) ** 0.5
+            self.embedding.weight.uniform_(-bound, bound)
+
+    def forward(self, words: Tensor, lengths: Tensor, chars: Tensor | None = None, char_lengths: Tensor | None = None,
+                casing: Tensor | None = None) -> Tensor:  # fmt: skip
+        B, T = words.shape
+        parts = [self.embedding(words)]  # (B, T, E)
+        if self.chars is not None:
+            if chars is None or char_lengths is None:
+                raise ValueError("this tagger reads characters: pass chars (B, T, L) and char_lengths (B, T)")
+            mask = length_mask(lengths.to(words.device), T)  # (B, T)
+            features = self.chars(chars[mask], char_lengths[mask].clamp(min=1))  # (N words, F)
+            full = features.new_zeros(B, T, features.shape[-1])
+            full[mask] = features
+            parts.append(full)
+        if self.casing is not None:
+            if casing is None:
+                raise ValueError("this tagger reads casing classes: pass casing (B, T)")
+            parts.append(self.casing(casing))
+        x = self.dropout(torch.cat(parts, dim=-1))  # (B, T, I)
+        out, _ = self.rnn(x, lengths=lengths)  # (B, T, F)
+        return self.head(self.dropout(out))  # (B, T, K)
+
+    def loss(self, emissions: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
+        mask = length_mask(lengths.to(emissions.device), emissions.shape[1])
+        if self.crf is not None:
+            return self.crf(emissions, tags, mask).sum() / mask.sum()
+        return nn.functional.cross_entropy(emissions[mask], tags[mask])
+
+    def decode(self, emissions: Tensor, lengths: Tensor) -> list[list[int]]:
+        mask = length_mask(lengths.to(emissions.device), emissions.shape[1])
+        if self.crf is not None:
+            return self.crf.decode(emissions, mask)
+        best = emissions.argmax(-1).tolist()
+        return [row[:n] for row, n in zip(best, lengths.tolist())]
+
+    def get_config(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    @classmethod
+    def from_config(cls, config: dict, *, device=None, dtype=None) -> SequenceTagger:
+        return cls(config_from_dict(SequenceTaggerConfig, config), device=device, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class ConditionalGeneratorConfig:
+    """A language model whose initial state comes from a class label (one-to-many):
+    :math:`h_0 = \\tanh(W_h z_y + b_h)` (and :math:`c_0` likewise for the LSTM), :math:`z_y` the
+    label's embedding, one (h_0, c_0) per layer; then it runs as :class:`LanguageModel`."""
+
+    vocab_size: int
+    embedding_size: int
+    num_classes: int
+    rnn: RecurrentConfig
+    label_size: int = 32
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.vocab_size, self.embedding_size, self.num_classes, self.label_size) < 1:
+            raise ConfigError("vocab_size, embedding_size, num_classes and label_size must be >= 1")
+        if self.rnn.input_size != self.embedding_size:
+            raise ConfigError(
+                f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})"
+            )
+        if not self.rnn.batch_first or self.rnn.bidirectional or self.rnn.proj_size:
+            raise ConfigError("a generator's rnn must be batch_first, unidirectional and without projection")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+
+
+class _StartFrom(nn.Module):
+    """A recurrent layer whose first call starts from a given state (for rnnkit.decoding)."""
+
+    def __init__(self, rnn: nn.Module, start: State) -> None:
+        super().__init__()
+        self.rnn, self.start = rnn, start
+        self.batch_first = rnn.batch_first
+
+    def forward(self, x: Tensor, state: State | None = None):
+        return self.rnn(x, self.start if state is None else state)
+
+
+@register_model
+class ConditionalGenerator(nn.Module):
+    """``forward(tokens (B, T), labels (B,), state=None) -> logits (B, T, V), state``; without a state
+    the run starts from :meth:`initial_state` of the labels. ``generate`` samples text per label."""
+
+    def __init__(self, config: ConditionalGeneratorConfig, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.config = config
+        factory = {"device": device, "dtype": dtype}
+        r = config.rnn
+        self.state_parts = 2 if r.cell == "lstm" else 1
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size, **factory)
+        self.label_embedding = nn.Embedding(config.num_classes, config.label_size, **factory)
+        self.init = nn.Linear(config.label_size, r.num_layers * self.state_parts * r.hidden_size, **factory)
+        self.rnn = Recurrent.from_config(r, **factory)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(r.hidden_size, config.vocab_size, **factory)
+        with torch.no_grad():
+            self.embedding.weight.uniform_(-0.1, 0.1)
+            self.head.weight.uniform_(-0.1, 0.1)
+            self.head.bias.zero_()
+
+    def initial_state(self, labels: Tensor) -> State:
+        """The state each label starts from: (L, B, H), or a pair of them for the LSTM."""
+        r = self.config.rnn
+        z = self.label_embedding(labels)  # (B, Z)
+        s = torch.tanh(self.init(z)).view(-1, r.num_layers, self.state_parts, r.hidden_size)  # (B, L, S, H)
+        s = s.permute(2, 1, 0, 3).contiguous()  # (S, L, B, H)
+        return (s[0], s[1]) if self.state_parts == 2 else s[0]
+
+    def forward(self, tokens: Tensor, labels: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        if state is None:
+            state = self.initial_state(labels)
+        x = self.dropout(self.embedding(tokens))  # (B, T, E)
+        out, state = self.rnn(x, state)  # (B, T, H)
+        return self.head(self.dropout(out)), state  # (B, T, V)
+
+    def generate(self, labels: Tensor, n_tokens: int, *, prime=None, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> Tensor:  # fmt: skip
+        """Sample ``n_tokens`` after ``prime`` for each label of ``labels`` (N,): (N, n_tokens) ids."""
+        from rnnkit.decoding import generate
+
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                start = self.initial_state(labels.to(self.label_embedding.weight.device))
+            rnn = _StartFrom(self.rnn, start)
+            return generate(self.embedding, rnn, self.head, n_tokens, prime=prime, temperature=temperature,
+                            top_k=top_k, top_p=top_p, num_samples=len(labels), seed=seed)  # fmt: skip
+        finally:
+            self.train(was_training)
+
+    def get_config(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    @classmethod
+    def from_config(cls, config: dict, *, device=None, dtype=None) -> ConditionalGenerator:
+        return cls(config_from_dict(ConditionalGeneratorConfig, config), device=device, dtype=dtype)

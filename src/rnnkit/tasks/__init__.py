@@ -29,6 +29,8 @@ def get_task(name: str) -> type:
 
 # Importing a task module registers it.
 from rnnkit.tasks import (  # noqa: E402
+    classify,  # noqa: F401
     lm,  # noqa: F401
     seq2seq,  # noqa: F401
+    tag,  # noqa: F401
 )

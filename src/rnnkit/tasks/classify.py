@@ -1,0 +1,313 @@
+"""Sequence classification (many-to-one): which class does a text belong to?
+
+rnnkit train classify --train corpora/ [--valid DIR] --window 50      # one .txt file per class
+rnnkit train classify --train stsa.binary.train --valid stsa.binary.dev --bidirectional --cell gru
+rnnkit eval RUN --data PATH --json          # accuracy, macro F1, confusion matrix
+rnnkit predict RUN --text "..." [--json]    # the label with its probabilities
+
+Data layouts are those of :mod:`rnnkit.data.labelled`. Without ``--valid``, a seeded random
+``--valid-fraction`` of the training examples is held out. The model is
+:class:`rnnkit.models.SequenceClassifier`; training keeps the weights with the best validation
+accuracy and stops early after ``--patience`` evaluations without improvement.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit import checkpoint
+from rnnkit.config import config_from_dict
+from rnnkit.data.buckets import LengthBuckets
+from rnnkit.data.labelled import Labelled, build_tokenizer, encode_text, load_labelled
+from rnnkit.data.text import iter_lines
+from rnnkit.data.tokenizers import Tokenizer, tokenizer_from_json
+from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.metrics import classification_report
+from rnnkit.models import SequenceClassifier, SequenceClassifierConfig, load_model
+from rnnkit.tasks import register_task
+from rnnkit.tasks.lm import add_rnn_options, check_positive, rnn_config_from_args
+
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+@dataclass(frozen=True)
+class ClassifyDataConfig:
+    """Where the labelled text comes from and how it becomes token ids."""
+
+    train: str
+    valid: str | None = None
+    valid_fraction: float = 0.1
+    level: str = "word"
+    vocab_size: int = 20000
+    word_split: str = "whitespace"
+    lowercase: bool = False
+    window: int = 50
+    batch_size: int = 32
+    seed: int = 0
+    class_weights: str = "none"
+    layout: str = "auto"  # "folder" or "lines", fixed when the run is made
+
+    @property
+    def folder(self) -> bool:
+        """True for a folder of class files (windows keep line ends), False for labelled lines."""
+        return self.layout == "folder" if self.layout != "auto" else Path(self.train).is_dir()
+
+
+def collate(sequences: list[np.ndarray], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id arrays into (B, T_max) int64 with their lengths (B,)."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    batch = torch.full((len(sequences), int(lengths.max())), pad, dtype=torch.long)
+    for i, s in enumerate(sequences):
+        batch[i, : len(s)] = torch.from_numpy(s.astype(np.int64))
+    return batch, lengths
+
+
+def split_examples(examples: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labelled]:
+    """A seeded random split: (train, valid) with ``fraction`` of the examples (at least one) held out."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"--valid-fraction must lie strictly between 0 and 1, got {fraction}")
+    if len(examples) < 2:
+        raise DataError("the training data has fewer than 2 examples; nothing can be held out for validation")
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed)).tolist()
+    cut = min(len(examples) - 1, max(1, round(len(examples) * fraction)))
+    return examples.subset(sorted(order[cut:])), examples.subset(sorted(order[:cut]))
+
+
+def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Balanced weights ``N / (C · n_c)``: each class weighs as much in the loss as any other."""
+    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    weights = len(targets) / (num_classes * np.maximum(counts, 1.0))
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict_probabilities(model: SequenceClassifier, sequences: list[np.ndarray], batch_size: int, device) -> Tensor:
+    """p(class | sequence) for every sequence, (N, C), batched by length for speed."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    probs = torch.empty(len(sequences), model.config.num_classes)
+    try:
+        for k in range(0, len(order), batch_size):
+            chunk = order[k : k + batch_size]
+            tokens, lengths = collate([sequences[i] for i in chunk])
+            logits = model(tokens.to(device), lengths.to(device))
+            probs[chunk] = logits.float().softmax(-1).cpu()
+    finally:
+        model.train(was_training)
+    return probs
+
+
+class _Batches:
+    """One epoch's batches from ``start`` on, as (tokens, lengths, targets)."""
+
+    def __init__(self, examples: Labelled, buckets: LengthBuckets) -> None:
+        self.examples, self.buckets = examples, buckets
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def __iter__(self):
+        for indices in self.buckets:
+            indices = indices.tolist()
+            tokens, lengths = collate([self.examples.sequences[i] for i in indices])
+            yield tokens, lengths, torch.from_numpy(self.examples.targets[indices])
+
+
+@register_task
+class ClassifyTask:
+    """Many-to-one classification of token sequences; early stopping on validation accuracy."""
+
+    name = "classify"
+    help = "sequence classification: a class folder or labelled lines -> one label per text"
+    monitor = ("accuracy", "max")
+
+    def __init__(self, data: ClassifyDataConfig, tokenizer: Tokenizer, train: Labelled, valid: Labelled,
+                 device: torch.device) -> None:  # fmt: skip
+        self.data, self.tokenizer, self.train, self.valid = data, tokenizer, train, valid
+        self.labels = train.labels
+        self.device = torch.device(device)
+        self.lengths = [len(s) for s in train.sequences]
+        weights = class_weights(train.targets, len(self.labels)) if data.class_weights == "balanced" else None
+        self.weights = None if weights is None else weights.to(self.device)
+
+    # -- the trainer's protocol -------------------------------------------------------------------
+
+    def train_batches(self, epoch: int, start: int):
+        buckets = LengthBuckets(self.lengths, self.data.batch_size, self.data.seed, epoch, start)
+        return _Batches(self.train, buckets)
+
+    def loss(self, model: SequenceClassifier, batch) -> tuple[torch.Tensor, int]:
+        tokens, lengths, targets = (t.to(self.device) for t in batch)
+        logits = model(tokens, lengths)  # (B, C)
+        return F.cross_entropy(logits, targets, weight=self.weights), len(targets)
+
+    def evaluate(self, model: SequenceClassifier) -> dict:
+        return score_examples(model, self.valid, self.data.batch_size, self.device)["metrics"]
+
+    def state_dict(self) -> dict:
+        return {}  # the data position is the trainer's (epoch, batch); batches depend on (seed, epoch) only
+
+    def load_state_dict(self, saved: dict) -> None:
+        pass
+
+    # -- building ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("data")
+        g.add_argument("--train", help="a folder with one .txt file per class (the class is the "
+                       "file name), or a file of labelled lines 'LABEL text'")  # fmt: skip
+        g.add_argument("--valid", help="validation data in the same layout (default: a seeded split of --train)")
+        g.add_argument("--valid-fraction", type=float, default=0.1, help="held out without --valid")
+        g.add_argument("--level", choices=["char", "word"], default="word")
+        g.add_argument("--window", type=int, default=50, help="class folders: tokens per example window")
+        g.add_argument("--vocab-size", type=int, default=20000, help="word level: most frequent words kept")
+        g.add_argument("--word-split", choices=["whitespace", "punct"], default="whitespace")
+        g.add_argument("--lowercase", action="store_true", help="word level: lowercase the text")
+        g.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
+                       help="balanced: weigh each class's loss by N / (C n_c), for imbalanced data")  # fmt: skip
+        m = parser.add_argument_group("model")
+        m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+        m.add_argument("--embedding-size", type=int, default=128)
+        m.add_argument("--hidden-size", type=int, default=128)
+        m.add_argument("--num-layers", type=int, default=1)
+        m.add_argument("--bidirectional", action="store_true")
+        m.add_argument("--pooling", choices=["last", "mean", "max"], default="last",
+                       help="final state, or mean / max of the outputs over the sequence")  # fmt: skip
+        m.add_argument("--dropout", type=float, default=0.2, help="dropout on the embeddings and the pooled vector")
+        add_rnn_options(m)
+
+    @classmethod
+    def train_defaults(cls) -> dict:
+        return {"batch_size": 32, "lr": 2e-3, "schedule": "constant", "clip_norm": 5.0, "patience": 5,
+                "default_epochs": 10}  # fmt: skip
+
+    @classmethod
+    def data_config(cls, args: argparse.Namespace) -> ClassifyDataConfig:
+        if args.train is None:
+            raise ConfigError("rnnkit train classify needs --train PATH (or --resume RUN)")
+        data = ClassifyDataConfig(
+            train=str(Path(args.train).resolve()),
+            valid=None if args.valid is None else str(Path(args.valid).resolve()),
+            valid_fraction=args.valid_fraction, level=args.level, vocab_size=args.vocab_size,
+            word_split=args.word_split, lowercase=args.lowercase, window=args.window, batch_size=args.batch_size,
+            seed=args.seed, class_weights=args.class_weights,
+            layout="folder" if Path(args.train).is_dir() else "lines",
+        )  # fmt: skip
+        for value, option in ((data.window, "--window"), (data.batch_size, "--batch-size"),
+                              (data.vocab_size, "--vocab-size")):  # fmt: skip
+            check_positive(value, option)
+        return data
+
+    @classmethod
+    def build(cls, data: ClassifyDataConfig, device, tokenizer: Tokenizer | None = None,
+              labels: list[str] | None = None) -> ClassifyTask:  # fmt: skip
+        """Read and encode the data; a run's ``tokenizer`` and ``labels`` when resuming, else new ones."""
+        if not Path(data.train).exists():
+            raise DataError(f"{data.train}: no such file or folder")
+        if data.valid is not None and Path(data.valid).is_dir() != Path(data.train).is_dir():
+            raise DataError("--train and --valid must have the same layout (both class folders or both files)")
+        if tokenizer is None:
+            paths = [data.train] + ([data.valid] if data.valid else [])
+            tokenizer = build_tokenizer(paths, data.level, vocab_size=data.vocab_size, word_split=data.word_split,
+                                        lowercase=data.lowercase)  # fmt: skip
+        train = load_labelled(data.train, tokenizer, window=data.window, labels=labels)
+        if data.valid is not None:
+            valid = load_labelled(data.valid, tokenizer, window=data.window, labels=train.labels)
+        else:
+            train, valid = split_examples(train, data.valid_fraction, data.seed)
+        return cls(data, tokenizer, train, valid, device)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, device: torch.device):
+        """Build (task, model, run config, vocabulary) from the command line."""
+        task = cls.build(cls.data_config(args), device)
+        rnn = rnn_config_from_args(args, input_size=args.embedding_size, bidirectional=args.bidirectional)
+        model = SequenceClassifier(
+            SequenceClassifierConfig(
+                vocab_size=len(task.tokenizer), embedding_size=args.embedding_size, num_classes=len(task.labels),
+                rnn=rnn, pooling=args.pooling, dropout=args.dropout,
+            )
+        )  # fmt: skip
+        return task, model, {"task": cls.name, "data": asdict(task.data)}, task.vocab()
+
+    def vocab(self) -> dict:
+        """What vocab.json holds: the tokenizer and the class labels in model order."""
+        return {"tokenizer": self.tokenizer.to_json(), "labels": self.labels}
+
+    @classmethod
+    def from_run(cls, run_dir: Path, config: dict, device: torch.device) -> ClassifyTask:
+        data = config_from_dict(ClassifyDataConfig, config.get("data"), "config.json data")
+        tokenizer, labels = load_vocab(run_dir)
+        return cls.build(data, device, tokenizer=tokenizer, labels=labels)
+
+    @classmethod
+    def evaluate_run(cls, run_dir: Path, config: dict, args: argparse.Namespace, device: torch.device) -> dict:
+        """``rnnkit eval RUN --data PATH``: accuracy, macro F1, confusion matrix and per-class scores."""
+        model = load_model(run_dir, device=device, task=cls.name)
+        data = config_from_dict(ClassifyDataConfig, config.get("data"), "config.json data")
+        tokenizer, labels = load_vocab(run_dir)
+        examples = load_labelled(args.data, tokenizer, window=data.window, labels=labels)
+        return {"task": cls.name, **score_examples(model, examples, args.batch_size, device)}
+
+    @classmethod
+    def predict_run(cls, run_dir: Path, config: dict, args: argparse.Namespace, device: torch.device) -> dict:
+        """``rnnkit predict RUN --text TEXT | --file FILE`` (one text per line): labels with probabilities."""
+        model = load_model(run_dir, device=device, task=cls.name)
+        data = config_from_dict(ClassifyDataConfig, config.get("data"), "config.json data")
+        tokenizer, labels = load_vocab(run_dir)
+        texts = predict_inputs(args)
+        sequences = [encode_text(tokenizer, t, line_ends=data.folder) for t in texts]
+        empty = [i for i, s in enumerate(sequences) if len(s) == 0]
+        if empty:
+            raise DataError(f"input {empty[0] + 1} has no token the model knows: {texts[empty[0]]!r}")
+        probs = predict_probabilities(model, sequences, 64, device)
+        predictions, lines = [], []
+        for text, p in zip(texts, probs.tolist()):
+            best = max(range(len(labels)), key=p.__getitem__)
+            ranked = sorted(zip(labels, p), key=lambda pair: -pair[1])
+            predictions.append({"text": text, "label": labels[best], "probabilities": dict(zip(labels, p))})
+            lines.append(f"{labels[best]}\t" + "  ".join(f"{label} {q:.3f}" for label, q in ranked))
+        return {"task": cls.name, "predictions": predictions, "text": "\n".join(lines)}
+
+
+def score_examples(model: SequenceClassifier, examples: Labelled, batch_size: int, device) -> dict:
+    """Loss (mean nats), accuracy, macro F1, confusion matrix and per-class scores of ``examples``."""
+    probs = predict_probabilities(model, examples.sequences, batch_size, device)
+    targets = torch.from_numpy(examples.targets)
+    loss = F.nll_loss(probs.clamp_min(1e-12).log(), targets).item()
+    report = classification_report(targets.tolist(), probs.argmax(-1).tolist(), examples.labels)
+    metrics = {"loss": loss, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "examples": len(examples)}
+    return {"metrics": metrics, "labels": examples.labels, "confusion_matrix": report["confusion_matrix"],
+            "per_class": report["per_class"]}  # fmt: skip
+
+
+def load_vocab(run_dir: Path) -> tuple[Tokenizer, list[str]]:
+    vocab = checkpoint.load_vocab(run_dir)
+    try:
+        if not isinstance(vocab, dict) or not isinstance(vocab.get("labels"), list):
+            raise DataError('vocab.json must be {"tokenizer": {...}, "labels": [...]}')
+        return tokenizer_from_json(vocab.get("tokenizer")), [str(label) for label in vocab["labels"]]
+    except DataError as error:
+        raise CheckpointError(f"{run_dir}: {error}") from None
+
+
+def predict_inputs(args: argparse.Namespace) -> list[str]:
+    """The texts of ``--text`` / ``--input`` (one) or ``--file`` (one per non-blank line)."""
+    if getattr(args, "file", None):
+        texts = [line for line in iter_lines(args.file) if line.strip()]
+        if not texts:
+            raise DataError(f"{args.file} has no non-blank line to predict")
+        return texts
+    text = args.text if getattr(args, "text", None) is not None else getattr(args, "input", None)
+    if text is None or not text.strip():
+        raise DataError("give a non-empty --text or a --file")
+    return [text]
