@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import RESULTS, machine, write_results
 
+from common import RESULTS, machine, write_results
 from rnnkit import checkpoint
 from rnnkit.data.lm import load_corpus
 from rnnkit.diagnostics import plot_runs, scale_recurrent_weights
@@ -67,8 +67,11 @@ def main() -> None:
     data = LMDataConfig(batch_size=32, seq_len=50)
     corpus = load_corpus(data.path)
     root = Path(tempfile.mkdtemp(prefix="clipping-"))
-    variants = {"no clipping": {"clip_norm": None}, f"clip value {args.clip_value}": {"clip_norm": None,
-                "clip_value": args.clip_value}, f"clip norm {args.clip_norm}": {"clip_norm": args.clip_norm}}  # fmt: skip
+    variants = {
+        "no clipping": {"clip_norm": None},
+        f"clip value {args.clip_value}": {"clip_norm": None, "clip_value": args.clip_value},
+        f"clip norm {args.clip_norm}": {"clip_norm": args.clip_norm},
+    }
     results = {name: train(name, clip, args, corpus, data, root) for name, clip in variants.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot_runs({name: r["records"] for name, r in results.items()}, RESULTS / "clipping.png")
