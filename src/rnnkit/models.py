@@ -79,6 +79,20 @@ def load_model(run_dir: str | os.PathLike, *, device="cpu", task: str | None = N
     return checkpoint.load_weights(run_dir, model, device=device)
 
 
+class ConfiguredModel(nn.Module):
+    """A model built from one frozen config dataclass, ``config_class``, which ``config.json`` stores."""
+
+    config_class: type
+
+    def get_config(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    @classmethod
+    def from_config(cls, config: dict, *, device=None, dtype=None) -> ConfiguredModel:
+        """Rebuild from ``get_config()``'s dict; unknown keys and wrong types are rejected."""
+        return cls(config_from_dict(cls.config_class, config), device=device, dtype=dtype)
+
+
 # -- heads ----------------------------------------------------------------------------------------
 
 
@@ -128,13 +142,15 @@ class LanguageModelConfig:
 
 
 @register_model
-class LanguageModel(nn.Module):
+class LanguageModel(ConfiguredModel):
     """Next-token model: ``logits_t = W · dropout(RNN(dropout(E[x_{1..t}]))_t) + c``.
 
     ``forward(tokens (B, T), state) -> logits (B, T, V), state``; the state is the RNN's, to carry
     across windows in truncated BPTT. The course notes' ``o_t = softmax(W h_t + c)`` is
     ``logits.softmax(-1)``.
     """
+
+    config_class = LanguageModelConfig
 
     def __init__(self, config: LanguageModelConfig, *, device=None, dtype=None) -> None:
         super().__init__()
@@ -163,13 +179,6 @@ class LanguageModel(nn.Module):
         x = self.dropout(self.embedding(tokens))  # (B, T, E)
         out, state = self.rnn(x, state)  # (B, T, F)
         return self.head(self.dropout(out)), state  # (B, T, V)
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self.config)
-
-    @classmethod
-    def from_config(cls, config: dict, *, device=None, dtype=None) -> LanguageModel:
-        return cls(config_from_dict(LanguageModelConfig, config), device=device, dtype=dtype)
 
 
 # == Seq2Seq: encoder-decoder with optional attention (issue 5) ====================================
@@ -352,7 +361,7 @@ class Seq2SeqConfig:
 
 
 @register_model
-class Seq2Seq(nn.Module):
+class Seq2Seq(ConfiguredModel):
     r"""Encoder-decoder (Sutskever, Vinyals & Le 2014; Cho et al. 2014), optionally with attention.
 
     The encoder reads the source x_1..x_S; its final state (bridged when shapes differ,
@@ -373,6 +382,8 @@ class Seq2Seq(nn.Module):
     decoding interface (see :mod:`rnnkit.decoding`). In the step-by-step path (attention or scheduled
     sampling) the decoder RNN is called once per step, so recurrent dropout masks are redrawn per step.
     """
+
+    config_class = Seq2SeqConfig
 
     def __init__(self, config: Seq2SeqConfig, *, device=None, dtype=None) -> None:
         super().__init__()
@@ -503,13 +514,6 @@ class Seq2Seq(nn.Module):
             logits.append(step_logits)
         return torch.stack(logits, dim=1)  # (B, T, V)
 
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self.config)
-
-    @classmethod
-    def from_config(cls, config: dict, *, device=None, dtype=None) -> Seq2Seq:
-        return cls(config_from_dict(Seq2SeqConfig, config), device=device, dtype=dtype)
-
 
 # == many-to-one and many-to-many: classifier, tagger, conditional generator (issue 4) =============
 # This section holds the heads of the classify and tag tasks and the label-conditioned generator of
@@ -587,12 +591,14 @@ class SequenceClassifierConfig:
 
 
 @register_model
-class SequenceClassifier(nn.Module):
+class SequenceClassifier(ConfiguredModel):
     """Many-to-one: ``logits = W · dropout(pool(RNN(dropout(E[x_1..n])))) + c``, (B, C).
 
     ``forward(tokens (B, T), lengths (B,) or None)``; padded positions past ``lengths`` never affect the
     result (see :func:`pool_sequence`). ``logits.softmax(-1)`` is p(class | sequence).
     """
+
+    config_class = SequenceClassifierConfig
 
     def __init__(self, config: SequenceClassifierConfig, *, device=None, dtype=None) -> None:
         super().__init__()
@@ -610,13 +616,6 @@ class SequenceClassifier(nn.Module):
         out, state = self.rnn(x, lengths=lengths)  # (B, T, F)
         pooled = pool_sequence(out, state, lengths, self.config.pooling, self.config.rnn.num_directions)
         return self.head(self.dropout(pooled))  # (B, C)
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self.config)
-
-    @classmethod
-    def from_config(cls, config: dict, *, device=None, dtype=None) -> SequenceClassifier:
-        return cls(config_from_dict(SequenceClassifierConfig, config), device=device, dtype=dtype)
 
 
 CHAR_FEATURES = ("lstm", "cnn")
@@ -724,7 +723,7 @@ class SequenceTaggerConfig:
 
 
 @register_model
-class SequenceTagger(nn.Module):
+class SequenceTagger(ConfiguredModel):
     """Many-to-many (aligned): one tag per word.
 
     ``emissions = forward(words (B, T), lengths (B,), chars (B, T, L), char_lengths (B, T), casing (B, T))``
@@ -732,6 +731,8 @@ class SequenceTagger(nn.Module):
     per word (CRF: of whole sentences, divided by their words); ``decode(emissions, lengths)`` gives the
     tag ids of each sentence (CRF: Viterbi; softmax: argmax per word).
     """
+
+    config_class = SequenceTaggerConfig
 
     def __init__(self, config: SequenceTaggerConfig, *, device=None, dtype=None) -> None:
         super().__init__()
@@ -785,13 +786,6 @@ class SequenceTagger(nn.Module):
         best = emissions.argmax(-1).tolist()
         return [row[:n] for row, n in zip(best, lengths.tolist())]
 
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self.config)
-
-    @classmethod
-    def from_config(cls, config: dict, *, device=None, dtype=None) -> SequenceTagger:
-        return cls(config_from_dict(SequenceTaggerConfig, config), device=device, dtype=dtype)
-
 
 @dataclass(frozen=True)
 class ConditionalGeneratorConfig:
@@ -832,9 +826,11 @@ class _StartFrom(nn.Module):
 
 
 @register_model
-class ConditionalGenerator(nn.Module):
+class ConditionalGenerator(ConfiguredModel):
     """``forward(tokens (B, T), labels (B,), state=None) -> logits (B, T, V), state``; without a state
     the run starts from :meth:`initial_state` of the labels. ``generate`` samples text per label."""
+
+    config_class = ConditionalGeneratorConfig
 
     def __init__(self, config: ConditionalGeneratorConfig, *, device=None, dtype=None) -> None:
         super().__init__()
@@ -883,10 +879,3 @@ class ConditionalGenerator(nn.Module):
                             top_k=top_k, top_p=top_p, num_samples=len(labels), seed=seed)  # fmt: skip
         finally:
             self.train(was_training)
-
-    def get_config(self) -> dict:
-        return dataclasses.asdict(self.config)
-
-    @classmethod
-    def from_config(cls, config: dict, *, device=None, dtype=None) -> ConditionalGenerator:
-        return cls(config_from_dict(ConditionalGeneratorConfig, config), device=device, dtype=dtype)
