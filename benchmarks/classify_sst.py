@@ -19,7 +19,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from labelling_common import DATA, RESULTS, machine, machine_markdown, rnnkit, write_results
+from common import DATA, RESULTS, machine, machine_markdown, rnnkit, write_results
 from rnnkit.data.sst import labelled_phrases
 
 TASKS = {"sst2": ("binary", True, 0.84), "sst5": ("fine", False, 0.42)}
@@ -103,7 +103,7 @@ def main() -> None:
                      f"{r['train_seconds']:.0f} s ({r['device']}) | {r['steps']} | {r['epochs']:.1f} | "
                      f"{r['train_phrases']} |")  # fmt: skip
     lines += ["", "Commands:", ""] + [f"    {r['command']}" for r in report["runs"].values()]
-    write_results(results_dir, "classify_sst", report, "\n".join(lines) + "\n")
+    write_results("classify_sst", report, "\n".join(lines) + "\n", results_dir)
     for name, r in report["runs"].items():
         print(f"{name}: dev accuracy {r['dev']['accuracy']:.4f} (target {r['target_dev_accuracy']}) "
               f"in {r['train_seconds']:.0f} s")  # fmt: skip

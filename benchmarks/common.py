@@ -1,11 +1,15 @@
-"""What every benchmark script shares: a description of the machine, results files, and the training
-throughput of an rnnkit language model next to the same model built on torch.nn.LSTM."""
+"""What every benchmark script shares: a description of the machine, results files, running the
+command line in-process, and the training throughput of an rnnkit language model next to the same
+model built on torch.nn.LSTM. Scripts run from anywhere with ``PYTHONPATH=src`` (or rnnkit installed)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -13,12 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import rnnkit
+from rnnkit import __version__ as rnnkit_version
+from rnnkit.cli import main as rnnkit_main
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
-def machine(device: str = "cpu") -> dict:
+def machine(device: str = "auto") -> dict:
     """CPU model, cores and threads, torch version, and the GPU when one is used."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -34,9 +41,9 @@ def machine(device: str = "cpu") -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "rnnkit": rnnkit.__version__,
+        "rnnkit": rnnkit_version,
     }
-    if device.startswith("cuda") and torch.cuda.is_available():
+    if device != "cpu" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
 
@@ -45,12 +52,39 @@ def machine_tag(info: dict) -> str:
     return "gpu" if "gpu" in info else f"cpu{info['torch_threads']}"
 
 
-def write_results(name: str, result: dict, markdown: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"{name}-{machine_tag(result['machine'])}"
+def machine_markdown(info: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in info.items())
+
+
+def write_results(name: str, result: dict, markdown: str, results_dir: Path = RESULTS) -> Path:
+    """Write ``NAME-TAG.json`` and ``.md`` (TAG: gpu or cpuN) into ``results_dir``; return the stem."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stem = results_dir / f"{name}-{machine_tag(result['machine'])}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown + "\n")
+    stem.with_suffix(".md").write_text(markdown.rstrip("\n") + "\n")
+    print(f"wrote {stem}.json and .md", file=sys.stderr)
     return stem
+
+
+def rnnkit(*argv: str) -> dict:
+    """Run ``rnnkit ARGV --json`` in this process and return its JSON; progress goes to stderr."""
+    out = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        code = rnnkit_main([*argv, "--json"])
+    if code != 0:
+        raise SystemExit(f"rnnkit {' '.join(argv)} failed with status {code}")
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def head_lines(source: Path, target: Path, lines: int) -> Path:
+    """The first ``lines`` lines of ``source`` (for smoke runs)."""
+    with open(source, encoding="utf-8") as f:
+        text = "".join(line for _, line in zip(range(lines), f))
+    target.write_text(text, encoding="utf-8")
+    return target
 
 
 class TorchLanguageModel(nn.Module):

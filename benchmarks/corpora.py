@@ -22,7 +22,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from labelling_common import DATA, RESULTS, head_lines, machine, machine_markdown, rnnkit, write_results
+from common import DATA, RESULTS, head_lines, machine, machine_markdown, rnnkit, write_results
 
 TARGETS = {"classifier_accuracy": 0.97, "per_corpus_generators_own_share": 0.90,
            "conditional_generator_own_share": 0.90}  # fmt: skip
@@ -74,7 +74,7 @@ def main() -> None:
         "Targets: held-out window accuracy >= 0.97; passages assigned to their own corpus >= 0.90.",
         "Command:", "    " + payload["command"], "",
     ])  # fmt: skip
-    write_results(results_dir, "corpora", payload, text.replace("\n\n", "\n\n" + header, 1))
+    write_results("corpora", payload, text.replace("\n\n", "\n\n" + header, 1), results_dir)
     print(" ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
 
 

@@ -18,19 +18,15 @@ go to ``benchmarks/results/seq2seq_<name>.json`` and ``.md`` with the machine th
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from common import RESULTS, ROOT, machine, machine_markdown, rnnkit, write_results
+
 RUNS = ROOT / "benchmarks" / "runs"  # ignored by git
 
 # Defaults chosen for learning quickly. Attention lets the decoder look up the next number directly;
@@ -50,28 +46,6 @@ EXECUTE = ["--num-layers", "2", "--hidden-size", "400", "--embedding-size", "64"
            "--epoch-size", "250"]  # fmt: skip
 STRATEGIES = ["baseline", "naive", "mix", "combined"]
 EXECUTE_LEVELS = [(4, 1), (4, 2), (6, 2)]
-
-
-def machine() -> dict:
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def rnnkit(*argv: str) -> dict:
-    """Run ``python -m rnnkit ARGV --json`` on this tree's sources and return its JSON object."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *argv, "--json"], capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise SystemExit(f"rnnkit {' '.join(argv)} failed:\n{done.stderr.strip()}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_config(name: str, train_args: list[str], args: argparse.Namespace) -> dict:
@@ -103,23 +77,20 @@ def run_config(name: str, train_args: list[str], args: argparse.Namespace) -> di
     return row
 
 
-def write_results(bench: str, rows: list[dict], args: argparse.Namespace, notes: str) -> None:
-    args.results.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": f"seq2seq_{bench}", "machine": machine(), "device": args.device, "budget_s": args.budget,
+def write_table(bench: str, rows: list[dict], args: argparse.Namespace, notes: str) -> None:
+    info = machine(args.device)
+    record = {"benchmark": f"seq2seq_{bench}", "machine": info, "device": args.device, "budget_s": args.budget,
               "seed": args.seed, "common_args": COMMON + shlex.split(args.set), "smoke": args.smoke,
               "results": rows}  # fmt: skip
-    path = args.results / f"seq2seq_{bench}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     lines = [f"# seq2seq {bench}", "", notes, "",
-             f"Machine: {json.dumps(record['machine'])}; device {args.device}; {args.budget:g} s of training per "
+             f"Machine: {machine_markdown(info)}; device {args.device}; {args.budget:g} s of training per "
              f"configuration; seed {args.seed}." + (" SMOKE SETTINGS: not a result." if args.smoke else ""), "",
              "| configuration | test token accuracy | test exact match | steps | train s | parameters |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lines.append(f"| {r['name']} | {r['test_token_accuracy']:.4f} | {r['test_sequence_accuracy']:.4f} | "
                      f"{r['steps']} | {r['train_seconds']:.0f} | {r['parameters']:,} |")  # fmt: skip
-    (args.results / f"seq2seq_{bench}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {path} and its .md", file=sys.stderr)
+    write_results(f"seq2seq_{bench}", record, "\n".join(lines), args.results)
 
 
 # -- the benchmarks -------------------------------------------------------------------------------
@@ -129,7 +100,7 @@ def bench_sort(args) -> None:
     L, V = (5, 9) if args.smoke else (32, 32)
     task = ["--task", "sort", "--length", str(L), "--vocab", str(V)]
     rows = [run_config(f"sort-L{L}-V{V}-{name}", task + model, args) for name, model in models(SORT, args).items()]
-    write_results("sort", rows, args, f"Sorting {L} integers from 1..{V}. Target: token accuracy >= 0.99 within 30 "
+    write_table("sort", rows, args, f"Sorting {L} integers from 1..{V}. Target: token accuracy >= 0.99 within 30 "
                   "minutes; the course notes report ~0.95 after six days without attention.")  # fmt: skip
 
 
@@ -139,7 +110,7 @@ def bench_add(args) -> None:
     for strategy in ("baseline", "combined"):
         train = ["--task", "add", "--length", str(k), "--curriculum", strategy, *small(ADD, args)]
         rows.append(run_config(f"add-{k}digits-{strategy}", train, args))
-    write_results("add", rows, args, f"Adding two {k}-digit numbers. Target: exact match >= 0.99 (Zaremba & "
+    write_table("add", rows, args, f"Adding two {k}-digit numbers. Target: exact match >= 0.99 (Zaremba & "
                   "Sutskever 2014: 99% with the combined curriculum).")  # fmt: skip
 
 
@@ -152,7 +123,7 @@ def bench_copy(args) -> None:
         for length in lengths:
             train = ["--task", "copy", "--length", str(length), *extra, *small(COPY, args)]
             rows.append(run_config(f"copy-{variant}-L{length}", train, args))
-    write_results("copy", rows, args, "Copying random digits (memorization) against length, plain, with the input "
+    write_table("copy", rows, args, "Copying random digits (memorization) against length, plain, with the input "
                   "reversed, and with the input presented twice, by an encoder-decoder without attention.")  # fmt: skip
 
 
@@ -165,7 +136,7 @@ def bench_execute(args) -> None:
             train = ["--task", "execute", "--length", str(length), "--nesting", str(nesting), "--curriculum",
                      strategy, *small(EXECUTE, args)]  # fmt: skip
             rows.append(run_config(f"execute-L{length}-N{nesting}-{strategy}", train, args))
-    write_results("execute", rows, args, "Learning to Execute (Zaremba & Sutskever 2014): programs read character by "
+    write_table("execute", rows, args, "Learning to Execute (Zaremba & Sutskever 2014): programs read character by "
                   "character; the paper reports teacher-forced character accuracy (our token accuracy).")  # fmt: skip
 
 

@@ -18,7 +18,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from labelling_common import DATA, RESULTS, head_lines, machine, machine_markdown, rnnkit, write_results
+from common import DATA, RESULTS, head_lines, machine, machine_markdown, rnnkit, write_results
 
 TARGET_F1 = 0.88
 MODEL = ["--crf", "--scheme", "bioes", "--lowercase", "--casing-size", "8", "--embedding-size", "100",
@@ -98,7 +98,7 @@ def main() -> None:
     for kind, s in ner["per_type"].items():
         lines.append(f"| {kind} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} | {s['support']} |")
     lines += ["", "Commands:", ""] + [f"    {r['command']}" for r in report["runs"].values()]
-    write_results(results_dir, "tag_conll", report, "\n".join(lines) + "\n")
+    write_results("tag_conll", report, "\n".join(lines) + "\n", results_dir)
     print(f"dev F1 {ner['dev']['f1']:.4f} (target {TARGET_F1}) in {ner['train_seconds']:.0f} s")
 
 
