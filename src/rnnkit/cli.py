@@ -68,8 +68,15 @@ def add_common_training_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line (``rnnkit: error: ...``) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"rnnkit: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnkit", description=rnnkit.__doc__)
+    parser = Parser(prog="rnnkit", description=rnnkit.__doc__)
     parser.add_argument("--version", action="version", version=f"rnnkit {rnnkit.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
