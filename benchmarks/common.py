@@ -134,7 +134,9 @@ def training_throughput(model: nn.Module, vocab_size: int, batch_size: int, seq_
 
 
 def compare_throughput(rnnkit_model: nn.Module, batch_size: int, seq_len: int, device: str) -> dict:
-    """rnnkit's LanguageModel against the same model on torch.nn.LSTM, measured alternately in one process."""
+    """rnnkit's LanguageModel against the same model on torch.nn.LSTM, measured alternately in one process.
+
+    Both are trained on random tokens while timed: ``rnnkit_model``'s weights are changed."""
     c = rnnkit_model.config
     peer = TorchLanguageModel(c.vocab_size, c.embedding_size, c.rnn.hidden_size, c.rnn.num_layers, c.dropout)
     ours, theirs = [], []
