@@ -1,0 +1,268 @@
+"""The LSTM recurrence as one autograd Function with hand-written backpropagation through time.
+
+Input: ``GX`` (T, B, 4H), the input side of the gate pre-activations for every step, computed before
+the loop in one GEMM (with its layer norm and both biases folded in). Per step the forward does one
+GEMM, ``W_hh h_{t-1}``, and the element-wise update of :class:`rnnkit.cells.LSTMCell`::
+
+    i, f, g, o = sigma(GX_t + [LN] W_hh (h_{t-1} * m) [+ peepholes on c])    (gate order of torch)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh([LN] c_t)   [then h_t = W_hr h_t with a projection]
+    (h_t, c_t) mixed with (h_{t-1}, c_{t-1}) by zoneout and by the lengths
+
+With the gates known, every derivative the backward needs is a product of saved factors, so the
+forward turns its gate buffer into those factors at the end (vectorised over all steps)::
+
+    dG_o = dh * A_o,   A_o = tanh(c) o (1 - o)
+    dc  += dh * K,     K = o (1 - tanh(c)^2)
+    dG_i, dG_f, dG_g = dc * (i (1 - i) g, f (1 - f) c_{t-1}, i (1 - g^2))
+    dc_{t-1} = dc * f;   dh_{t-1} = dG W_hh
+
+so the backward is one GEMM per step (``dG W_hh``) and a few element-wise ops, and the weight
+gradient is one GEMM over all steps (``sum_t dG_t^T h_{t-1}``). Saved per step: 4H factors, K, f and
+the output h (6H + H_out), plus what the options need (raw ``W_hh h`` and statistics for layer norm,
+c for peepholes and the cell norm, ``o tanh(c)`` for the projection).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from rnnkit.kernels.common import (
+    compiled,
+    gate_norm_grad,
+    gate_norm_step,
+    matmul_steps,
+    mix_state,
+    mixing_coefficients,
+    normalized,
+    split_grad,
+    stack_stats,
+)
+
+
+def lstm_forward_loop(
+    GX: Tensor,  # (T, B, 4H)
+    W_hh: Tensor,  # (4H, P)
+    hs: Tensor,  # (T + 1, B, P) carried h; hs[0] = h_0
+    cs: Tensor,  # (T + 1, B, H) carried c; cs[0] = c_0
+    gates: Tensor,  # (T, B, 4H) activated i, f, g, o
+    tcs: Tensor,  # (T, B, H) tanh(c) as it enters h
+    ln_gain: Tensor | None,  # (4H,)
+    gh_raw: Tensor | None,  # (T, B, 4H) W_hh h_in, kept for the layer-norm backward
+    peephole: Tensor | None,  # (3H,)
+    cnew: Tensor | None,  # (T or 1, B, H) c before mixing, when there is mixing
+    ln_cell_w: Tensor | None,
+    ln_cell_b: Tensor | None,
+    W_hr: Tensor | None,  # (P, H)
+    ms: Tensor | None,  # (T, B, H) o * tanh(c) before the projection
+    rec_mask: Tensor | None,  # (B, P)
+    zh: Tensor | None,  # (T, B or 1, P or 1)
+    zc: Tensor | None,  # (T, B or 1, H or 1)
+    valid: Tensor | None,  # (T, B, 1) bool
+) -> tuple[list[Tensor], list[Tensor]]:
+    T, B, H = GX.shape[0], GX.shape[1], cs.shape[2]
+    W_t = W_hh.t()
+    gate_stats: list[Tensor] = []
+    cell_stats: list[Tensor] = []
+    h_scratch = torch.empty_like(hs[0])
+    for t in range(T):
+        h_prev, c_prev = hs[t], cs[t]
+        h_in = h_prev if rec_mask is None else h_prev * rec_mask
+        g = gates[t]
+        if ln_gain is not None and gh_raw is not None:
+            gh = gh_raw[t]
+            torch.mm(h_in, W_t, out=gh)
+            torch.addcmul(GX[t], gate_norm_step(gh, 4, gate_stats), ln_gain, out=g)
+        else:
+            torch.addmm(GX[t], h_in, W_t, out=g)
+        if peephole is not None:
+            g[:, : 2 * H].view(B, 2, H).addcmul_(peephole[: 2 * H].view(2, H), c_prev.unsqueeze(1))
+        g[:, : 2 * H].sigmoid_()
+        g[:, 2 * H : 3 * H].tanh_()
+        i, f, gg, o = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+        c_new = cs[t + 1] if cnew is None else cnew[min(t, cnew.shape[0] - 1)]
+        torch.mul(f, c_prev, out=c_new)
+        c_new.addcmul_(i, gg)
+        if peephole is not None:
+            o.addcmul_(peephole[2 * H :], c_new)
+        o.sigmoid_()
+        c_out = c_new
+        if ln_cell_w is not None:
+            c_out, mean, rstd = torch.native_layer_norm(c_new, [H], ln_cell_w, ln_cell_b, 1e-5)
+            cell_stats.append(mean)
+            cell_stats.append(rstd)
+        tc = tcs[t]
+        torch.tanh(c_out, out=tc)
+        h_new = hs[t + 1] if cnew is None else h_scratch
+        if W_hr is not None and ms is not None:
+            torch.mul(o, tc, out=ms[t])
+            torch.mm(ms[t], W_hr.t(), out=h_new)
+        else:
+            torch.mul(o, tc, out=h_new)
+        if cnew is not None:
+            v = None if valid is None else valid[t]
+            mix_state(h_new, h_prev, None if zh is None else zh[t], v, hs[t + 1])
+            mix_state(c_new, c_prev, None if zc is None else zc[t], v, cs[t + 1])
+    return gate_stats, cell_stats
+
+
+def lstm_backward_loop(
+    d_hs: Tensor,  # (T, B, P) gradient of every carried h
+    dc: Tensor,  # (B, H) gradient of the final c (a copy: updated in place)
+    W_hh: Tensor,
+    A: Tensor,  # (T, B, 4H) factors (i (1-i) g, f (1-f) c_prev, i (1-g^2), tanh(c) o (1-o))
+    K: Tensor,  # (T, B, H) o (1 - tanh(c)^2)
+    Fg: Tensor,  # (T, B, H) forget gate
+    dG: Tensor,  # (T, B, 4H) out: gradient of the gate pre-activations
+    ln_gain: Tensor | None,
+    gh_raw: Tensor | None,
+    gate_stats: Tensor | None,  # (T, 2, B, 4, 1)
+    DU: Tensor | None,  # (T, B, 4H) out: gradient of the raw W_hh h (layer norm only)
+    peephole: Tensor | None,
+    c_new: Tensor | None,  # (T, B, H) c before mixing (cell norm only)
+    ln_cell_w: Tensor | None,
+    cell_stats: Tensor | None,  # (T, 2, B, 1)
+    DCO: Tensor | None,  # (T, B, H) out: gradient of the normalised c (cell norm only)
+    W_hr: Tensor | None,
+    DHN: Tensor | None,  # (T, B, P) out: gradient of the projected h (projection only)
+    rec_mask: Tensor | None,
+    Uh: Tensor | None,  # mixing coefficients, see common.mixing_coefficients
+    Uc: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    T, B, H = A.shape[0], A.shape[1], K.shape[2]
+    zero = torch.zeros_like(d_hs[0])
+    dh = d_hs[T - 1].clone()
+    for t in range(T - 1, -1, -1):
+        dh_new, carry_h = split_grad(dh, None if Uh is None else Uh[t])
+        dc_new, carry_c = split_grad(dc, None if Uc is None else Uc[t])
+        dm = dh_new
+        if W_hr is not None and DHN is not None:
+            DHN[t].copy_(dh_new)
+            dm = torch.mm(dh_new, W_hr)
+        d = dG[t]
+        d_o = d[:, 3 * H :]
+        torch.mul(dm, A[t, :, 3 * H :], out=d_o)
+        if ln_cell_w is not None and DCO is not None and cell_stats is not None and c_new is not None:
+            dco = DCO[t]
+            torch.mul(dm, K[t], out=dco)
+            grads = torch.ops.aten.native_layer_norm_backward(
+                dco, c_new[t], [H], cell_stats[t, 0], cell_stats[t, 1], ln_cell_w, None, [True, False, False]
+            )
+            dc_new = dc_new + grads[0]
+        else:
+            dc_new = torch.addcmul(dc_new, dm, K[t])
+        if peephole is not None:
+            dc_new.addcmul_(d_o, peephole[2 * H :])
+        torch.mul(A[t, :, : 3 * H].view(B, 3, H), dc_new.unsqueeze(1), out=d[:, : 3 * H].view(B, 3, H))
+        dc = dc_new * Fg[t]
+        if peephole is not None:
+            dc.addcmul_(d[:, :H], peephole[:H])
+            dc.addcmul_(d[:, H : 2 * H], peephole[H : 2 * H])
+        if carry_c is not None:
+            dc.add_(carry_c)
+        du = d
+        if ln_gain is not None and gh_raw is not None and gate_stats is not None and DU is not None:
+            du = DU[t]
+            du.copy_(gate_norm_grad(d * ln_gain, gh_raw[t], 4, gate_stats[t, 0], gate_stats[t, 1]))
+        base = d_hs[t - 1] if t > 0 else zero
+        if rec_mask is not None:
+            dh = torch.addcmul(base, torch.mm(du, W_hh), rec_mask)
+        else:
+            dh = torch.addmm(base, du, W_hh)
+        if carry_h is not None:
+            dh.add_(carry_h)
+    return dh, dc
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    """``hs, c_T = LSTMRecurrence.apply(GX, h0, c0, W_hh, ln_gain, peephole, ln_cell_w, ln_cell_b, W_hr,
+    rec_mask, zh, zc, valid, needs_grad)``: carried h for every step (T, B, P) and the final c (B, H).
+
+    Options are None when off. ``zh``/``zc``: zoneout masks (T, B, n) or the eval-mode probability as a
+    (T, 1, 1) tensor; ``valid`` (T, B, 1) bool marks real (unpadded) steps.
+    """
+
+    @staticmethod
+    def forward(ctx, GX, h0, c0, W_hh, ln_gain, peephole, ln_cell_w, ln_cell_b, W_hr, rec_mask, zh, zc, valid,
+                needs_grad):  # fmt: skip
+        T, B, G = GX.shape
+        H, P = G // 4, h0.shape[-1]
+        mixed = zh is not None or zc is not None or valid is not None
+        hs = GX.new_empty(T + 1, B, P)
+        hs[0] = h0
+        cs = GX.new_empty(T + 1, B, H)
+        cs[0] = c0
+        gates, tcs = torch.empty_like(GX), GX.new_empty(T, B, H)
+        gh_raw = torch.empty_like(GX) if ln_gain is not None else None
+        keep_cnew = needs_grad and (peephole is not None or ln_cell_w is not None)
+        cnew = GX.new_empty(T if keep_cnew else 1, B, H) if mixed else None
+        ms = GX.new_empty(T, B, H) if W_hr is not None else None
+        gate_stats, cell_stats = compiled(lstm_forward_loop)(
+            GX, W_hh, hs, cs, gates, tcs, ln_gain, gh_raw, peephole, cnew, ln_cell_w, ln_cell_b, W_hr, ms,
+            rec_mask, zh, zc, valid,
+        )  # fmt: skip
+        c_last = cs[T]
+        if needs_grad:
+            A, K, Fg = _factors(gates, tcs, cs[:-1])
+            c_after = cnew if cnew is not None else cs[1:]
+            ctx.save_for_backward(
+                W_hh, hs, A, K, Fg, ln_gain, gh_raw, stack_stats(gate_stats) if gate_stats else None, peephole,
+                cs if peephole is not None else None,
+                c_after if (peephole is not None or ln_cell_w is not None) else None,
+                ln_cell_w, stack_stats(cell_stats) if cell_stats else None, W_hr, ms, rec_mask, zh, zc, valid,
+            )  # fmt: skip
+        return hs[1:], c_last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_hs, d_cT):
+        (W_hh, hs, A, K, Fg, ln_gain, gh_raw, gate_stats, peephole, cs, c_new, ln_cell_w, cell_stats, W_hr, ms,
+         rec_mask, zh, zc, valid) = ctx.saved_tensors  # fmt: skip
+        H = K.shape[-1]
+        dG = torch.empty_like(A)
+        DU = torch.empty_like(A) if ln_gain is not None else None
+        DCO = torch.empty_like(K) if ln_cell_w is not None else None
+        DHN = torch.empty_like(d_hs) if W_hr is not None else None
+        Uh = mixing_coefficients(zh, valid, A.dtype)
+        Uc = mixing_coefficients(zc, valid, A.dtype)
+        dh0, dc0 = compiled(lstm_backward_loop)(
+            d_hs.contiguous(), d_cT.clone(), W_hh, A, K, Fg, dG, ln_gain, gh_raw, gate_stats, DU, peephole, c_new,
+            ln_cell_w, cell_stats, DCO, W_hr, DHN, rec_mask, Uh, Uc,
+        )  # fmt: skip
+        h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
+        d_W_hh = matmul_steps(dG if DU is None else DU, h_in)
+        d_ln_gain = d_peephole = d_ln_cell_w = d_ln_cell_b = d_W_hr = None
+        if ln_gain is not None:
+            d_ln_gain = (dG.view(*gh_raw.shape[:2], 4, H) * normalized(gh_raw, gate_stats, 4)).sum((0, 1)).flatten()
+        if peephole is not None:
+            c_prev = cs[:-1]
+            d_peephole = torch.cat(
+                [(dG[..., :H] * c_prev).sum((0, 1)), (dG[..., H : 2 * H] * c_prev).sum((0, 1)),
+                 (dG[..., 3 * H :] * c_new).sum((0, 1))]
+            )  # fmt: skip
+        if ln_cell_w is not None:
+            x_hat = (c_new - cell_stats[:, 0]) * cell_stats[:, 1]
+            d_ln_cell_w, d_ln_cell_b = (DCO * x_hat).sum((0, 1)), DCO.sum((0, 1))
+        if W_hr is not None:
+            d_W_hr = matmul_steps(DHN, ms)
+        return (dG, dh0, dc0, d_W_hh, d_ln_gain, d_peephole, d_ln_cell_w, d_ln_cell_b, d_W_hr,
+                None, None, None, None, None)  # fmt: skip
+
+
+def _factors(gates: Tensor, tcs: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Turn the activated gates into the backward's factors, in place where possible (see module doc).
+
+    Returns A (T, B, 4H) in the gates' buffer, K (T, B, H), and the forget gate in the tanh(c) buffer.
+    """
+    i, f, g, o = gates.chunk(4, dim=-1)
+    K = torch.mul(tcs, tcs)
+    torch.addcmul(o, o, K, value=-1, out=K)  # o (1 - tanh(c)^2)
+    o.addcmul_(o, o, value=-1).mul_(tcs)  # tanh(c) o (1 - o)
+    Fg = tcs.copy_(f)
+    f.addcmul_(f, f, value=-1).mul_(c_prev)  # f (1 - f) c_{t-1}
+    ig = i * g
+    torch.addcmul(i, ig, g, value=-1, out=g)  # i (1 - g^2)
+    torch.addcmul(ig, ig, i, value=-1, out=i)  # i g (1 - i)
+    return gates, K, Fg
