@@ -94,6 +94,36 @@ def gate_norm_grad(dy: Tensor, gh: Tensor, num_gates: int, mean: Tensor, rstd: T
     return grads[0].view(B, num_gates * H)
 
 
+def input_side(
+    gx: Tensor, ln_ih: Tensor | None, bias: Tensor | None, num_gates: int, ys: list[Tensor], stats: list[Tensor],
+    out: Tensor,
+) -> Tensor:  # fmt: skip
+    """A step's input side: ``gx`` as given (biases folded in), or ``LN(gx) * ln_ih + bias`` written to out.
+
+    With layer norm the loop normalises the raw ``W_ih x`` of the step it is on, while it is in cache,
+    instead of the whole (T, B, k*H) tensor before the loop: fewer passes over memory, which bound the
+    time on CPU. The normalised values go to ``ys`` and their statistics to ``stats`` for the backward.
+    """
+    if ln_ih is None:
+        return gx
+    y = gate_norm_step(gx, num_gates, stats)
+    ys.append(y)
+    if bias is not None:
+        torch.addcmul(bias, y, ln_ih, out=out)
+    else:
+        torch.mul(y, ln_ih, out=out)
+    return out
+
+
+def norm_grad_step(
+    d: Tensor, gain: Tensor, raw: Tensor, y: Tensor, mean: Tensor, rstd: Tensor, num_gates: int, acc_gain: Tensor,
+    out: Tensor,
+) -> None:  # fmt: skip
+    """Backward of ``LN(raw) * gain`` at one step: accumulate the gain's gradient, write raw's into out."""
+    acc_gain.addcmul_(d, y)
+    out.copy_(gate_norm_grad(d * gain, raw, num_gates, mean, rstd))
+
+
 # -- vectorised helpers (plain Python, a few ops per call) ---------------------------------------------
 
 
@@ -105,16 +135,20 @@ def mixing_coefficients(zone: Tensor | None, valid: Tensor | None, dtype: torch.
     return keep
 
 
-def normalized(raw: Tensor, stats: Tensor, num_gates: int) -> Tensor:
-    """x_hat = (raw - mean) * rstd for raw (T, B, k*H) and stats (T, 2, B, k, 1): (T, B, k, H)."""
-    T, B, G = raw.shape
-    x = raw.view(T, B, num_gates, G // num_gates)
-    return (x - stats[:, 0]) * stats[:, 1]
+def save_lists(ctx, tensors: list, *lists: list[Tensor]) -> None:
+    """``ctx.save_for_backward`` for fixed tensors followed by lists of per-step tensors."""
+    ctx.save_for_backward(*tensors, *[t for items in lists for t in items])
+    ctx.list_sizes = [len(tensors), *(len(items) for items in lists)]
 
 
-def stack_stats(stats: list[Tensor]) -> Tensor:
-    """[mean_0, rstd_0, mean_1, ...] each (B, k, 1) -> (T, 2, B, k, 1)."""
-    return torch.stack(stats).view(len(stats) // 2, 2, *stats[0].shape)
+def saved_lists(ctx) -> list:
+    """Undo :func:`save_lists`: [fixed tensors (tuple), list, list, ...]."""
+    saved, parts, start = ctx.saved_tensors, [], 0
+    for size in ctx.list_sizes:
+        parts.append(list(saved[start : start + size]))
+        start += size
+    parts[0] = tuple(parts[0])
+    return parts
 
 
 def matmul_steps(a: Tensor, b: Tensor) -> Tensor:

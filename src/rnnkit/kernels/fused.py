@@ -2,10 +2,11 @@
 
 :func:`fused_cell` has the signature of :func:`rnnkit.layers.run_cell` (the reference step loop) and
 computes the same function: the layer's stacking, directions, dropout and skip connections stay as
-they are, and only the time loop of each cell changes. Everything that does not depend on the
-previous step runs here, vectorised over all steps with ordinary autograd: the input projection
-``W_ih x`` as one GEMM, its per-gate layer norm, and the biases. The recurrence itself (one GEMM and
-an element-wise update per step, hand-written backward) is in ``lstm.py``, ``gru.py`` and ``rnn.py``.
+they are, and only the time loop of each cell changes. What does not depend on the previous step
+runs here with ordinary autograd: the input projection ``W_ih x`` for all steps as one GEMM (with the
+biases, unless layer norm needs them after its per-step normalisation). The recurrence itself (one
+GEMM and an element-wise update per step, hand-written backward) is in ``lstm.py``, ``gru.py`` and
+``rnn.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State, gate_norm
+from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State
 from rnnkit.kernels.gru import GRURecurrence
 from rnnkit.kernels.lstm import LSTMRecurrence
 from rnnkit.kernels.rnn import RNNRecurrence
@@ -35,27 +36,27 @@ def fused_cell(cell: RecurrentCell, x: Tensor, state: State, valid: Tensor | Non
         x.requires_grad or any(p.requires_grad for p in cell.parameters())
         or any(s.requires_grad for s in (state if isinstance(state, tuple) else (state,)))
     )  # fmt: skip
-    fold_hh = not (isinstance(cell, GRUCell) and cell.reset == "after")  # b_hn sits inside r * (...)
-    gx = _input_projection(cell, x, fold_hh)  # (T, B, k*H)
-    ln_gain = cell.ln_hh_weight if cell.layer_norm else None
+    gru_after = isinstance(cell, GRUCell) and cell.reset == "after"
+    gx, bias = _input_projection(cell, x, fold_hh=not gru_after)  # (T, B, k*H); bias: what goes in the loop
+    ln_ih, ln_hh = (cell.ln_ih_weight, cell.ln_hh_weight) if cell.layer_norm else (None, None)
     if isinstance(cell, LSTMCell):
         h0, c0 = state
         zh, zc = zoneout if zoneout is not None else (None, None)
+        ln_cell = (cell.ln_cell_weight, cell.ln_cell_bias) if cell.layer_norm else (None, None)
         hs, c_last = LSTMRecurrence.apply(
-            gx, h0, c0, cell.weight_hh, ln_gain, cell.weight_ch if cell.peephole else None,
-            cell.ln_cell_weight if cell.layer_norm else None, cell.ln_cell_bias if cell.layer_norm else None,
+            gx, h0, c0, cell.weight_hh, bias, ln_ih, ln_hh, cell.weight_ch if cell.peephole else None, *ln_cell,
             cell.weight_hr if cell.proj_size else None, recurrent_mask, zh, zc, valid3, needs_grad,
         )  # fmt: skip
         final: State = (hs[T - 1], c_last)
     elif isinstance(cell, GRUCell):
         zh = zoneout[0] if zoneout is not None else None
-        b_hh = None if fold_hh else cell.bias_hh
-        hs = GRURecurrence.apply(gx, state, cell.weight_hh, b_hh, ln_gain, recurrent_mask, zh, valid3,
-                                 cell.reset == "before", needs_grad)  # fmt: skip
+        b_hh = cell.bias_hh if gru_after else None
+        hs = GRURecurrence.apply(gx, state, cell.weight_hh, bias, b_hh, ln_ih, ln_hh, recurrent_mask, zh, valid3,
+                                 not gru_after, needs_grad)  # fmt: skip
         final = hs[T - 1]
     elif isinstance(cell, RNNCell):
         zh = zoneout[0] if zoneout is not None else None
-        hs = RNNRecurrence.apply(gx, state, cell.weight_hh, ln_gain, recurrent_mask, zh, valid3,
+        hs = RNNRecurrence.apply(gx, state, cell.weight_hh, bias, ln_ih, ln_hh, recurrent_mask, zh, valid3,
                                  cell.nonlinearity == "relu", needs_grad)  # fmt: skip
         final = hs[T - 1]
     else:
@@ -64,15 +65,19 @@ def fused_cell(cell: RecurrentCell, x: Tensor, state: State, valid: Tensor | Non
     return out, final
 
 
-def _input_projection(cell: RecurrentCell, x: Tensor, fold_hh: bool) -> Tensor:
-    """``[LN](W_ih x) + b_ih [+ b_hh]`` for every step at once: (T, B, k*H)."""
+def _input_projection(cell: RecurrentCell, x: Tensor, fold_hh: bool) -> tuple[Tensor, Tensor | None]:
+    """``W_ih x`` for every step at once (T, B, k*H), and the bias the recurrence adds inside its loop.
+
+    Without layer norm the biases that only add (b_ih, and b_hh when ``fold_hh``) join the GEMM and no
+    bias is left; with layer norm the loop normalises ``W_ih x`` step by step, so the biases (added
+    after the norms) go to it, summed where they may be.
+    """
     bias = cell.bias_ih
     if bias is not None and fold_hh:
-        bias = bias + cell.bias_hh  # additive after the recurrent layer norm too, so it can move here
-    if not cell.layer_norm:
-        return F.linear(x, cell.weight_ih, bias)
-    gx = gate_norm(F.linear(x, cell.weight_ih), cell.num_gates, cell.ln_ih_weight)
-    return gx if bias is None else gx + bias
+        bias = bias + cell.bias_hh
+    if cell.layer_norm:
+        return F.linear(x, cell.weight_ih), bias
+    return F.linear(x, cell.weight_ih, bias), None
 
 
 def _masks(cell: RecurrentCell, x: Tensor, masks: Masks) -> tuple[Tensor | None, tuple[Tensor, ...] | None]:

@@ -27,62 +27,71 @@ from torch.autograd.function import once_differentiable
 
 from rnnkit.kernels.common import (
     compiled,
-    gate_norm_grad,
     gate_norm_step,
+    input_side,
     matmul_steps,
     mix_state,
     mixing_coefficients,
-    normalized,
+    norm_grad_step,
+    save_lists,
+    saved_lists,
     split_grad,
-    stack_stats,
 )
 
 
 def gru_after_forward_loop(
-    GX: Tensor,  # (T, B, 3H)
+    GX: Tensor,  # (T, B, 3H) W_ih x + b_ih, or the raw W_ih x with layer norm
     W_hh: Tensor,  # (3H, H)
+    b_ih: Tensor | None,  # (3H,) with layer norm only (else inside GX)
     b_hh: Tensor | None,  # (3H,)
     hs: Tensor,  # (T + 1, B, H) carried h; hs[0] = h_0
     G: Tensor,  # (T, B, 4H) r, z, n and gh_n
-    ln_gain: Tensor | None,
-    gh_raw: Tensor | None,  # (T, B, 3H)
+    ln_ih: Tensor | None,
+    ln_hh: Tensor | None,
+    gh_raw: Tensor | None,  # (T, B, 3H) raw W_hh h_in (layer norm only)
     rec_mask: Tensor | None,
     zh: Tensor | None,
     valid: Tensor | None,
-) -> list[Tensor]:
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
     T, B, H = GX.shape[0], GX.shape[1], hs.shape[2]
     W_t = W_hh.t()
-    stats: list[Tensor] = []
+    ys_x: list[Tensor] = []
+    stats_x: list[Tensor] = []
+    ys_h: list[Tensor] = []
+    stats_h: list[Tensor] = []
     gh = GX.new_empty(B, 3 * H)
+    gx_scratch = GX.new_empty(B, 3 * H)
     h_scratch = torch.empty_like(hs[0])
     mixed = zh is not None or valid is not None
     for t in range(T):
         h_prev = hs[t]
         h_in = h_prev if rec_mask is None else h_prev * rec_mask
-        if ln_gain is not None and gh_raw is not None:
+        gx = input_side(GX[t], ln_ih, b_ih, 3, ys_x, stats_x, gx_scratch)
+        if ln_hh is not None and gh_raw is not None:
             torch.mm(h_in, W_t, out=gh_raw[t])
-            y = gate_norm_step(gh_raw[t], 3, stats)
+            y = gate_norm_step(gh_raw[t], 3, stats_h)
+            ys_h.append(y)
             if b_hh is not None:
-                torch.addcmul(b_hh, y, ln_gain, out=gh)
+                torch.addcmul(b_hh, y, ln_hh, out=gh)
             else:
-                torch.mul(y, ln_gain, out=gh)
+                torch.mul(y, ln_hh, out=gh)
         elif b_hh is not None:
             torch.addmm(b_hh, h_in, W_t, out=gh)
         else:
             torch.mm(h_in, W_t, out=gh)
         g = G[t]
         rz = g[:, : 2 * H]
-        torch.add(GX[t, :, : 2 * H], gh[:, : 2 * H], out=rz)
+        torch.add(gx[:, : 2 * H], gh[:, : 2 * H], out=rz)
         rz.sigmoid_()
         r, z, n = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H]
-        torch.addcmul(GX[t, :, 2 * H :], r, gh[:, 2 * H :], out=n)
+        torch.addcmul(gx[:, 2 * H :], r, gh[:, 2 * H :], out=n)
         n.tanh_()
         g[:, 3 * H :].copy_(gh[:, 2 * H :])
         h_new = h_scratch if mixed else hs[t + 1]
         torch.addcmul(n, z, h_prev - n, out=h_new)
         if mixed:
             mix_state(h_new, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs[t + 1])
-    return stats
+    return ys_x, stats_x, ys_h, stats_h
 
 
 def gru_after_backward_loop(
@@ -91,9 +100,16 @@ def gru_after_backward_loop(
     C: Tensor,  # (T, B, 4H) factors for (d_r, d_z, d_n^h, d_n^x)
     Z: Tensor,  # (T, B, H) update gate
     D: Tensor,  # (T, B, 4H) out
-    ln_gain: Tensor | None,
+    GX: Tensor,
+    ln_ih: Tensor | None,
+    ln_hh: Tensor | None,
     gh_raw: Tensor | None,
-    stats: Tensor | None,  # (T, 2, B, 3, 1)
+    ys_x: list[Tensor],
+    stats_x: list[Tensor],
+    ys_h: list[Tensor],
+    stats_h: list[Tensor],
+    acc: Tensor | None,  # (4, B, 3H) out: sums over steps for ln_ih, ln_hh, b_ih, b_hh
+    dGX: Tensor | None,  # (T, B, 3H) out: gradient of the raw W_ih x (layer norm only)
     DU: Tensor | None,  # (T, B, 3H) out: gradient of the raw W_hh h (layer norm only)
     rec_mask: Tensor | None,
     U: Tensor | None,
@@ -106,9 +122,14 @@ def gru_after_backward_loop(
         d = D[t]
         torch.mul(C[t].view(B, 4, H), dh_new.unsqueeze(1), out=d.view(B, 4, H))
         du = d[:, : 3 * H]
-        if ln_gain is not None and gh_raw is not None and stats is not None and DU is not None:
-            du = DU[t]
-            du.copy_(gate_norm_grad(d[:, : 3 * H] * ln_gain, gh_raw[t], 3, stats[t, 0], stats[t, 1]))
+        if ln_ih is not None and ln_hh is not None and gh_raw is not None:
+            if acc is not None and dGX is not None and DU is not None:
+                dx = torch.cat([d[:, : 2 * H], d[:, 3 * H :]], 1)
+                norm_grad_step(dx, ln_ih, GX[t], ys_x[t], stats_x[2 * t], stats_x[2 * t + 1], 3, acc[0], dGX[t])
+                acc[2].add_(dx)
+                norm_grad_step(du, ln_hh, gh_raw[t], ys_h[t], stats_h[2 * t], stats_h[2 * t + 1], 3, acc[1], DU[t])
+                acc[3].add_(du)
+                du = DU[t]
         base = d_hs[t - 1] if t > 0 else zero
         dh = torch.addcmul(base, dh_new, Z[t])
         if rec_mask is not None:
@@ -121,21 +142,27 @@ def gru_after_backward_loop(
 
 
 def gru_before_forward_loop(
-    GX: Tensor,  # (T, B, 3H)
+    GX: Tensor,  # (T, B, 3H) W_ih x + b_ih + b_hh, or the raw W_ih x with layer norm
     W_hh: Tensor,  # (3H, H)
+    bias: Tensor | None,  # (3H,) b_ih + b_hh with layer norm only
     hs: Tensor,  # (T + 1, B, H)
     G: Tensor,  # (T, B, 3H) r, z, n
     RH: Tensor,  # (T, B, H) r * h_in
-    ln_gain: Tensor | None,
+    ln_ih: Tensor | None,
+    ln_hh: Tensor | None,
     gh_rz: Tensor | None,  # (T, B, 2H) raw W_hrz h_in
     gh_n: Tensor | None,  # (T, B, H) raw W_hn (r * h_in)
     rec_mask: Tensor | None,
     zh: Tensor | None,
     valid: Tensor | None,
-) -> tuple[list[Tensor], list[Tensor]]:
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
     T, H = GX.shape[0], hs.shape[2]
     W_rz_t, W_n_t = W_hh[: 2 * H].t(), W_hh[2 * H :].t()
+    ys_x: list[Tensor] = []
+    stats_x: list[Tensor] = []
+    ys_rz: list[Tensor] = []
     stats_rz: list[Tensor] = []
+    ys_n: list[Tensor] = []
     stats_n: list[Tensor] = []
     h_scratch = torch.empty_like(hs[0])
     mixed = zh is not None or valid is not None
@@ -144,17 +171,24 @@ def gru_before_forward_loop(
         h_in = h_prev if rec_mask is None else h_prev * rec_mask
         g = G[t]
         rz = g[:, : 2 * H]
-        if ln_gain is not None and gh_rz is not None and gh_n is not None:
+        n = g[:, 2 * H :]
+        layer_norm = ln_ih is not None and ln_hh is not None and gh_rz is not None and gh_n is not None
+        if ln_ih is not None and ln_hh is not None and gh_rz is not None:
+            input_side(GX[t], ln_ih, bias, 3, ys_x, stats_x, g)
             torch.mm(h_in, W_rz_t, out=gh_rz[t])
-            torch.addcmul(GX[t, :, : 2 * H], gate_norm_step(gh_rz[t], 2, stats_rz), ln_gain[: 2 * H], out=rz)
+            y = gate_norm_step(gh_rz[t], 2, stats_rz)
+            ys_rz.append(y)
+            rz.addcmul_(y, ln_hh[: 2 * H])
         else:
             torch.addmm(GX[t, :, : 2 * H], h_in, W_rz_t, out=rz)
         rz.sigmoid_()
-        r, z, n = g[:, :H], g[:, H : 2 * H], g[:, 2 * H :]
+        r, z = g[:, :H], g[:, H : 2 * H]
         torch.mul(r, h_in, out=RH[t])
-        if ln_gain is not None and gh_rz is not None and gh_n is not None:
+        if layer_norm and ln_hh is not None and gh_n is not None:
             torch.mm(RH[t], W_n_t, out=gh_n[t])
-            torch.addcmul(GX[t, :, 2 * H :], gate_norm_step(gh_n[t], 1, stats_n), ln_gain[2 * H :], out=n)
+            y = gate_norm_step(gh_n[t], 1, stats_n)
+            ys_n.append(y)
+            n.addcmul_(y, ln_hh[2 * H :])
         else:
             torch.addmm(GX[t, :, 2 * H :], RH[t], W_n_t, out=n)
         n.tanh_()
@@ -162,7 +196,7 @@ def gru_before_forward_loop(
         torch.addcmul(n, z, h_prev - n, out=h_new)
         if mixed:
             mix_state(h_new, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs[t + 1])
-    return stats_rz, stats_n
+    return ys_x, stats_x, ys_rz, stats_rz, ys_n, stats_n
 
 
 def gru_before_backward_loop(
@@ -172,11 +206,19 @@ def gru_before_backward_loop(
     Z: Tensor,  # (T, B, H) update gate
     R: Tensor,  # (T, B, H) reset gate
     D: Tensor,  # (T, B, 3H) out: gradient of the pre-activations
-    ln_gain: Tensor | None,
+    GX: Tensor,
+    ln_ih: Tensor | None,
+    ln_hh: Tensor | None,
     gh_rz: Tensor | None,
     gh_n: Tensor | None,
-    stats_rz: Tensor | None,
-    stats_n: Tensor | None,
+    ys_x: list[Tensor],
+    stats_x: list[Tensor],
+    ys_rz: list[Tensor],
+    stats_rz: list[Tensor],
+    ys_n: list[Tensor],
+    stats_n: list[Tensor],
+    acc: Tensor | None,  # (3, B, 3H) out: sums over steps for ln_ih, ln_hh and the bias
+    dGX: Tensor | None,  # (T, B, 3H) out (layer norm only)
     DU_rz: Tensor | None,  # (T, B, 2H) out (layer norm only)
     DU_n: Tensor | None,  # (T, B, H) out (layer norm only)
     rec_mask: Tensor | None,
@@ -192,15 +234,23 @@ def gru_before_backward_loop(
         torch.mul(C[t, :, H:].view(B, 2, H), dh_new.unsqueeze(1), out=d[:, H:].view(B, 2, H))
         du_n = d[:, 2 * H :]
         du_rz = d[:, : 2 * H]
-        layer_norm = ln_gain is not None and gh_rz is not None and gh_n is not None
-        if layer_norm and ln_gain is not None and gh_n is not None and stats_n is not None and DU_n is not None:
+        if ln_hh is not None and gh_n is not None and acc is not None and DU_n is not None:
+            norm_grad_step(
+                d[:, 2 * H :], ln_hh[2 * H :], gh_n[t], ys_n[t], stats_n[2 * t], stats_n[2 * t + 1], 1,
+                acc[1, :, 2 * H :], DU_n[t],
+            )  # fmt: skip
             du_n = DU_n[t]
-            du_n.copy_(gate_norm_grad(d[:, 2 * H :] * ln_gain[2 * H :], gh_n[t], 1, stats_n[t, 0], stats_n[t, 1]))
         d_rh = torch.mm(du_n, W_n)
         torch.mul(d_rh, C[t, :, :H], out=d[:, :H])
-        if layer_norm and ln_gain is not None and gh_rz is not None and stats_rz is not None and DU_rz is not None:
+        if ln_hh is not None and gh_rz is not None and acc is not None and DU_rz is not None:
+            norm_grad_step(
+                d[:, : 2 * H], ln_hh[: 2 * H], gh_rz[t], ys_rz[t], stats_rz[2 * t], stats_rz[2 * t + 1], 2,
+                acc[1, :, : 2 * H], DU_rz[t],
+            )  # fmt: skip
             du_rz = DU_rz[t]
-            du_rz.copy_(gate_norm_grad(d[:, : 2 * H] * ln_gain[: 2 * H], gh_rz[t], 2, stats_rz[t, 0], stats_rz[t, 1]))
+        if ln_ih is not None and acc is not None and dGX is not None:
+            norm_grad_step(d, ln_ih, GX[t], ys_x[t], stats_x[2 * t], stats_x[2 * t + 1], 3, acc[0], dGX[t])
+            acc[2].add_(d)
         d_hin = torch.addmm(d_rh * R[t], du_rz, W_rz)
         base = d_hs[t - 1] if t > 0 else zero
         dh = torch.addcmul(base, dh_new, Z[t])
@@ -214,24 +264,29 @@ def gru_before_backward_loop(
 
 
 class GRURecurrence(torch.autograd.Function):
-    """``hs = GRURecurrence.apply(GX, h0, W_hh, b_hh, ln_gain, rec_mask, zh, valid, before, needs_grad)``:
-    the carried h for every step (T, B, H). ``b_hh`` only for reset="after" (None otherwise or without
-    bias); options None when off; masks as in :class:`rnnkit.kernels.lstm.LSTMRecurrence`."""
+    """``hs = GRURecurrence.apply(GX, h0, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before,
+    needs_grad)``: the carried h for every step (T, B, H).
+
+    Without layer norm ``GX`` holds every bias that adds (b_ih, and for reset="before" b_hh too) and
+    ``b_ih`` is None; with layer norm (gains ``ln_ih``, ``ln_hh``) GX is the raw ``W_ih x`` and the biases
+    come separately (for "before", summed in ``b_ih``). ``b_hh`` is passed for reset="after" only.
+    Options are None when off; masks as in :class:`rnnkit.kernels.lstm.LSTMRecurrence`.
+    """
 
     @staticmethod
-    def forward(ctx, GX, h0, W_hh, b_hh, ln_gain, rec_mask, zh, valid, before, needs_grad):
+    def forward(ctx, GX, h0, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad):
         T, B, G3 = GX.shape
         H = G3 // 3
         hs = GX.new_empty(T + 1, B, H)
         hs[0] = h0
-        h_in = None
         ctx.before = before
+        layer_norm = ln_ih is not None
         if before:
             G, RH = torch.empty_like(GX), GX.new_empty(T, B, H)
-            gh_rz = GX.new_empty(T, B, 2 * H) if ln_gain is not None else None
-            gh_n = GX.new_empty(T, B, H) if ln_gain is not None else None
-            stats_rz, stats_n = compiled(gru_before_forward_loop)(
-                GX, W_hh, hs, G, RH, ln_gain, gh_rz, gh_n, rec_mask, zh, valid
+            gh_rz = GX.new_empty(T, B, 2 * H) if layer_norm else None
+            gh_n = GX.new_empty(T, B, H) if layer_norm else None
+            lists = compiled(gru_before_forward_loop)(
+                GX, W_hh, b_ih, hs, G, RH, ln_ih, ln_hh, gh_rz, gh_n, rec_mask, zh, valid
             )
             if needs_grad:
                 h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
@@ -239,12 +294,15 @@ class GRURecurrence(torch.autograd.Function):
                 Z, R = z.clone(), r.clone()
                 _update_factors(z, n, hs[:-1], Z)
                 r.addcmul_(r, r, value=-1).mul_(h_in)  # h_in r (1 - r)
-                stats = [stack_stats(s) if s else None for s in (stats_rz, stats_n)]
-                ctx.save_for_backward(W_hh, hs, G, Z, R, RH, ln_gain, gh_rz, gh_n, *stats, rec_mask, zh, valid)
+                fixed = [GX if layer_norm else None, W_hh, hs, G, Z, R, RH, b_ih, ln_ih, ln_hh, gh_rz, gh_n,
+                         rec_mask, zh, valid]  # fmt: skip
+                save_lists(ctx, fixed, *lists)
         else:
             G = GX.new_empty(T, B, 4 * H)
-            gh_raw = torch.empty_like(GX) if ln_gain is not None else None
-            stats = compiled(gru_after_forward_loop)(GX, W_hh, b_hh, hs, G, ln_gain, gh_raw, rec_mask, zh, valid)
+            gh_raw = torch.empty_like(GX) if layer_norm else None
+            lists = compiled(gru_after_forward_loop)(
+                GX, W_hh, b_ih, b_hh, hs, G, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid
+            )
             if needs_grad:
                 r, z, n, ghn = G.chunk(4, dim=-1)
                 Z = z.clone()
@@ -254,8 +312,9 @@ class GRURecurrence(torch.autograd.Function):
                 ghn.copy_(n)  # d_n^x factor (1 - z)(1 - n^2)
                 n.mul_(r)  # d_n^h factor
                 r.copy_(tmp)
-                ctx.save_for_backward(W_hh, hs, G, Z, b_hh, ln_gain, gh_raw, stack_stats(stats) if stats else None,
-                                      rec_mask, zh, valid)  # fmt: skip
+                fixed = [GX if layer_norm else None, W_hh, hs, G, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw, rec_mask, zh,
+                         valid]  # fmt: skip
+                save_lists(ctx, fixed, *lists)
         return hs[1:]
 
     @staticmethod
@@ -263,41 +322,55 @@ class GRURecurrence(torch.autograd.Function):
     def backward(ctx, d_hs):
         d_hs = d_hs.contiguous()
         if ctx.before:
-            W_hh, hs, C, Z, R, RH, ln_gain, gh_rz, gh_n, stats_rz, stats_n, rec_mask, zh, valid = ctx.saved_tensors
+            fixed, ys_x, stats_x, ys_rz, stats_rz, ys_n, stats_n = saved_lists(ctx)
+            GX, W_hh, hs, C, Z, R, RH, bias, ln_ih, ln_hh, gh_rz, gh_n, rec_mask, zh, valid = fixed
             T, B, H = Z.shape
+            layer_norm = ln_ih is not None
             D = torch.empty_like(C)
-            DU_rz = C.new_empty(T, B, 2 * H) if ln_gain is not None else None
-            DU_n = C.new_empty(T, B, H) if ln_gain is not None else None
+            acc = C.new_zeros(3, B, 3 * H) if layer_norm else None
+            dGX = torch.empty_like(C) if layer_norm else None
+            DU_rz = C.new_empty(T, B, 2 * H) if layer_norm else None
+            DU_n = C.new_empty(T, B, H) if layer_norm else None
             U = mixing_coefficients(zh, valid, C.dtype)
             dh0 = compiled(gru_before_backward_loop)(
-                d_hs, W_hh, C, Z, R, D, ln_gain, gh_rz, gh_n, stats_rz, stats_n, DU_rz, DU_n, rec_mask, U
-            )
+                d_hs, W_hh, C, Z, R, D, GX if layer_norm else C, ln_ih, ln_hh, gh_rz, gh_n, ys_x, stats_x, ys_rz,
+                stats_rz, ys_n, stats_n, acc, dGX, DU_rz, DU_n, rec_mask, U,
+            )  # fmt: skip
             h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
             D_rz = D[..., : 2 * H] if DU_rz is None else DU_rz
             D_n = D[..., 2 * H :] if DU_n is None else DU_n
             d_W = torch.cat([matmul_steps(D_rz, h_in), matmul_steps(D_n, RH)])
-            d_gain = None
-            if ln_gain is not None:
-                d_gain = torch.cat([
-                    (D[..., : 2 * H].reshape(T, B, 2, H) * normalized(gh_rz, stats_rz, 2)).sum((0, 1)).flatten(),
-                    (D[..., 2 * H :].reshape(T, B, 1, H) * normalized(gh_n, stats_n, 1)).sum((0, 1)).flatten(),
-                ])  # fmt: skip
-            return D, dh0, d_W, None, d_gain, None, None, None, None, None
-        W_hh, hs, C, Z, b_hh, ln_gain, gh_raw, stats, rec_mask, zh, valid = ctx.saved_tensors
+            d_bias = d_ln_ih = d_ln_hh = None
+            if layer_norm:
+                d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
+                d_bias = d_bias if bias is not None else None
+            return D if dGX is None else dGX, dh0, d_W, d_bias, None, d_ln_ih, d_ln_hh, None, None, None, None, None
+        fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
+        GX, W_hh, hs, C, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
         T, B, H = Z.shape
+        layer_norm = ln_ih is not None
         D = torch.empty_like(C)
-        DU = C.new_empty(T, B, 3 * H) if ln_gain is not None else None
+        acc = C.new_zeros(4, B, 3 * H) if layer_norm else None
+        dGX = C.new_empty(T, B, 3 * H) if layer_norm else None
+        DU = C.new_empty(T, B, 3 * H) if layer_norm else None
         U = mixing_coefficients(zh, valid, C.dtype)
-        dh0 = compiled(gru_after_backward_loop)(d_hs, W_hh, C, Z, D, ln_gain, gh_raw, stats, DU, rec_mask, U)
+        dh0 = compiled(gru_after_backward_loop)(
+            d_hs, W_hh, C, Z, D, GX if layer_norm else C, ln_ih, ln_hh, gh_raw, ys_x, stats_x, ys_h, stats_h, acc,
+            dGX, DU, rec_mask, U,
+        )  # fmt: skip
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         D_h = D[..., : 3 * H]  # gradient of gh = [LN] W_hh h_in + b_hh
         d_W = matmul_steps(D_h if DU is None else DU, h_in)
-        d_b = D_h.sum((0, 1)) if b_hh is not None else None
-        d_gain = None
-        if ln_gain is not None:
-            d_gain = (D_h.reshape(T, B, 3, H) * normalized(gh_raw, stats, 3)).sum((0, 1)).flatten()
-        d_GX = torch.cat([D[..., : 2 * H], D[..., 3 * H :]], dim=-1)
-        return d_GX, dh0, d_W, d_b, d_gain, None, None, None, None, None
+        d_b_ih = d_ln_ih = d_ln_hh = None
+        if layer_norm:
+            d_ln_ih, d_ln_hh, d_b_ih, d_b_hh = acc.sum(1).unbind(0)
+            d_b_ih = d_b_ih if b_ih is not None else None
+            d_GX = dGX
+        else:
+            d_b_hh = D_h.sum((0, 1))
+            d_GX = torch.cat([D[..., : 2 * H], D[..., 3 * H :]], dim=-1)
+        d_b_hh = d_b_hh if b_hh is not None else None
+        return d_GX, dh0, d_W, d_b_ih, d_b_hh, d_ln_ih, d_ln_hh, None, None, None, None, None
 
 
 def _update_factors(z: Tensor, n: Tensor, h_prev: Tensor, Z: Tensor) -> None:

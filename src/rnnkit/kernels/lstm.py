@@ -31,25 +31,28 @@ from torch.autograd.function import once_differentiable
 
 from rnnkit.kernels.common import (
     compiled,
-    gate_norm_grad,
     gate_norm_step,
+    input_side,
     matmul_steps,
     mix_state,
     mixing_coefficients,
-    normalized,
+    norm_grad_step,
+    save_lists,
+    saved_lists,
     split_grad,
-    stack_stats,
 )
 
 
 def lstm_forward_loop(
-    GX: Tensor,  # (T, B, 4H)
+    GX: Tensor,  # (T, B, 4H) input side: W_ih x + biases, or the raw W_ih x with layer norm
     W_hh: Tensor,  # (4H, P)
     hs: Tensor,  # (T + 1, B, P) carried h; hs[0] = h_0
     cs: Tensor,  # (T + 1, B, H) carried c; cs[0] = c_0
     gates: Tensor,  # (T, B, 4H) activated i, f, g, o
     tcs: Tensor,  # (T, B, H) tanh(c) as it enters h
-    ln_gain: Tensor | None,  # (4H,)
+    bias: Tensor | None,  # (4H,) b_ih + b_hh, added after the layer norms
+    ln_ih: Tensor | None,  # (4H,) layer-norm gains; both or neither
+    ln_hh: Tensor | None,
     gh_raw: Tensor | None,  # (T, B, 4H) W_hh h_in, kept for the layer-norm backward
     peephole: Tensor | None,  # (3H,)
     cnew: Tensor | None,  # (T or 1, B, H) c before mixing, when there is mixing
@@ -61,20 +64,25 @@ def lstm_forward_loop(
     zh: Tensor | None,  # (T, B or 1, P or 1)
     zc: Tensor | None,  # (T, B or 1, H or 1)
     valid: Tensor | None,  # (T, B, 1) bool
-) -> tuple[list[Tensor], list[Tensor]]:
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
     T, B, H = GX.shape[0], GX.shape[1], cs.shape[2]
     W_t = W_hh.t()
-    gate_stats: list[Tensor] = []
-    cell_stats: list[Tensor] = []
+    ys_x: list[Tensor] = []
+    stats_x: list[Tensor] = []
+    ys_h: list[Tensor] = []
+    stats_h: list[Tensor] = []
+    stats_c: list[Tensor] = []
     h_scratch = torch.empty_like(hs[0])
     for t in range(T):
         h_prev, c_prev = hs[t], cs[t]
         h_in = h_prev if rec_mask is None else h_prev * rec_mask
         g = gates[t]
-        if ln_gain is not None and gh_raw is not None:
-            gh = gh_raw[t]
-            torch.mm(h_in, W_t, out=gh)
-            torch.addcmul(GX[t], gate_norm_step(gh, 4, gate_stats), ln_gain, out=g)
+        if ln_ih is not None and ln_hh is not None and gh_raw is not None:
+            input_side(GX[t], ln_ih, bias, 4, ys_x, stats_x, g)
+            torch.mm(h_in, W_t, out=gh_raw[t])
+            y = gate_norm_step(gh_raw[t], 4, stats_h)
+            ys_h.append(y)
+            g.addcmul_(y, ln_hh)
         else:
             torch.addmm(GX[t], h_in, W_t, out=g)
         if peephole is not None:
@@ -91,8 +99,8 @@ def lstm_forward_loop(
         c_out = c_new
         if ln_cell_w is not None:
             c_out, mean, rstd = torch.native_layer_norm(c_new, [H], ln_cell_w, ln_cell_b, 1e-5)
-            cell_stats.append(mean)
-            cell_stats.append(rstd)
+            stats_c.append(mean)
+            stats_c.append(rstd)
         tc = tcs[t]
         torch.tanh(c_out, out=tc)
         h_new = hs[t + 1] if cnew is None else h_scratch
@@ -105,7 +113,7 @@ def lstm_forward_loop(
             v = None if valid is None else valid[t]
             mix_state(h_new, h_prev, None if zh is None else zh[t], v, hs[t + 1])
             mix_state(c_new, c_prev, None if zc is None else zc[t], v, cs[t + 1])
-    return gate_stats, cell_stats
+    return ys_x, stats_x, ys_h, stats_h, stats_c
 
 
 def lstm_backward_loop(
@@ -116,15 +124,23 @@ def lstm_backward_loop(
     K: Tensor,  # (T, B, H) o (1 - tanh(c)^2)
     Fg: Tensor,  # (T, B, H) forget gate
     dG: Tensor,  # (T, B, 4H) out: gradient of the gate pre-activations
-    ln_gain: Tensor | None,
+    GX: Tensor,
+    ln_ih: Tensor | None,
+    ln_hh: Tensor | None,
     gh_raw: Tensor | None,
-    gate_stats: Tensor | None,  # (T, 2, B, 4, 1)
+    ys_x: list[Tensor],
+    stats_x: list[Tensor],
+    ys_h: list[Tensor],
+    stats_h: list[Tensor],
+    acc: Tensor | None,  # (3, B, 4H) out: sums over steps for the gains' and the bias's gradients
+    dGX: Tensor | None,  # (T, B, 4H) out: gradient of the raw W_ih x (layer norm only)
     DU: Tensor | None,  # (T, B, 4H) out: gradient of the raw W_hh h (layer norm only)
     peephole: Tensor | None,
     c_new: Tensor | None,  # (T, B, H) c before mixing (cell norm only)
     ln_cell_w: Tensor | None,
-    cell_stats: Tensor | None,  # (T, 2, B, 1)
-    DCO: Tensor | None,  # (T, B, H) out: gradient of the normalised c (cell norm only)
+    ln_cell_b: Tensor | None,
+    stats_c: list[Tensor],
+    acc_cell: Tensor | None,  # (2, H) out: gradients of the cell norm's weight and bias
     W_hr: Tensor | None,
     DHN: Tensor | None,  # (T, B, P) out: gradient of the projected h (projection only)
     rec_mask: Tensor | None,
@@ -144,13 +160,14 @@ def lstm_backward_loop(
         d = dG[t]
         d_o = d[:, 3 * H :]
         torch.mul(dm, A[t, :, 3 * H :], out=d_o)
-        if ln_cell_w is not None and DCO is not None and cell_stats is not None and c_new is not None:
-            dco = DCO[t]
-            torch.mul(dm, K[t], out=dco)
+        if ln_cell_w is not None and acc_cell is not None and c_new is not None:
             grads = torch.ops.aten.native_layer_norm_backward(
-                dco, c_new[t], [H], cell_stats[t, 0], cell_stats[t, 1], ln_cell_w, None, [True, False, False]
-            )
+                dm * K[t], c_new[t], [H], stats_c[2 * t], stats_c[2 * t + 1], ln_cell_w, ln_cell_b,
+                [True, True, True],
+            )  # fmt: skip
             dc_new = dc_new + grads[0]
+            acc_cell[0].add_(grads[1])
+            acc_cell[1].add_(grads[2])
         else:
             dc_new = torch.addcmul(dc_new, dm, K[t])
         if peephole is not None:
@@ -163,9 +180,12 @@ def lstm_backward_loop(
         if carry_c is not None:
             dc.add_(carry_c)
         du = d
-        if ln_gain is not None and gh_raw is not None and gate_stats is not None and DU is not None:
-            du = DU[t]
-            du.copy_(gate_norm_grad(d * ln_gain, gh_raw[t], 4, gate_stats[t, 0], gate_stats[t, 1]))
+        if ln_ih is not None and ln_hh is not None and gh_raw is not None:
+            if acc is not None and dGX is not None and DU is not None:
+                norm_grad_step(d, ln_ih, GX[t], ys_x[t], stats_x[2 * t], stats_x[2 * t + 1], 4, acc[0], dGX[t])
+                norm_grad_step(d, ln_hh, gh_raw[t], ys_h[t], stats_h[2 * t], stats_h[2 * t + 1], 4, acc[1], DU[t])
+                acc[2].add_(d)
+                du = DU[t]
         base = d_hs[t - 1] if t > 0 else zero
         if rec_mask is not None:
             dh = torch.addcmul(base, torch.mm(du, W_hh), rec_mask)
@@ -177,16 +197,18 @@ def lstm_backward_loop(
 
 
 class LSTMRecurrence(torch.autograd.Function):
-    """``hs, c_T = LSTMRecurrence.apply(GX, h0, c0, W_hh, ln_gain, peephole, ln_cell_w, ln_cell_b, W_hr,
-    rec_mask, zh, zc, valid, needs_grad)``: carried h for every step (T, B, P) and the final c (B, H).
+    """``hs, c_T = LSTMRecurrence.apply(GX, h0, c0, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b,
+    W_hr, rec_mask, zh, zc, valid, needs_grad)``: carried h for every step (T, B, P) and the final c (B, H).
 
-    Options are None when off. ``zh``/``zc``: zoneout masks (T, B, n) or the eval-mode probability as a
-    (T, 1, 1) tensor; ``valid`` (T, B, 1) bool marks real (unpadded) steps.
+    ``GX`` is ``W_ih x + b_ih + b_hh`` or, with layer norm (``ln_ih``, ``ln_hh`` the gains), the raw
+    ``W_ih x`` with the summed biases in ``bias``. Options are None when off. ``zh``/``zc``: zoneout masks
+    (T, B, n) or the eval-mode probability as a (T, 1, 1) tensor; ``valid`` (T, B, 1) bool marks real
+    (unpadded) steps.
     """
 
     @staticmethod
-    def forward(ctx, GX, h0, c0, W_hh, ln_gain, peephole, ln_cell_w, ln_cell_b, W_hr, rec_mask, zh, zc, valid,
-                needs_grad):  # fmt: skip
+    def forward(ctx, GX, h0, c0, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, W_hr, rec_mask, zh, zc,
+                valid, needs_grad):  # fmt: skip
         T, B, G = GX.shape
         H, P = G // 4, h0.shape[-1]
         mixed = zh is not None or zc is not None or valid is not None
@@ -195,47 +217,54 @@ class LSTMRecurrence(torch.autograd.Function):
         cs = GX.new_empty(T + 1, B, H)
         cs[0] = c0
         gates, tcs = torch.empty_like(GX), GX.new_empty(T, B, H)
-        gh_raw = torch.empty_like(GX) if ln_gain is not None else None
+        gh_raw = torch.empty_like(GX) if ln_hh is not None else None
         keep_cnew = needs_grad and (peephole is not None or ln_cell_w is not None)
         cnew = GX.new_empty(T if keep_cnew else 1, B, H) if mixed else None
         ms = GX.new_empty(T, B, H) if W_hr is not None else None
-        gate_stats, cell_stats = compiled(lstm_forward_loop)(
-            GX, W_hh, hs, cs, gates, tcs, ln_gain, gh_raw, peephole, cnew, ln_cell_w, ln_cell_b, W_hr, ms,
-            rec_mask, zh, zc, valid,
+        ys_x, stats_x, ys_h, stats_h, stats_c = compiled(lstm_forward_loop)(
+            GX, W_hh, hs, cs, gates, tcs, bias, ln_ih, ln_hh, gh_raw, peephole, cnew, ln_cell_w, ln_cell_b, W_hr,
+            ms, rec_mask, zh, zc, valid,
         )  # fmt: skip
-        c_last = cs[T]
         if needs_grad:
             A, K, Fg = _factors(gates, tcs, cs[:-1])
             c_after = cnew if cnew is not None else cs[1:]
-            ctx.save_for_backward(
-                W_hh, hs, A, K, Fg, ln_gain, gh_raw, stack_stats(gate_stats) if gate_stats else None, peephole,
+            fixed = [
+                GX if ln_ih is not None else None, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole,
                 cs if peephole is not None else None,
                 c_after if (peephole is not None or ln_cell_w is not None) else None,
-                ln_cell_w, stack_stats(cell_stats) if cell_stats else None, W_hr, ms, rec_mask, zh, zc, valid,
-            )  # fmt: skip
-        return hs[1:], c_last
+                ln_cell_w, ln_cell_b, W_hr, ms, rec_mask, zh, zc, valid,
+            ]  # fmt: skip
+            save_lists(ctx, fixed, ys_x, stats_x, ys_h, stats_h, stats_c)
+        return hs[1:], cs[T]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs, d_cT):
-        (W_hh, hs, A, K, Fg, ln_gain, gh_raw, gate_stats, peephole, cs, c_new, ln_cell_w, cell_stats, W_hr, ms,
-         rec_mask, zh, zc, valid) = ctx.saved_tensors  # fmt: skip
-        H = K.shape[-1]
+        fixed, ys_x, stats_x, ys_h, stats_h, stats_c = saved_lists(ctx)
+        (GX, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole, cs, c_new, ln_cell_w, ln_cell_b, W_hr, ms,
+         rec_mask, zh, zc, valid) = fixed  # fmt: skip
+        T, B, H = K.shape
+        layer_norm = ln_ih is not None
         dG = torch.empty_like(A)
-        DU = torch.empty_like(A) if ln_gain is not None else None
-        DCO = torch.empty_like(K) if ln_cell_w is not None else None
+        acc = A.new_zeros(3, B, 4 * H) if layer_norm else None
+        dGX = torch.empty_like(A) if layer_norm else None
+        DU = torch.empty_like(A) if layer_norm else None
+        acc_cell = A.new_zeros(2, H) if ln_cell_w is not None else None
         DHN = torch.empty_like(d_hs) if W_hr is not None else None
         Uh = mixing_coefficients(zh, valid, A.dtype)
         Uc = mixing_coefficients(zc, valid, A.dtype)
         dh0, dc0 = compiled(lstm_backward_loop)(
-            d_hs.contiguous(), d_cT.clone(), W_hh, A, K, Fg, dG, ln_gain, gh_raw, gate_stats, DU, peephole, c_new,
-            ln_cell_w, cell_stats, DCO, W_hr, DHN, rec_mask, Uh, Uc,
+            d_hs.contiguous(), d_cT.clone(), W_hh, A, K, Fg, dG, GX if layer_norm else A, ln_ih, ln_hh, gh_raw,
+            ys_x, stats_x, ys_h, stats_h, acc, dGX, DU, peephole, c_new, ln_cell_w, ln_cell_b, stats_c, acc_cell,
+            W_hr, DHN, rec_mask, Uh, Uc,
         )  # fmt: skip
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(dG if DU is None else DU, h_in)
-        d_ln_gain = d_peephole = d_ln_cell_w = d_ln_cell_b = d_W_hr = None
-        if ln_gain is not None:
-            d_ln_gain = (dG.view(*gh_raw.shape[:2], 4, H) * normalized(gh_raw, gate_stats, 4)).sum((0, 1)).flatten()
+        d_bias = d_ln_ih = d_ln_hh = d_peephole = d_ln_cell_w = d_ln_cell_b = d_W_hr = None
+        if layer_norm:
+            d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
+            if bias is None:
+                d_bias = None
         if peephole is not None:
             c_prev = cs[:-1]
             d_peephole = torch.cat(
@@ -243,12 +272,11 @@ class LSTMRecurrence(torch.autograd.Function):
                  (dG[..., 3 * H :] * c_new).sum((0, 1))]
             )  # fmt: skip
         if ln_cell_w is not None:
-            x_hat = (c_new - cell_stats[:, 0]) * cell_stats[:, 1]
-            d_ln_cell_w, d_ln_cell_b = (DCO * x_hat).sum((0, 1)), DCO.sum((0, 1))
+            d_ln_cell_w, d_ln_cell_b = acc_cell.unbind(0)
         if W_hr is not None:
             d_W_hr = matmul_steps(DHN, ms)
-        return (dG, dh0, dc0, d_W_hh, d_ln_gain, d_peephole, d_ln_cell_w, d_ln_cell_b, d_W_hr,
-                None, None, None, None, None)  # fmt: skip
+        return (dG if dGX is None else dGX, dh0, dc0, d_W_hh, d_bias, d_ln_ih, d_ln_hh, d_peephole, d_ln_cell_w,
+                d_ln_cell_b, d_W_hr, None, None, None, None, None)  # fmt: skip
 
 
 def _factors(gates: Tensor, tcs: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor, Tensor]:

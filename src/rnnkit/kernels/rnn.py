@@ -14,39 +14,48 @@ from torch.autograd.function import once_differentiable
 
 from rnnkit.kernels.common import (
     compiled,
-    gate_norm_grad,
     gate_norm_step,
+    input_side,
     matmul_steps,
     mix_state,
     mixing_coefficients,
-    normalized,
+    norm_grad_step,
+    save_lists,
+    saved_lists,
     split_grad,
-    stack_stats,
 )
 
 
 def rnn_forward_loop(
-    GX: Tensor,  # (T, B, H)
+    GX: Tensor,  # (T, B, H) W_ih x + b_ih + b_hh, or the raw W_ih x with layer norm
     W_hh: Tensor,  # (H, H)
+    bias: Tensor | None,  # (H,) b_ih + b_hh with layer norm only
     hs: Tensor,  # (T + 1, B, H) carried h; hs[0] = h_0
     hnew: Tensor | None,  # (T, B, H) h before mixing (when there is mixing)
     relu: bool,
-    ln_gain: Tensor | None,
+    ln_ih: Tensor | None,
+    ln_hh: Tensor | None,
     gh_raw: Tensor | None,  # (T, B, H)
     rec_mask: Tensor | None,
     zh: Tensor | None,
     valid: Tensor | None,
-) -> list[Tensor]:
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
     T = GX.shape[0]
     W_t = W_hh.t()
-    stats: list[Tensor] = []
+    ys_x: list[Tensor] = []
+    stats_x: list[Tensor] = []
+    ys_h: list[Tensor] = []
+    stats_h: list[Tensor] = []
     for t in range(T):
         h_prev = hs[t]
         h_in = h_prev if rec_mask is None else h_prev * rec_mask
         h = hs[t + 1] if hnew is None else hnew[t]
-        if ln_gain is not None and gh_raw is not None:
+        if ln_ih is not None and ln_hh is not None and gh_raw is not None:
+            input_side(GX[t], ln_ih, bias, 1, ys_x, stats_x, h)
             torch.mm(h_in, W_t, out=gh_raw[t])
-            torch.addcmul(GX[t], gate_norm_step(gh_raw[t], 1, stats), ln_gain, out=h)
+            y = gate_norm_step(gh_raw[t], 1, stats_h)
+            ys_h.append(y)
+            h.addcmul_(y, ln_hh)
         else:
             torch.addmm(GX[t], h_in, W_t, out=h)
         if relu:
@@ -55,7 +64,7 @@ def rnn_forward_loop(
             h.tanh_()
         if hnew is not None:
             mix_state(h, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs[t + 1])
-    return stats
+    return ys_x, stats_x, ys_h, stats_h
 
 
 def rnn_backward_loop(
@@ -63,9 +72,16 @@ def rnn_backward_loop(
     W_hh: Tensor,
     C: Tensor,  # (T, B, H) derivative of the nonlinearity
     D: Tensor,  # (T, B, H) out: gradient of the pre-activations
-    ln_gain: Tensor | None,
+    GX: Tensor,
+    ln_ih: Tensor | None,
+    ln_hh: Tensor | None,
     gh_raw: Tensor | None,
-    stats: Tensor | None,
+    ys_x: list[Tensor],
+    stats_x: list[Tensor],
+    ys_h: list[Tensor],
+    stats_h: list[Tensor],
+    acc: Tensor | None,  # (3, B, H) out: sums over steps for ln_ih, ln_hh and the bias
+    dGX: Tensor | None,  # (T, B, H) out: gradient of the raw W_ih x (layer norm only)
     DU: Tensor | None,  # (T, B, H) out: gradient of the raw W_hh h (layer norm only)
     rec_mask: Tensor | None,
     U: Tensor | None,
@@ -78,9 +94,12 @@ def rnn_backward_loop(
         d = D[t]
         torch.mul(dh_new, C[t], out=d)
         du = d
-        if ln_gain is not None and gh_raw is not None and stats is not None and DU is not None:
-            du = DU[t]
-            du.copy_(gate_norm_grad(d * ln_gain, gh_raw[t], 1, stats[t, 0], stats[t, 1]))
+        if ln_ih is not None and ln_hh is not None and gh_raw is not None:
+            if acc is not None and dGX is not None and DU is not None:
+                norm_grad_step(d, ln_ih, GX[t], ys_x[t], stats_x[2 * t], stats_x[2 * t + 1], 1, acc[0], dGX[t])
+                norm_grad_step(d, ln_hh, gh_raw[t], ys_h[t], stats_h[2 * t], stats_h[2 * t + 1], 1, acc[1], DU[t])
+                acc[2].add_(d)
+                du = DU[t]
         base = d_hs[t - 1] if t > 0 else zero
         if rec_mask is not None:
             dh = torch.addcmul(base, torch.mm(du, W_hh), rec_mask)
@@ -92,18 +111,18 @@ def rnn_backward_loop(
 
 
 class RNNRecurrence(torch.autograd.Function):
-    """``hs = RNNRecurrence.apply(GX, h0, W_hh, ln_gain, rec_mask, zh, valid, relu, needs_grad)``: the
-    carried h for every step (T, B, H); options None when off, masks as for the LSTM."""
+    """``hs = RNNRecurrence.apply(GX, h0, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad)``:
+    the carried h for every step (T, B, H). ``GX`` and ``bias`` as for the LSTM; options None when off."""
 
     @staticmethod
-    def forward(ctx, GX, h0, W_hh, ln_gain, rec_mask, zh, valid, relu, needs_grad):
+    def forward(ctx, GX, h0, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad):
         T, B, H = GX.shape
         hs = GX.new_empty(T + 1, B, H)
         hs[0] = h0
         mixed = zh is not None or valid is not None
         hnew = torch.empty_like(GX) if mixed else None
-        gh_raw = torch.empty_like(GX) if ln_gain is not None else None
-        stats = compiled(rnn_forward_loop)(GX, W_hh, hs, hnew, relu, ln_gain, gh_raw, rec_mask, zh, valid)
+        gh_raw = torch.empty_like(GX) if ln_hh is not None else None
+        lists = compiled(rnn_forward_loop)(GX, W_hh, bias, hs, hnew, relu, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid)
         if needs_grad:
             h = hs[1:] if hnew is None else hnew
             if relu:
@@ -112,21 +131,30 @@ class RNNRecurrence(torch.autograd.Function):
                 C = hnew.mul_(hnew).neg_().add_(1.0)  # 1 - h^2, in h's own buffer
             else:
                 C = torch.addcmul(torch.ones_like(h), h, h, value=-1)
-            ctx.save_for_backward(W_hh, hs, C, ln_gain, gh_raw, stack_stats(stats) if stats else None,
-                                  rec_mask, zh, valid)  # fmt: skip
+            fixed = [GX if ln_ih is not None else None, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid]
+            save_lists(ctx, fixed, *lists)
         return hs[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs):
-        W_hh, hs, C, ln_gain, gh_raw, stats, rec_mask, zh, valid = ctx.saved_tensors
+        fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
+        GX, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
+        T, B, H = C.shape
+        layer_norm = ln_ih is not None
         D = torch.empty_like(C)
-        DU = torch.empty_like(C) if ln_gain is not None else None
+        acc = C.new_zeros(3, B, H) if layer_norm else None
+        dGX = torch.empty_like(C) if layer_norm else None
+        DU = torch.empty_like(C) if layer_norm else None
         U = mixing_coefficients(zh, valid, C.dtype)
-        dh0 = compiled(rnn_backward_loop)(d_hs.contiguous(), W_hh, C, D, ln_gain, gh_raw, stats, DU, rec_mask, U)
+        dh0 = compiled(rnn_backward_loop)(
+            d_hs.contiguous(), W_hh, C, D, GX if layer_norm else C, ln_ih, ln_hh, gh_raw, ys_x, stats_x, ys_h,
+            stats_h, acc, dGX, DU, rec_mask, U,
+        )  # fmt: skip
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W = matmul_steps(D if DU is None else DU, h_in)
-        d_gain = None
-        if ln_gain is not None:
-            d_gain = (D.unsqueeze(2) * normalized(gh_raw, stats, 1)).sum((0, 1)).flatten()
-        return D, dh0, d_W, d_gain, None, None, None, None, None
+        d_bias = d_ln_ih = d_ln_hh = None
+        if layer_norm:
+            d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
+            d_bias = d_bias if bias is not None else None
+        return D if dGX is None else dGX, dh0, d_W, d_bias, d_ln_ih, d_ln_hh, None, None, None, None, None
