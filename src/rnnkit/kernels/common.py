@@ -151,6 +151,20 @@ def saved_lists(ctx) -> list:
     return parts
 
 
+def project_inputs(x: Tensor, W_ih: Tensor, bias: Tensor | None) -> Tensor:
+    """``W_ih x_t (+ bias)`` for every step in one GEMM: x (T, B, I) -> (T, B, k*H)."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    out = torch.mm(x2, W_ih.t()) if bias is None else torch.addmm(bias, x2, W_ih.t())
+    return out.view(T, B, -1)
+
+
+def input_grads(dGX: Tensor, x: Tensor, W_ih: Tensor, needs_dx: bool) -> tuple[Tensor | None, Tensor]:
+    """Backward of :func:`project_inputs`: (dx (T, B, I) or None, dW_ih), each one GEMM over all steps."""
+    dx = (dGX.reshape(-1, dGX.shape[-1]) @ W_ih).view(x.shape) if needs_dx else None
+    return dx, matmul_steps(dGX, x)
+
+
 def matmul_steps(a: Tensor, b: Tensor) -> Tensor:
     """sum_t a[t]^T b[t] as one GEMM: a (T, B, M), b (T, B, N) -> (M, N)."""
     return a.reshape(-1, a.shape[-1]).t() @ b.reshape(-1, b.shape[-1])

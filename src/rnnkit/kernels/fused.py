@@ -2,17 +2,14 @@
 
 :func:`fused_cell` has the signature of :func:`rnnkit.layers.run_cell` (the reference step loop) and
 computes the same function: the layer's stacking, directions, dropout and skip connections stay as
-they are, and only the time loop of each cell changes. What does not depend on the previous step
-runs here with ordinary autograd: the input projection ``W_ih x`` for all steps as one GEMM (with the
-biases, unless layer norm needs them after its per-step normalisation). The recurrence itself (one
-GEMM and an element-wise update per step, hand-written backward) is in ``lstm.py``, ``gru.py`` and
-``rnn.py``.
+they are, and only the time loop of each cell changes. Each recurrence (``lstm.py``, ``gru.py``, ``rnn.py``)
+computes the input projection ``W_ih x`` for all steps as one GEMM, then one GEMM and an element-wise
+update per step, and has a hand-written backward.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State
@@ -37,47 +34,38 @@ def fused_cell(cell: RecurrentCell, x: Tensor, state: State, valid: Tensor | Non
         or any(s.requires_grad for s in (state if isinstance(state, tuple) else (state,)))
     )  # fmt: skip
     gru_after = isinstance(cell, GRUCell) and cell.reset == "after"
-    gx, bias = _input_projection(cell, x, fold_hh=not gru_after)  # (T, B, k*H); bias: what goes in the loop
+    bias = cell.bias_ih
+    if bias is not None and not gru_after:
+        bias = bias + cell.bias_hh  # b_hh adds after the recurrent layer norm too, so it joins b_ih
     ln_ih, ln_hh = (cell.ln_ih_weight, cell.ln_hh_weight) if cell.layer_norm else (None, None)
     if isinstance(cell, LSTMCell):
         h0, c0 = state
         zh, zc = zoneout if zoneout is not None else (None, None)
         ln_cell = (cell.ln_cell_weight, cell.ln_cell_bias) if cell.layer_norm else (None, None)
         hs, c_last = LSTMRecurrence.apply(
-            gx, h0, c0, cell.weight_hh, bias, ln_ih, ln_hh, cell.weight_ch if cell.peephole else None, *ln_cell,
-            cell.weight_hr if cell.proj_size else None, recurrent_mask, zh, zc, valid3, needs_grad,
+            x, h0, c0, cell.weight_ih, cell.weight_hh, bias, ln_ih, ln_hh, cell.weight_ch if cell.peephole else None,
+            *ln_cell, cell.weight_hr if cell.proj_size else None, recurrent_mask, zh, zc, valid3, needs_grad,
         )  # fmt: skip
         final: State = (hs[T - 1], c_last)
     elif isinstance(cell, GRUCell):
         zh = zoneout[0] if zoneout is not None else None
         b_hh = cell.bias_hh if gru_after else None
-        hs = GRURecurrence.apply(gx, state, cell.weight_hh, bias, b_hh, ln_ih, ln_hh, recurrent_mask, zh, valid3,
-                                 not gru_after, needs_grad)  # fmt: skip
+        hs = GRURecurrence.apply(
+            x, state, cell.weight_ih, cell.weight_hh, bias, b_hh, ln_ih, ln_hh, recurrent_mask, zh, valid3,
+            not gru_after, needs_grad,
+        )  # fmt: skip
         final = hs[T - 1]
     elif isinstance(cell, RNNCell):
         zh = zoneout[0] if zoneout is not None else None
-        hs = RNNRecurrence.apply(gx, state, cell.weight_hh, bias, ln_ih, ln_hh, recurrent_mask, zh, valid3,
-                                 cell.nonlinearity == "relu", needs_grad)  # fmt: skip
+        hs = RNNRecurrence.apply(
+            x, state, cell.weight_ih, cell.weight_hh, bias, ln_ih, ln_hh, recurrent_mask, zh, valid3,
+            cell.nonlinearity == "relu", needs_grad,
+        )  # fmt: skip
         final = hs[T - 1]
     else:
         raise TypeError(f"the fused backend has no kernel for {type(cell).__name__}")
     out = hs if valid3 is None else hs.masked_fill(~valid3, 0.0)
     return out, final
-
-
-def _input_projection(cell: RecurrentCell, x: Tensor, fold_hh: bool) -> tuple[Tensor, Tensor | None]:
-    """``W_ih x`` for every step at once (T, B, k*H), and the bias the recurrence adds inside its loop.
-
-    Without layer norm the biases that only add (b_ih, and b_hh when ``fold_hh``) join the GEMM and no
-    bias is left; with layer norm the loop normalises ``W_ih x`` step by step, so the biases (added
-    after the norms) go to it, summed where they may be.
-    """
-    bias = cell.bias_ih
-    if bias is not None and fold_hh:
-        bias = bias + cell.bias_hh
-    if cell.layer_norm:
-        return F.linear(x, cell.weight_ih), bias
-    return F.linear(x, cell.weight_ih, bias), None
 
 
 def _masks(cell: RecurrentCell, x: Tensor, masks: Masks) -> tuple[Tensor | None, tuple[Tensor, ...] | None]:

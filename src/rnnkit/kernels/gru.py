@@ -28,11 +28,13 @@ from torch.autograd.function import once_differentiable
 from rnnkit.kernels.common import (
     compiled,
     gate_norm_step,
+    input_grads,
     input_side,
     matmul_steps,
     mix_state,
     mixing_coefficients,
     norm_grad_step,
+    project_inputs,
     save_lists,
     saved_lists,
     split_grad,
@@ -264,17 +266,17 @@ def gru_before_backward_loop(
 
 
 class GRURecurrence(torch.autograd.Function):
-    """``hs = GRURecurrence.apply(GX, h0, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before,
+    """``hs = GRURecurrence.apply(x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before,
     needs_grad)``: the carried h for every step (T, B, H).
 
-    Without layer norm ``GX`` holds every bias that adds (b_ih, and for reset="before" b_hh too) and
-    ``b_ih`` is None; with layer norm (gains ``ln_ih``, ``ln_hh``) GX is the raw ``W_ih x`` and the biases
-    come separately (for "before", summed in ``b_ih``). ``b_hh`` is passed for reset="after" only.
-    Options are None when off; masks as in :class:`rnnkit.kernels.lstm.LSTMRecurrence`.
+    ``b_ih`` is the bias that adds outside the loop's products: b_ih, or for reset="before" b_ih + b_hh;
+    ``b_hh`` is passed for reset="after" only. ``ln_ih``, ``ln_hh``: layer-norm gains. Options are None
+    when off; masks as in :class:`rnnkit.kernels.lstm.LSTMRecurrence`.
     """
 
     @staticmethod
-    def forward(ctx, GX, h0, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad):
+    def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad):
+        GX = project_inputs(x, W_ih, None if ln_ih is not None else b_ih)
         T, B, G3 = GX.shape
         H = G3 // 3
         hs = GX.new_empty(T + 1, B, H)
@@ -294,8 +296,8 @@ class GRURecurrence(torch.autograd.Function):
                 Z, R = z.clone(), r.clone()
                 _update_factors(z, n, hs[:-1], Z)
                 r.addcmul_(r, r, value=-1).mul_(h_in)  # h_in r (1 - r)
-                fixed = [GX if layer_norm else None, W_hh, hs, G, Z, R, RH, b_ih, ln_ih, ln_hh, gh_rz, gh_n,
-                         rec_mask, zh, valid]  # fmt: skip
+                fixed = [x, GX if layer_norm else None, W_ih, W_hh, hs, G, Z, R, RH, b_ih, ln_ih, ln_hh, gh_rz,
+                         gh_n, rec_mask, zh, valid]  # fmt: skip
                 save_lists(ctx, fixed, *lists)
         else:
             G = GX.new_empty(T, B, 4 * H)
@@ -312,8 +314,8 @@ class GRURecurrence(torch.autograd.Function):
                 ghn.copy_(n)  # d_n^x factor (1 - z)(1 - n^2)
                 n.mul_(r)  # d_n^h factor
                 r.copy_(tmp)
-                fixed = [GX if layer_norm else None, W_hh, hs, G, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw, rec_mask, zh,
-                         valid]  # fmt: skip
+                fixed = [x, GX if layer_norm else None, W_ih, W_hh, hs, G, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw,
+                         rec_mask, zh, valid]  # fmt: skip
                 save_lists(ctx, fixed, *lists)
         return hs[1:]
 
@@ -323,7 +325,7 @@ class GRURecurrence(torch.autograd.Function):
         d_hs = d_hs.contiguous()
         if ctx.before:
             fixed, ys_x, stats_x, ys_rz, stats_rz, ys_n, stats_n = saved_lists(ctx)
-            GX, W_hh, hs, C, Z, R, RH, bias, ln_ih, ln_hh, gh_rz, gh_n, rec_mask, zh, valid = fixed
+            x, GX, W_ih, W_hh, hs, C, Z, R, RH, bias, ln_ih, ln_hh, gh_rz, gh_n, rec_mask, zh, valid = fixed
             T, B, H = Z.shape
             layer_norm = ln_ih is not None
             D = torch.empty_like(C)
@@ -340,13 +342,16 @@ class GRURecurrence(torch.autograd.Function):
             D_rz = D[..., : 2 * H] if DU_rz is None else DU_rz
             D_n = D[..., 2 * H :] if DU_n is None else DU_n
             d_W = torch.cat([matmul_steps(D_rz, h_in), matmul_steps(D_n, RH)])
-            d_bias = d_ln_ih = d_ln_hh = None
+            d_ln_ih = d_ln_hh = None
             if layer_norm:
                 d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
-                d_bias = d_bias if bias is not None else None
-            return D if dGX is None else dGX, dh0, d_W, d_bias, None, d_ln_ih, d_ln_hh, None, None, None, None, None
+            else:
+                dGX, d_bias = D, D.sum((0, 1))
+            dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+            d_bias = d_bias if bias is not None else None
+            return dx, dh0, d_W_ih, d_W, d_bias, None, d_ln_ih, d_ln_hh, None, None, None, None, None
         fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
-        GX, W_hh, hs, C, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
+        x, GX, W_ih, W_hh, hs, C, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
         T, B, H = Z.shape
         layer_norm = ln_ih is not None
         D = torch.empty_like(C)
@@ -361,16 +366,17 @@ class GRURecurrence(torch.autograd.Function):
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         D_h = D[..., : 3 * H]  # gradient of gh = [LN] W_hh h_in + b_hh
         d_W = matmul_steps(D_h if DU is None else DU, h_in)
-        d_b_ih = d_ln_ih = d_ln_hh = None
+        d_ln_ih = d_ln_hh = None
         if layer_norm:
             d_ln_ih, d_ln_hh, d_b_ih, d_b_hh = acc.sum(1).unbind(0)
-            d_b_ih = d_b_ih if b_ih is not None else None
-            d_GX = dGX
         else:
             d_b_hh = D_h.sum((0, 1))
-            d_GX = torch.cat([D[..., : 2 * H], D[..., 3 * H :]], dim=-1)
+            dGX = torch.cat([D[..., : 2 * H], D[..., 3 * H :]], dim=-1)
+            d_b_ih = dGX.sum((0, 1))
+        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        d_b_ih = d_b_ih if b_ih is not None else None
         d_b_hh = d_b_hh if b_hh is not None else None
-        return d_GX, dh0, d_W, d_b_ih, d_b_hh, d_ln_ih, d_ln_hh, None, None, None, None, None
+        return dx, dh0, d_W_ih, d_W, d_b_ih, d_b_hh, d_ln_ih, d_ln_hh, None, None, None, None, None
 
 
 def _update_factors(z: Tensor, n: Tensor, h_prev: Tensor, Z: Tensor) -> None:

@@ -32,11 +32,13 @@ from torch.autograd.function import once_differentiable
 from rnnkit.kernels.common import (
     compiled,
     gate_norm_step,
+    input_grads,
     input_side,
     matmul_steps,
     mix_state,
     mixing_coefficients,
     norm_grad_step,
+    project_inputs,
     save_lists,
     saved_lists,
     split_grad,
@@ -44,11 +46,11 @@ from rnnkit.kernels.common import (
 
 
 def lstm_forward_loop(
-    GX: Tensor,  # (T, B, 4H) input side: W_ih x + biases, or the raw W_ih x with layer norm
+    GX: Tensor,  # (T, B, 4H) raw W_ih x (layer norm only)
     W_hh: Tensor,  # (4H, P)
     hs: Tensor,  # (T + 1, B, P) carried h; hs[0] = h_0
     cs: Tensor,  # (T + 1, B, H) carried c; cs[0] = c_0
-    gates: Tensor,  # (T, B, 4H) activated i, f, g, o
+    gates: Tensor,  # (T, B, 4H) in: W_ih x + biases (without layer norm); out: activated i, f, g, o
     tcs: Tensor,  # (T, B, H) tanh(c) as it enters h
     bias: Tensor | None,  # (4H,) b_ih + b_hh, added after the layer norms
     ln_ih: Tensor | None,  # (4H,) layer-norm gains; both or neither
@@ -84,7 +86,7 @@ def lstm_forward_loop(
             ys_h.append(y)
             g.addcmul_(y, ln_hh)
         else:
-            torch.addmm(GX[t], h_in, W_t, out=g)
+            g.addmm_(h_in, W_t)  # the gates' buffer holds the input side on entry
         if peephole is not None:
             g[:, : 2 * H].view(B, 2, H).addcmul_(peephole[: 2 * H].view(2, H), c_prev.unsqueeze(1))
         g[:, : 2 * H].sigmoid_()
@@ -197,27 +199,29 @@ def lstm_backward_loop(
 
 
 class LSTMRecurrence(torch.autograd.Function):
-    """``hs, c_T = LSTMRecurrence.apply(GX, h0, c0, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b,
+    """``hs, c_T = LSTMRecurrence.apply(x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b,
     W_hr, rec_mask, zh, zc, valid, needs_grad)``: carried h for every step (T, B, P) and the final c (B, H).
 
-    ``GX`` is ``W_ih x + b_ih + b_hh`` or, with layer norm (``ln_ih``, ``ln_hh`` the gains), the raw
-    ``W_ih x`` with the summed biases in ``bias``. Options are None when off. ``zh``/``zc``: zoneout masks
-    (T, B, n) or the eval-mode probability as a (T, 1, 1) tensor; ``valid`` (T, B, 1) bool marks real
-    (unpadded) steps.
+    ``bias`` is b_ih + b_hh (or None); ``ln_ih``, ``ln_hh`` the layer-norm gains. Options are None when
+    off. ``zh``/``zc``: zoneout masks (T, B, n) or the eval-mode probability as a (T, 1, 1) tensor;
+    ``valid`` (T, B, 1) bool marks real (unpadded) steps.
     """
 
     @staticmethod
-    def forward(ctx, GX, h0, c0, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, W_hr, rec_mask, zh, zc,
-                valid, needs_grad):  # fmt: skip
-        T, B, G = GX.shape
-        H, P = G // 4, h0.shape[-1]
+    def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, W_hr, rec_mask, zh,
+                zc, valid, needs_grad):  # fmt: skip
+        T, B = x.shape[:2]
+        H, P = W_hh.shape[0] // 4, h0.shape[-1]
+        layer_norm = ln_ih is not None
+        GX = project_inputs(x, W_ih, None if layer_norm else bias)  # (T, B, 4H)
+        gates = torch.empty_like(GX) if layer_norm else GX  # without layer norm the loop works in place
         mixed = zh is not None or zc is not None or valid is not None
         hs = GX.new_empty(T + 1, B, P)
         hs[0] = h0
         cs = GX.new_empty(T + 1, B, H)
         cs[0] = c0
-        gates, tcs = torch.empty_like(GX), GX.new_empty(T, B, H)
-        gh_raw = torch.empty_like(GX) if ln_hh is not None else None
+        tcs = GX.new_empty(T, B, H)
+        gh_raw = torch.empty_like(GX) if layer_norm else None
         keep_cnew = needs_grad and (peephole is not None or ln_cell_w is not None)
         cnew = GX.new_empty(T if keep_cnew else 1, B, H) if mixed else None
         ms = GX.new_empty(T, B, H) if W_hr is not None else None
@@ -229,7 +233,7 @@ class LSTMRecurrence(torch.autograd.Function):
             A, K, Fg = _factors(gates, tcs, cs[:-1])
             c_after = cnew if cnew is not None else cs[1:]
             fixed = [
-                GX if ln_ih is not None else None, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole,
+                x, GX if layer_norm else None, W_ih, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole,
                 cs if peephole is not None else None,
                 c_after if (peephole is not None or ln_cell_w is not None) else None,
                 ln_cell_w, ln_cell_b, W_hr, ms, rec_mask, zh, zc, valid,
@@ -241,8 +245,8 @@ class LSTMRecurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_hs, d_cT):
         fixed, ys_x, stats_x, ys_h, stats_h, stats_c = saved_lists(ctx)
-        (GX, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole, cs, c_new, ln_cell_w, ln_cell_b, W_hr, ms,
-         rec_mask, zh, zc, valid) = fixed  # fmt: skip
+        (x, GX, W_ih, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole, cs, c_new, ln_cell_w, ln_cell_b, W_hr,
+         ms, rec_mask, zh, zc, valid) = fixed  # fmt: skip
         T, B, H = K.shape
         layer_norm = ln_ih is not None
         dG = torch.empty_like(A)
@@ -260,11 +264,13 @@ class LSTMRecurrence(torch.autograd.Function):
         )  # fmt: skip
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(dG if DU is None else DU, h_in)
-        d_bias = d_ln_ih = d_ln_hh = d_peephole = d_ln_cell_w = d_ln_cell_b = d_W_hr = None
+        d_ln_ih = d_ln_hh = d_peephole = d_ln_cell_w = d_ln_cell_b = d_W_hr = None
         if layer_norm:
             d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
-            if bias is None:
-                d_bias = None
+        else:
+            dGX = dG
+            d_bias = dG.sum((0, 1))
+        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
         if peephole is not None:
             c_prev = cs[:-1]
             d_peephole = torch.cat(
@@ -275,8 +281,8 @@ class LSTMRecurrence(torch.autograd.Function):
             d_ln_cell_w, d_ln_cell_b = acc_cell.unbind(0)
         if W_hr is not None:
             d_W_hr = matmul_steps(DHN, ms)
-        return (dG if dGX is None else dGX, dh0, dc0, d_W_hh, d_bias, d_ln_ih, d_ln_hh, d_peephole, d_ln_cell_w,
-                d_ln_cell_b, d_W_hr, None, None, None, None, None)  # fmt: skip
+        return (dx, dh0, dc0, d_W_ih, d_W_hh, d_bias if bias is not None else None, d_ln_ih, d_ln_hh, d_peephole,
+                d_ln_cell_w, d_ln_cell_b, d_W_hr, None, None, None, None, None)  # fmt: skip
 
 
 def _factors(gates: Tensor, tcs: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -15,11 +15,13 @@ from torch.autograd.function import once_differentiable
 from rnnkit.kernels.common import (
     compiled,
     gate_norm_step,
+    input_grads,
     input_side,
     matmul_steps,
     mix_state,
     mixing_coefficients,
     norm_grad_step,
+    project_inputs,
     save_lists,
     saved_lists,
     split_grad,
@@ -111,11 +113,12 @@ def rnn_backward_loop(
 
 
 class RNNRecurrence(torch.autograd.Function):
-    """``hs = RNNRecurrence.apply(GX, h0, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad)``:
-    the carried h for every step (T, B, H). ``GX`` and ``bias`` as for the LSTM; options None when off."""
+    """``hs = RNNRecurrence.apply(x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad)``:
+    the carried h for every step (T, B, H). Arguments as for the LSTM; options None when off."""
 
     @staticmethod
-    def forward(ctx, GX, h0, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad):
+    def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad):
+        GX = project_inputs(x, W_ih, None if ln_ih is not None else bias)
         T, B, H = GX.shape
         hs = GX.new_empty(T + 1, B, H)
         hs[0] = h0
@@ -131,7 +134,8 @@ class RNNRecurrence(torch.autograd.Function):
                 C = hnew.mul_(hnew).neg_().add_(1.0)  # 1 - h^2, in h's own buffer
             else:
                 C = torch.addcmul(torch.ones_like(h), h, h, value=-1)
-            fixed = [GX if ln_ih is not None else None, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid]
+            fixed = [x, GX if ln_ih is not None else None, W_ih, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask,
+                     zh, valid]  # fmt: skip
             save_lists(ctx, fixed, *lists)
         return hs[1:]
 
@@ -139,7 +143,7 @@ class RNNRecurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_hs):
         fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
-        GX, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
+        x, GX, W_ih, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
         T, B, H = C.shape
         layer_norm = ln_ih is not None
         D = torch.empty_like(C)
@@ -153,8 +157,11 @@ class RNNRecurrence(torch.autograd.Function):
         )  # fmt: skip
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W = matmul_steps(D if DU is None else DU, h_in)
-        d_bias = d_ln_ih = d_ln_hh = None
+        d_ln_ih = d_ln_hh = None
         if layer_norm:
             d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
-            d_bias = d_bias if bias is not None else None
-        return D if dGX is None else dGX, dh0, d_W, d_bias, d_ln_ih, d_ln_hh, None, None, None, None, None
+        else:
+            dGX, d_bias = D, D.sum((0, 1))
+        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        d_bias = d_bias if bias is not None else None
+        return dx, dh0, d_W_ih, d_W, d_bias, d_ln_ih, d_ln_hh, None, None, None, None, None
