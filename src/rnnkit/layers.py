@@ -542,7 +542,7 @@ def run_stack(
             out, final = cell_runner(layer.cells[i], seq, initial[i], valid, masks[i])
             directions.append(out if direction == 0 else reverse_padded(out, lengths))
             finals.append(final)
-        out = torch.cat(directions, dim=-1)  # (T, B, D * H_out)
+        out = directions[0] if D == 1 else torch.cat(directions, dim=-1)  # (T, B, D * H_out)
         layer_outputs.append(out)
         if layer_index < c.num_layers - 1:
             out = F.dropout(out, c.dropout, layer.training)

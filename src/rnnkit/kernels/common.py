@@ -36,16 +36,29 @@ def jit_enabled() -> bool:
 
 
 def compiled(fn: Callable) -> Callable:
-    """``torch.jit.script(fn)``, made once; ``fn`` itself when TorchScript is off or cannot compile it."""
+    """``torch.jit.script(fn)``, made once; ``fn`` itself when TorchScript is off or cannot compile it.
+
+    The scripted function runs in TorchScript's plain interpreter (``optimized_execution(False)``): the
+    loops gain nothing from graph optimisation on CPU, and the profiling executor would re-specialise
+    the graph whenever shapes, strides or requires-grad flags change (seconds per call under gradcheck).
+    """
     if not jit_enabled():
         return fn
     if fn not in _compiled:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.compile
-                _compiled[fn] = torch.jit.script(fn)
+                scripted = torch.jit.script(fn)
         except Exception:  # noqa: BLE001 - any failure falls back to the same code in Python
             _compiled[fn] = fn
+        else:
+
+            def run(*args):
+                with torch.jit.optimized_execution(False):
+                    return scripted(*args)
+
+            run.__wrapped__ = scripted
+            _compiled[fn] = run
     return _compiled[fn]
 
 
