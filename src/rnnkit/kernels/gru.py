@@ -65,10 +65,15 @@ def gru_after_forward_loop(
     gx_scratch = GX.new_empty(B, 3 * H)
     h_scratch = torch.empty_like(hs[0])
     mixed = zh is not None or valid is not None
+    # per-step views made once: indexing inside the loop would cost an op each time
+    hs_t, GX_t = hs.unbind(0), GX.unbind(0)
+    rz_t, r_t, z_t = G[:, :, : 2 * H].unbind(0), G[:, :, :H].unbind(0), G[:, :, H : 2 * H].unbind(0)
+    n_t, ghn_t = G[:, :, 2 * H : 3 * H].unbind(0), G[:, :, 3 * H :].unbind(0)
+    gh_rz, gh_n = gh[:, : 2 * H], gh[:, 2 * H :]
     for t in range(T):
-        h_prev = hs[t]
+        h_prev = hs_t[t]
         h_in = h_prev if rec_mask is None else h_prev * rec_mask
-        gx = input_side(GX[t], ln_ih, b_ih, 3, ys_x, stats_x, gx_scratch)
+        gx_rz, gx_n = input_side(GX_t[t], ln_ih, b_ih, 3, ys_x, stats_x, gx_scratch).split([2 * H, H], 1)
         if ln_hh is not None and gh_raw is not None:
             torch.mm(h_in, W_t, out=gh_raw[t])
             y = gate_norm_step(gh_raw[t], 3, stats_h)
@@ -81,18 +86,16 @@ def gru_after_forward_loop(
             torch.addmm(b_hh, h_in, W_t, out=gh)
         else:
             torch.mm(h_in, W_t, out=gh)
-        g = G[t]
-        rz = g[:, : 2 * H]
-        torch.add(gx[:, : 2 * H], gh[:, : 2 * H], out=rz)
+        rz, n = rz_t[t], n_t[t]
+        torch.add(gx_rz, gh_rz, out=rz)
         rz.sigmoid_()
-        r, z, n = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H]
-        torch.addcmul(gx[:, 2 * H :], r, gh[:, 2 * H :], out=n)
+        torch.addcmul(gx_n, r_t[t], gh_n, out=n)
         n.tanh_()
-        g[:, 3 * H :].copy_(gh[:, 2 * H :])
-        h_new = h_scratch if mixed else hs[t + 1]
-        torch.addcmul(n, z, h_prev - n, out=h_new)
+        ghn_t[t].copy_(gh_n)
+        h_new = h_scratch if mixed else hs_t[t + 1]
+        torch.addcmul(n, z_t[t], h_prev - n, out=h_new)
         if mixed:
-            mix_state(h_new, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs[t + 1])
+            mix_state(h_new, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs_t[t + 1])
     return ys_x, stats_x, ys_h, stats_h
 
 
@@ -119,10 +122,12 @@ def gru_after_backward_loop(
     T, B, H = C.shape[0], C.shape[1], Z.shape[2]
     zero = torch.zeros_like(d_hs[0])
     dh = d_hs[T - 1]
+    d_hs_t, Z_t, D_t = d_hs.unbind(0), Z.unbind(0), D.unbind(0)
+    C4, D4 = C.view(T, B, 4, H).unbind(0), D.view(T, B, 4, H).unbind(0)
     for t in range(T - 1, -1, -1):
         dh_new, carry = split_grad(dh, None if U is None else U[t])
-        d = D[t]
-        torch.mul(C[t].view(B, 4, H), dh_new.unsqueeze(1), out=d.view(B, 4, H))
+        d = D_t[t]
+        torch.mul(C4[t], dh_new.unsqueeze(1), out=D4[t])
         du = d[:, : 3 * H]
         if ln_ih is not None and ln_hh is not None and gh_raw is not None:
             if acc is not None and dGX is not None and DU is not None:
@@ -132,8 +137,8 @@ def gru_after_backward_loop(
                 norm_grad_step(du, ln_hh, gh_raw[t], ys_h[t], stats_h[2 * t], stats_h[2 * t + 1], 3, acc[1], DU[t])
                 acc[3].add_(du)
                 du = DU[t]
-        base = d_hs[t - 1] if t > 0 else zero
-        dh = torch.addcmul(base, dh_new, Z[t])
+        base = d_hs_t[t - 1] if t > 0 else zero
+        dh = torch.addcmul(base, dh_new, Z_t[t])
         if rec_mask is not None:
             dh.addcmul_(torch.mm(du, W_hh), rec_mask)
         else:
@@ -168,36 +173,37 @@ def gru_before_forward_loop(
     stats_n: list[Tensor] = []
     h_scratch = torch.empty_like(hs[0])
     mixed = zh is not None or valid is not None
+    hs_t, G_t, RH_t = hs.unbind(0), G.unbind(0), RH.unbind(0)
+    rz_t, r_t, z_t, n_t = (G[:, :, : 2 * H].unbind(0), G[:, :, :H].unbind(0), G[:, :, H : 2 * H].unbind(0),
+                           G[:, :, 2 * H :].unbind(0))  # fmt: skip
+    GX_rz, GX_n = GX[:, :, : 2 * H].unbind(0), GX[:, :, 2 * H :].unbind(0)
+    layer_norm = ln_ih is not None and ln_hh is not None and gh_rz is not None and gh_n is not None
     for t in range(T):
-        h_prev = hs[t]
+        h_prev = hs_t[t]
         h_in = h_prev if rec_mask is None else h_prev * rec_mask
-        g = G[t]
-        rz = g[:, : 2 * H]
-        n = g[:, 2 * H :]
-        layer_norm = ln_ih is not None and ln_hh is not None and gh_rz is not None and gh_n is not None
+        rz, n, rh = rz_t[t], n_t[t], RH_t[t]
         if ln_ih is not None and ln_hh is not None and gh_rz is not None:
-            input_side(GX[t], ln_ih, bias, 3, ys_x, stats_x, g)
+            input_side(GX[t], ln_ih, bias, 3, ys_x, stats_x, G_t[t])
             torch.mm(h_in, W_rz_t, out=gh_rz[t])
             y = gate_norm_step(gh_rz[t], 2, stats_rz)
             ys_rz.append(y)
             rz.addcmul_(y, ln_hh[: 2 * H])
         else:
-            torch.addmm(GX[t, :, : 2 * H], h_in, W_rz_t, out=rz)
+            torch.addmm(GX_rz[t], h_in, W_rz_t, out=rz)
         rz.sigmoid_()
-        r, z = g[:, :H], g[:, H : 2 * H]
-        torch.mul(r, h_in, out=RH[t])
+        torch.mul(r_t[t], h_in, out=rh)
         if layer_norm and ln_hh is not None and gh_n is not None:
-            torch.mm(RH[t], W_n_t, out=gh_n[t])
+            torch.mm(rh, W_n_t, out=gh_n[t])
             y = gate_norm_step(gh_n[t], 1, stats_n)
             ys_n.append(y)
             n.addcmul_(y, ln_hh[2 * H :])
         else:
-            torch.addmm(GX[t, :, 2 * H :], RH[t], W_n_t, out=n)
+            torch.addmm(GX_n[t], rh, W_n_t, out=n)
         n.tanh_()
-        h_new = h_scratch if mixed else hs[t + 1]
-        torch.addcmul(n, z, h_prev - n, out=h_new)
+        h_new = h_scratch if mixed else hs_t[t + 1]
+        torch.addcmul(n, z_t[t], h_prev - n, out=h_new)
         if mixed:
-            mix_state(h_new, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs[t + 1])
+            mix_state(h_new, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs_t[t + 1])
     return ys_x, stats_x, ys_rz, stats_rz, ys_n, stats_n
 
 
@@ -230,32 +236,39 @@ def gru_before_backward_loop(
     W_rz, W_n = W_hh[: 2 * H], W_hh[2 * H :]
     zero = torch.zeros_like(d_hs[0])
     dh = d_hs[T - 1]
+    d_hs_t, Z_t, R_t, D_t = d_hs.unbind(0), Z.unbind(0), R.unbind(0), D.unbind(0)
+    C_zn, D_zn = C[:, :, H:].view(T, B, 2, H).unbind(0), D[:, :, H:].view(T, B, 2, H).unbind(0)
+    C_r, D_r, D_rz, D_n = (
+        C[:, :, :H].unbind(0),
+        D[:, :, :H].unbind(0),
+        D[:, :, : 2 * H].unbind(0),
+        D[:, :, 2 * H :].unbind(0),
+    )
     for t in range(T - 1, -1, -1):
         dh_new, carry = split_grad(dh, None if U is None else U[t])
-        d = D[t]
-        torch.mul(C[t, :, H:].view(B, 2, H), dh_new.unsqueeze(1), out=d[:, H:].view(B, 2, H))
-        du_n = d[:, 2 * H :]
-        du_rz = d[:, : 2 * H]
+        torch.mul(C_zn[t], dh_new.unsqueeze(1), out=D_zn[t])
+        du_n, du_rz = D_n[t], D_rz[t]
         if ln_hh is not None and gh_n is not None and acc is not None and DU_n is not None:
             norm_grad_step(
-                d[:, 2 * H :], ln_hh[2 * H :], gh_n[t], ys_n[t], stats_n[2 * t], stats_n[2 * t + 1], 1,
+                D_n[t], ln_hh[2 * H :], gh_n[t], ys_n[t], stats_n[2 * t], stats_n[2 * t + 1], 1,
                 acc[1, :, 2 * H :], DU_n[t],
             )  # fmt: skip
             du_n = DU_n[t]
         d_rh = torch.mm(du_n, W_n)
-        torch.mul(d_rh, C[t, :, :H], out=d[:, :H])
+        torch.mul(d_rh, C_r[t], out=D_r[t])
         if ln_hh is not None and gh_rz is not None and acc is not None and DU_rz is not None:
             norm_grad_step(
-                d[:, : 2 * H], ln_hh[: 2 * H], gh_rz[t], ys_rz[t], stats_rz[2 * t], stats_rz[2 * t + 1], 2,
+                D_rz[t], ln_hh[: 2 * H], gh_rz[t], ys_rz[t], stats_rz[2 * t], stats_rz[2 * t + 1], 2,
                 acc[1, :, : 2 * H], DU_rz[t],
             )  # fmt: skip
             du_rz = DU_rz[t]
         if ln_ih is not None and acc is not None and dGX is not None:
+            d = D_t[t]
             norm_grad_step(d, ln_ih, GX[t], ys_x[t], stats_x[2 * t], stats_x[2 * t + 1], 3, acc[0], dGX[t])
             acc[2].add_(d)
-        d_hin = torch.addmm(d_rh * R[t], du_rz, W_rz)
-        base = d_hs[t - 1] if t > 0 else zero
-        dh = torch.addcmul(base, dh_new, Z[t])
+        d_hin = torch.addmm(d_rh * R_t[t], du_rz, W_rz)
+        base = d_hs_t[t - 1] if t > 0 else zero
+        dh = torch.addcmul(base, dh_new, Z_t[t])
         if rec_mask is not None:
             dh.addcmul_(d_hin, rec_mask)
         else:

@@ -75,10 +75,12 @@ def lstm_forward_loop(
     stats_h: list[Tensor] = []
     stats_c: list[Tensor] = []
     h_scratch = torch.empty_like(hs[0])
+    # per-step views made once: indexing inside the loop would cost an op each time
+    hs_t, cs_t, gates_t, tcs_t = hs.unbind(0), cs.unbind(0), gates.unbind(0), tcs.unbind(0)
     for t in range(T):
-        h_prev, c_prev = hs[t], cs[t]
+        h_prev, c_prev = hs_t[t], cs_t[t]
         h_in = h_prev if rec_mask is None else h_prev * rec_mask
-        g = gates[t]
+        g = gates_t[t]
         if ln_ih is not None and ln_hh is not None and gh_raw is not None:
             input_side(GX[t], ln_ih, bias, 4, ys_x, stats_x, g)
             torch.mm(h_in, W_t, out=gh_raw[t])
@@ -87,12 +89,12 @@ def lstm_forward_loop(
             g.addcmul_(y, ln_hh)
         else:
             g.addmm_(h_in, W_t)  # the gates' buffer holds the input side on entry
+        i, f, gg, o = g.unsafe_chunk(4, 1)
         if peephole is not None:
             g[:, : 2 * H].view(B, 2, H).addcmul_(peephole[: 2 * H].view(2, H), c_prev.unsqueeze(1))
         g[:, : 2 * H].sigmoid_()
-        g[:, 2 * H : 3 * H].tanh_()
-        i, f, gg, o = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
-        c_new = cs[t + 1] if cnew is None else cnew[min(t, cnew.shape[0] - 1)]
+        gg.tanh_()
+        c_new = cs_t[t + 1] if cnew is None else cnew[min(t, cnew.shape[0] - 1)]
         torch.mul(f, c_prev, out=c_new)
         c_new.addcmul_(i, gg)
         if peephole is not None:
@@ -103,9 +105,9 @@ def lstm_forward_loop(
             c_out, mean, rstd = torch.native_layer_norm(c_new, [H], ln_cell_w, ln_cell_b, 1e-5)
             stats_c.append(mean)
             stats_c.append(rstd)
-        tc = tcs[t]
+        tc = tcs_t[t]
         torch.tanh(c_out, out=tc)
-        h_new = hs[t + 1] if cnew is None else h_scratch
+        h_new = hs_t[t + 1] if cnew is None else h_scratch
         if W_hr is not None and ms is not None:
             torch.mul(o, tc, out=ms[t])
             torch.mm(ms[t], W_hr.t(), out=h_new)
@@ -113,8 +115,8 @@ def lstm_forward_loop(
             torch.mul(o, tc, out=h_new)
         if cnew is not None:
             v = None if valid is None else valid[t]
-            mix_state(h_new, h_prev, None if zh is None else zh[t], v, hs[t + 1])
-            mix_state(c_new, c_prev, None if zc is None else zc[t], v, cs[t + 1])
+            mix_state(h_new, h_prev, None if zh is None else zh[t], v, hs_t[t + 1])
+            mix_state(c_new, c_prev, None if zc is None else zc[t], v, cs_t[t + 1])
     return ys_x, stats_x, ys_h, stats_h, stats_c
 
 
@@ -152,6 +154,10 @@ def lstm_backward_loop(
     T, B, H = A.shape[0], A.shape[1], K.shape[2]
     zero = torch.zeros_like(d_hs[0])
     dh = d_hs[T - 1].clone()
+    # per-step views made once: indexing inside the loop would cost an op each time
+    d_hs_t, K_t, F_t, dG_t = d_hs.unbind(0), K.unbind(0), Fg.unbind(0), dG.unbind(0)
+    A_o, A_ifg = A[:, :, 3 * H :].unbind(0), A[:, :, : 3 * H].view(T, B, 3, H).unbind(0)
+    dG_o, dG_ifg = dG[:, :, 3 * H :].unbind(0), dG[:, :, : 3 * H].view(T, B, 3, H).unbind(0)
     for t in range(T - 1, -1, -1):
         dh_new, carry_h = split_grad(dh, None if Uh is None else Uh[t])
         dc_new, carry_c = split_grad(dc, None if Uc is None else Uc[t])
@@ -159,23 +165,22 @@ def lstm_backward_loop(
         if W_hr is not None and DHN is not None:
             DHN[t].copy_(dh_new)
             dm = torch.mm(dh_new, W_hr)
-        d = dG[t]
-        d_o = d[:, 3 * H :]
-        torch.mul(dm, A[t, :, 3 * H :], out=d_o)
+        d, d_o = dG_t[t], dG_o[t]
+        torch.mul(dm, A_o[t], out=d_o)
         if ln_cell_w is not None and acc_cell is not None and c_new is not None:
             grads = torch.ops.aten.native_layer_norm_backward(
-                dm * K[t], c_new[t], [H], stats_c[2 * t], stats_c[2 * t + 1], ln_cell_w, ln_cell_b,
+                dm * K_t[t], c_new[t], [H], stats_c[2 * t], stats_c[2 * t + 1], ln_cell_w, ln_cell_b,
                 [True, True, True],
             )  # fmt: skip
             dc_new = dc_new + grads[0]
             acc_cell[0].add_(grads[1])
             acc_cell[1].add_(grads[2])
         else:
-            dc_new = torch.addcmul(dc_new, dm, K[t])
+            dc_new = torch.addcmul(dc_new, dm, K_t[t])
         if peephole is not None:
             dc_new.addcmul_(d_o, peephole[2 * H :])
-        torch.mul(A[t, :, : 3 * H].view(B, 3, H), dc_new.unsqueeze(1), out=d[:, : 3 * H].view(B, 3, H))
-        dc = dc_new * Fg[t]
+        torch.mul(A_ifg[t], dc_new.unsqueeze(1), out=dG_ifg[t])
+        dc = dc_new * F_t[t]
         if peephole is not None:
             dc.addcmul_(d[:, :H], peephole[:H])
             dc.addcmul_(d[:, H : 2 * H], peephole[H : 2 * H])
@@ -188,7 +193,7 @@ def lstm_backward_loop(
                 norm_grad_step(d, ln_hh, gh_raw[t], ys_h[t], stats_h[2 * t], stats_h[2 * t + 1], 4, acc[1], DU[t])
                 acc[2].add_(d)
                 du = DU[t]
-        base = d_hs[t - 1] if t > 0 else zero
+        base = d_hs_t[t - 1] if t > 0 else zero
         if rec_mask is not None:
             dh = torch.addcmul(base, torch.mm(du, W_hh), rec_mask)
         else:

@@ -48,10 +48,12 @@ def rnn_forward_loop(
     stats_x: list[Tensor] = []
     ys_h: list[Tensor] = []
     stats_h: list[Tensor] = []
+    GX_t = GX.unbind(0)
+    hs_t = hs.unbind(0)  # per-step views made once: indexing inside the loop would cost an op each time
     for t in range(T):
-        h_prev = hs[t]
+        h_prev = hs_t[t]
         h_in = h_prev if rec_mask is None else h_prev * rec_mask
-        h = hs[t + 1] if hnew is None else hnew[t]
+        h = hs_t[t + 1] if hnew is None else hnew[t]
         if ln_ih is not None and ln_hh is not None and gh_raw is not None:
             input_side(GX[t], ln_ih, bias, 1, ys_x, stats_x, h)
             torch.mm(h_in, W_t, out=gh_raw[t])
@@ -59,13 +61,13 @@ def rnn_forward_loop(
             ys_h.append(y)
             h.addcmul_(y, ln_hh)
         else:
-            torch.addmm(GX[t], h_in, W_t, out=h)
+            torch.addmm(GX_t[t], h_in, W_t, out=h)
         if relu:
             h.relu_()
         else:
             h.tanh_()
         if hnew is not None:
-            mix_state(h, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs[t + 1])
+            mix_state(h, h_prev, None if zh is None else zh[t], None if valid is None else valid[t], hs_t[t + 1])
     return ys_x, stats_x, ys_h, stats_h
 
 
@@ -91,10 +93,11 @@ def rnn_backward_loop(
     T = C.shape[0]
     zero = torch.zeros_like(d_hs[0])
     dh = d_hs[T - 1]
+    d_hs_t, C_t, D_t = d_hs.unbind(0), C.unbind(0), D.unbind(0)
     for t in range(T - 1, -1, -1):
         dh_new, carry = split_grad(dh, None if U is None else U[t])
-        d = D[t]
-        torch.mul(dh_new, C[t], out=d)
+        d = D_t[t]
+        torch.mul(dh_new, C_t[t], out=d)
         du = d
         if ln_ih is not None and ln_hh is not None and gh_raw is not None:
             if acc is not None and dGX is not None and DU is not None:
@@ -102,7 +105,7 @@ def rnn_backward_loop(
                 norm_grad_step(d, ln_hh, gh_raw[t], ys_h[t], stats_h[2 * t], stats_h[2 * t + 1], 1, acc[1], DU[t])
                 acc[2].add_(d)
                 du = DU[t]
-        base = d_hs[t - 1] if t > 0 else zero
+        base = d_hs_t[t - 1] if t > 0 else zero
         if rec_mask is not None:
             dh = torch.addcmul(base, torch.mm(du, W_hh), rec_mask)
         else:
