@@ -1,13 +1,16 @@
 """The LSTM recurrence as one autograd Function with hand-written backpropagation through time.
 
-Input: ``GX`` (T, B, 4H), the input side of the gate pre-activations for every step, computed before
-the loop in one GEMM (with its layer norm and both biases folded in). Per step the forward does one
-GEMM, ``W_hh h_{t-1}``, and the element-wise update of :class:`rnnkit.cells.LSTMCell`::
+The forward computes the input side of the gate pre-activations for every step in one GEMM,
+``GX = W_ih x + b_ih + b_hh`` (T, B, 4H), and turns that buffer into the gates in place. Per step it
+does one GEMM, ``W_hh h_{t-1}``, and the element-wise update of :class:`rnnkit.cells.LSTMCell`::
 
-    i, f, g, o = sigma(GX_t + [LN] W_hh (h_{t-1} * m) [+ peepholes on c])    (gate order of torch)
+    i, f, g, o = sigma(GX_t + W_hh (h_{t-1} * m) [+ peepholes on c])    (gate order of torch)
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh([LN] c_t)   [then h_t = W_hr h_t with a projection]
     (h_t, c_t) mixed with (h_{t-1}, c_{t-1}) by zoneout and by the lengths
+
+With layer norm, ``GX`` is the raw ``W_ih x`` and each step normalises its own slice while it is in
+cache: ``LN(GX_t) g_ih + LN(W_hh h) g_hh + b``.
 
 With the gates known, every derivative the backward needs is a product of saved factors, so the
 forward turns its gate buffer into those factors at the end (vectorised over all steps)::
@@ -19,8 +22,9 @@ forward turns its gate buffer into those factors at the end (vectorised over all
 
 so the backward is one GEMM per step (``dG W_hh``) and a few element-wise ops, and the weight
 gradient is one GEMM over all steps (``sum_t dG_t^T h_{t-1}``). Saved per step: 4H factors, K, f and
-the output h (6H + H_out), plus what the options need (raw ``W_hh h`` and statistics for layer norm,
-c for peepholes and the cell norm, ``o tanh(c)`` for the projection).
+the output h (6H + H_out), plus what the options need (for layer norm the raw ``W_ih x`` and ``W_hh h``,
+their normalised values and statistics; c for peepholes and the cell norm; ``o tanh(c)`` for the
+projection). The gains' and biases' gradients are summed step by step in the backward loop.
 """
 
 from __future__ import annotations
