@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from rnnkit.kernels.common import (
+    Scratch,
     compiled,
     gate_norm_step,
     input_grads,
@@ -335,61 +336,66 @@ class GRURecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs):
-        d_hs = d_hs.contiguous()
-        if ctx.before:
-            fixed, ys_x, stats_x, ys_rz, stats_rz, ys_n, stats_n = saved_lists(ctx)
-            x, GX, W_ih, W_hh, hs, C, Z, R, RH, bias, ln_ih, ln_hh, gh_rz, gh_n, rec_mask, zh, valid = fixed
-            T, B, H = Z.shape
-            layer_norm = ln_ih is not None
-            D = torch.empty_like(C)
-            acc = C.new_zeros(3, B, 3 * H) if layer_norm else None
-            dGX = torch.empty_like(C) if layer_norm else None
-            DU_rz = C.new_empty(T, B, 2 * H) if layer_norm else None
-            DU_n = C.new_empty(T, B, H) if layer_norm else None
-            U = mixing_coefficients(zh, valid, C.dtype)
-            dh0 = compiled(gru_before_backward_loop)(
-                d_hs, W_hh, C, Z, R, D, GX if layer_norm else C, ln_ih, ln_hh, gh_rz, gh_n, ys_x, stats_x, ys_rz,
-                stats_rz, ys_n, stats_n, acc, dGX, DU_rz, DU_n, rec_mask, U,
-            )  # fmt: skip
-            h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
-            D_rz = D[..., : 2 * H] if DU_rz is None else DU_rz
-            D_n = D[..., 2 * H :] if DU_n is None else DU_n
-            d_W = torch.cat([matmul_steps(D_rz, h_in), matmul_steps(D_n, RH)])
-            d_ln_ih = d_ln_hh = None
-            if layer_norm:
-                d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
-            else:
-                dGX, d_bias = D, D.sum((0, 1))
-            dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
-            d_bias = d_bias if bias is not None else None
-            return dx, dh0, d_W_ih, d_W, d_bias, None, d_ln_ih, d_ln_hh, None, None, None, None, None
-        fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
-        x, GX, W_ih, W_hh, hs, C, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
+        with Scratch() as scratch:  # D, dGX and DU never leave the backward
+            return _gru_backward(ctx, d_hs.contiguous(), scratch)
+
+
+def _gru_backward(ctx, d_hs: Tensor, scratch: Scratch) -> tuple:
+    """GRURecurrence's backward: the loop of the reset form, then the gradients summed over all steps."""
+    if ctx.before:
+        fixed, ys_x, stats_x, ys_rz, stats_rz, ys_n, stats_n = saved_lists(ctx)
+        x, GX, W_ih, W_hh, hs, C, Z, R, RH, bias, ln_ih, ln_hh, gh_rz, gh_n, rec_mask, zh, valid = fixed
         T, B, H = Z.shape
         layer_norm = ln_ih is not None
-        D = torch.empty_like(C)
-        acc = C.new_zeros(4, B, 3 * H) if layer_norm else None
-        dGX = C.new_empty(T, B, 3 * H) if layer_norm else None
-        DU = C.new_empty(T, B, 3 * H) if layer_norm else None
+        D = scratch.empty(C.shape, C)
+        acc = C.new_zeros(3, B, 3 * H) if layer_norm else None
+        dGX = scratch.empty(C.shape, C) if layer_norm else None
+        DU_rz = scratch.empty((T, B, 2 * H), C) if layer_norm else None
+        DU_n = scratch.empty((T, B, H), C) if layer_norm else None
         U = mixing_coefficients(zh, valid, C.dtype)
-        dh0 = compiled(gru_after_backward_loop)(
-            d_hs, W_hh, C, Z, D, GX if layer_norm else C, ln_ih, ln_hh, gh_raw, ys_x, stats_x, ys_h, stats_h, acc,
-            dGX, DU, rec_mask, U,
+        dh0 = compiled(gru_before_backward_loop)(
+            d_hs, W_hh, C, Z, R, D, GX if layer_norm else C, ln_ih, ln_hh, gh_rz, gh_n, ys_x, stats_x, ys_rz,
+            stats_rz, ys_n, stats_n, acc, dGX, DU_rz, DU_n, rec_mask, U,
         )  # fmt: skip
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
-        D_h = D[..., : 3 * H]  # gradient of gh = [LN] W_hh h_in + b_hh
-        d_W = matmul_steps(D_h if DU is None else DU, h_in)
+        D_rz = D[..., : 2 * H] if DU_rz is None else DU_rz
+        D_n = D[..., 2 * H :] if DU_n is None else DU_n
+        d_W = torch.cat([matmul_steps(D_rz, h_in), matmul_steps(D_n, RH)])
         d_ln_ih = d_ln_hh = None
         if layer_norm:
-            d_ln_ih, d_ln_hh, d_b_ih, d_b_hh = acc.sum(1).unbind(0)
+            d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
         else:
-            d_b_hh = D_h.sum((0, 1))
-            dGX = torch.cat([D[..., : 2 * H], D[..., 3 * H :]], dim=-1)
-            d_b_ih = dGX.sum((0, 1))
+            dGX, d_bias = D, D.sum((0, 1))
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
-        d_b_ih = d_b_ih if b_ih is not None else None
-        d_b_hh = d_b_hh if b_hh is not None else None
-        return dx, dh0, d_W_ih, d_W, d_b_ih, d_b_hh, d_ln_ih, d_ln_hh, None, None, None, None, None
+        d_bias = d_bias if bias is not None else None
+        return dx, dh0, d_W_ih, d_W, d_bias, None, d_ln_ih, d_ln_hh, None, None, None, None, None
+    fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
+    x, GX, W_ih, W_hh, hs, C, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
+    T, B, H = Z.shape
+    layer_norm = ln_ih is not None
+    D = scratch.empty(C.shape, C)
+    acc = C.new_zeros(4, B, 3 * H) if layer_norm else None
+    dGX = scratch.empty((T, B, 3 * H), C) if layer_norm else None
+    DU = scratch.empty((T, B, 3 * H), C) if layer_norm else None
+    U = mixing_coefficients(zh, valid, C.dtype)
+    dh0 = compiled(gru_after_backward_loop)(
+        d_hs, W_hh, C, Z, D, GX if layer_norm else C, ln_ih, ln_hh, gh_raw, ys_x, stats_x, ys_h, stats_h, acc,
+        dGX, DU, rec_mask, U,
+    )  # fmt: skip
+    h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
+    D_h = D[..., : 3 * H]  # gradient of gh = [LN] W_hh h_in + b_hh
+    d_W = matmul_steps(D_h if DU is None else DU, h_in)
+    d_ln_ih = d_ln_hh = None
+    if layer_norm:
+        d_ln_ih, d_ln_hh, d_b_ih, d_b_hh = acc.sum(1).unbind(0)
+    else:
+        d_b_hh = D_h.sum((0, 1))
+        dGX = torch.cat([D[..., : 2 * H], D[..., 3 * H :]], dim=-1, out=scratch.empty((T, B, 3 * H), C))
+        d_b_ih = dGX.sum((0, 1))
+    dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+    d_b_ih = d_b_ih if b_ih is not None else None
+    d_b_hh = d_b_hh if b_hh is not None else None
+    return dx, dh0, d_W_ih, d_W, d_b_ih, d_b_hh, d_ln_ih, d_ln_hh, None, None, None, None, None
 
 
 def _update_factors(z: Tensor, n: Tensor, h_prev: Tensor, Z: Tensor) -> None:

@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from rnnkit.kernels.common import (
+    Scratch,
     compiled,
     gate_norm_step,
     input_grads,
@@ -227,28 +228,30 @@ class LSTMRecurrence(torch.autograd.Function):
         mixed = zh is not None or zc is not None or valid is not None
         hs = GX.new_empty(T + 1, B, P)
         hs[0] = h0
-        cs = GX.new_empty(T + 1, B, H)
-        cs[0] = c0
-        tcs = GX.new_empty(T, B, H)
-        gh_raw = torch.empty_like(GX) if layer_norm else None
         keep_cnew = needs_grad and (peephole is not None or ln_cell_w is not None)
-        cnew = GX.new_empty(T if keep_cnew else 1, B, H) if mixed else None
-        ms = GX.new_empty(T, B, H) if W_hr is not None else None
-        ys_x, stats_x, ys_h, stats_h, stats_c = compiled(lstm_forward_loop)(
-            GX, W_hh, hs, cs, gates, tcs, bias, ln_ih, ln_hh, gh_raw, peephole, cnew, ln_cell_w, ln_cell_b, W_hr,
-            ms, rec_mask, zh, zc, valid,
-        )  # fmt: skip
-        if needs_grad:
-            A, K, Fg = _factors(gates, tcs, cs[:-1])
-            c_after = cnew if cnew is not None else cs[1:]
-            fixed = [
-                x, GX if layer_norm else None, W_ih, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole,
-                cs if peephole is not None else None,
-                c_after if (peephole is not None or ln_cell_w is not None) else None,
-                ln_cell_w, ln_cell_b, W_hr, ms, rec_mask, zh, zc, valid,
-            ]  # fmt: skip
-            save_lists(ctx, fixed, ys_x, stats_x, ys_h, stats_h, stats_c)
-        return hs[1:], cs[T]
+        keep_cs = needs_grad and (peephole is not None or (ln_cell_w is not None and not mixed))
+        with Scratch() as scratch:  # the c buffer (unless the backward needs it) and temporaries
+            cs = GX.new_empty(T + 1, B, H) if keep_cs else scratch.empty((T + 1, B, H), GX)
+            cs[0] = c0
+            tcs = GX.new_empty(T, B, H)
+            gh_raw = torch.empty_like(GX) if layer_norm else None
+            cnew = (GX.new_empty(T, B, H) if keep_cnew else scratch.empty((1, B, H), GX)) if mixed else None
+            ms = GX.new_empty(T, B, H) if W_hr is not None else None
+            ys_x, stats_x, ys_h, stats_h, stats_c = compiled(lstm_forward_loop)(
+                GX, W_hh, hs, cs, gates, tcs, bias, ln_ih, ln_hh, gh_raw, peephole, cnew, ln_cell_w, ln_cell_b, W_hr,
+                ms, rec_mask, zh, zc, valid,
+            )  # fmt: skip
+            if needs_grad:
+                A, K, Fg = _factors(gates, tcs, cs[:-1], scratch)
+                c_after = cnew if cnew is not None else cs[1:]
+                fixed = [
+                    x, GX if layer_norm else None, W_ih, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole,
+                    cs if peephole is not None else None,
+                    c_after if (peephole is not None or ln_cell_w is not None) else None,
+                    ln_cell_w, ln_cell_b, W_hr, ms, rec_mask, zh, zc, valid,
+                ]  # fmt: skip
+                save_lists(ctx, fixed, ys_x, stats_x, ys_h, stats_h, stats_c)
+            return hs[1:], cs[T] if keep_cs else cs[T].clone()
 
     @staticmethod
     @once_differentiable
@@ -258,43 +261,54 @@ class LSTMRecurrence(torch.autograd.Function):
          ms, rec_mask, zh, zc, valid) = fixed  # fmt: skip
         T, B, H = K.shape
         layer_norm = ln_ih is not None
-        dG = torch.empty_like(A)
-        acc = A.new_zeros(3, B, 4 * H) if layer_norm else None
-        dGX = torch.empty_like(A) if layer_norm else None
-        DU = torch.empty_like(A) if layer_norm else None
-        acc_cell = A.new_zeros(2, H) if ln_cell_w is not None else None
-        DHN = torch.empty_like(d_hs) if W_hr is not None else None
-        Uh = mixing_coefficients(zh, valid, A.dtype)
-        Uc = mixing_coefficients(zc, valid, A.dtype)
-        dh0, dc0 = compiled(lstm_backward_loop)(
-            d_hs.contiguous(), d_cT.clone(), W_hh, A, K, Fg, dG, GX if layer_norm else A, ln_ih, ln_hh, gh_raw,
-            ys_x, stats_x, ys_h, stats_h, acc, dGX, DU, peephole, c_new, ln_cell_w, ln_cell_b, stats_c, acc_cell,
-            W_hr, DHN, rec_mask, Uh, Uc,
-        )  # fmt: skip
-        h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
-        d_W_hh = matmul_steps(dG if DU is None else DU, h_in)
-        d_ln_ih = d_ln_hh = d_peephole = d_ln_cell_w = d_ln_cell_b = d_W_hr = None
-        if layer_norm:
-            d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
-        else:
-            dGX = dG
-            d_bias = dG.sum((0, 1))
-        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
-        if peephole is not None:
-            c_prev = cs[:-1]
-            d_peephole = torch.cat(
-                [(dG[..., :H] * c_prev).sum((0, 1)), (dG[..., H : 2 * H] * c_prev).sum((0, 1)),
-                 (dG[..., 3 * H :] * c_new).sum((0, 1))]
+        with Scratch() as scratch:  # dG, dGX, DU and DHN never leave this backward
+            dG = scratch.empty(A.shape, A)
+            acc = A.new_zeros(3, B, 4 * H) if layer_norm else None
+            dGX = scratch.empty(A.shape, A) if layer_norm else None
+            DU = scratch.empty(A.shape, A) if layer_norm else None
+            acc_cell = A.new_zeros(2, H) if ln_cell_w is not None else None
+            DHN = scratch.empty(d_hs.shape, d_hs) if W_hr is not None else None
+            Uh = mixing_coefficients(zh, valid, A.dtype)
+            Uc = mixing_coefficients(zc, valid, A.dtype)
+            dh0, dc0 = compiled(lstm_backward_loop)(
+                d_hs.contiguous(), d_cT.clone(), W_hh, A, K, Fg, dG, GX if layer_norm else A, ln_ih, ln_hh, gh_raw,
+                ys_x, stats_x, ys_h, stats_h, acc, dGX, DU, peephole, c_new, ln_cell_w, ln_cell_b, stats_c,
+                acc_cell, W_hr, DHN, rec_mask, Uh, Uc,
             )  # fmt: skip
-        if ln_cell_w is not None:
-            d_ln_cell_w, d_ln_cell_b = acc_cell.unbind(0)
-        if W_hr is not None:
-            d_W_hr = matmul_steps(DHN, ms)
-        return (dx, dh0, dc0, d_W_ih, d_W_hh, d_bias if bias is not None else None, d_ln_ih, d_ln_hh, d_peephole,
-                d_ln_cell_w, d_ln_cell_b, d_W_hr, None, None, None, None, None)  # fmt: skip
+            return _lstm_weight_grads(
+                ctx, x, W_ih, W_hh, hs, dG, dGX, DU, acc, acc_cell, DHN, bias, layer_norm, peephole, cs, c_new,
+                ln_cell_w, W_hr, ms, rec_mask, dh0, dc0,
+            )  # fmt: skip
 
 
-def _factors(gates: Tensor, tcs: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _lstm_weight_grads(ctx, x, W_ih, W_hh, hs, dG, dGX, DU, acc, acc_cell, DHN, bias, layer_norm, peephole, cs, c_new,
+                       ln_cell_w, W_hr, ms, rec_mask, dh0, dc0):  # fmt: skip
+    """The gradients that are sums over all steps, each one GEMM or reduction (end of the backward)."""
+    H = dG.shape[-1] // 4
+    h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
+    d_W_hh = matmul_steps(dG if DU is None else DU, h_in)
+    d_ln_ih = d_ln_hh = d_peephole = d_ln_cell_w = d_ln_cell_b = d_W_hr = None
+    if layer_norm:
+        d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
+    else:
+        dGX = dG
+        d_bias = dG.sum((0, 1))
+    dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+    if peephole is not None:
+        c_prev = cs[:-1]
+        d_peephole = torch.cat(
+            [(dG[..., :H] * c_prev).sum((0, 1)), (dG[..., H : 2 * H] * c_prev).sum((0, 1)),
+             (dG[..., 3 * H :] * c_new).sum((0, 1))]
+        )  # fmt: skip
+    if ln_cell_w is not None:
+        d_ln_cell_w, d_ln_cell_b = acc_cell.unbind(0)
+    if W_hr is not None:
+        d_W_hr = matmul_steps(DHN, ms)
+    return (dx, dh0, dc0, d_W_ih, d_W_hh, d_bias if bias is not None else None, d_ln_ih, d_ln_hh, d_peephole,
+            d_ln_cell_w, d_ln_cell_b, d_W_hr, None, None, None, None, None)  # fmt: skip
+
+
+def _factors(gates: Tensor, tcs: Tensor, c_prev: Tensor, scratch: Scratch) -> tuple[Tensor, Tensor, Tensor]:
     """Turn the activated gates into the backward's factors, in place where possible (see module doc).
 
     Returns A (T, B, 4H) in the gates' buffer, K (T, B, H), and the forget gate in the tanh(c) buffer.
@@ -305,7 +319,7 @@ def _factors(gates: Tensor, tcs: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor
     o.addcmul_(o, o, value=-1).mul_(tcs)  # tanh(c) o (1 - o)
     Fg = tcs.copy_(f)
     f.addcmul_(f, f, value=-1).mul_(c_prev)  # f (1 - f) c_{t-1}
-    ig = i * g
+    ig = torch.mul(i, g, out=scratch.empty(i.shape, i))
     torch.addcmul(i, ig, g, value=-1, out=g)  # i (1 - g^2)
     torch.addcmul(ig, ig, i, value=-1, out=i)  # i g (1 - i)
     return gates, K, Fg

@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from rnnkit.kernels.common import (
+    Scratch,
     compiled,
     gate_norm_step,
     input_grads,
@@ -149,22 +150,23 @@ class RNNRecurrence(torch.autograd.Function):
         x, GX, W_ih, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
         T, B, H = C.shape
         layer_norm = ln_ih is not None
-        D = torch.empty_like(C)
-        acc = C.new_zeros(3, B, H) if layer_norm else None
-        dGX = torch.empty_like(C) if layer_norm else None
-        DU = torch.empty_like(C) if layer_norm else None
-        U = mixing_coefficients(zh, valid, C.dtype)
-        dh0 = compiled(rnn_backward_loop)(
-            d_hs.contiguous(), W_hh, C, D, GX if layer_norm else C, ln_ih, ln_hh, gh_raw, ys_x, stats_x, ys_h,
-            stats_h, acc, dGX, DU, rec_mask, U,
-        )  # fmt: skip
-        h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
-        d_W = matmul_steps(D if DU is None else DU, h_in)
-        d_ln_ih = d_ln_hh = None
-        if layer_norm:
-            d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
-        else:
-            dGX, d_bias = D, D.sum((0, 1))
-        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        with Scratch() as scratch:  # D, dGX and DU never leave this backward
+            D = scratch.empty(C.shape, C)
+            acc = C.new_zeros(3, B, H) if layer_norm else None
+            dGX = scratch.empty(C.shape, C) if layer_norm else None
+            DU = scratch.empty(C.shape, C) if layer_norm else None
+            U = mixing_coefficients(zh, valid, C.dtype)
+            dh0 = compiled(rnn_backward_loop)(
+                d_hs.contiguous(), W_hh, C, D, GX if layer_norm else C, ln_ih, ln_hh, gh_raw, ys_x, stats_x, ys_h,
+                stats_h, acc, dGX, DU, rec_mask, U,
+            )  # fmt: skip
+            h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
+            d_W = matmul_steps(D if DU is None else DU, h_in)
+            d_ln_ih = d_ln_hh = None
+            if layer_norm:
+                d_ln_ih, d_ln_hh, d_bias = acc.sum(1).unbind(0)
+            else:
+                dGX, d_bias = D, D.sum((0, 1))
+            dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
         d_bias = d_bias if bias is not None else None
         return dx, dh0, d_W_ih, d_W, d_bias, d_ln_ih, d_ln_hh, None, None, None, None, None
