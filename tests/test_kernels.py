@@ -201,3 +201,14 @@ def test_single_step_single_sequence_and_frozen_weights():
     (gx_f,) = torch.autograd.grad(layer(x)[0].sum(), x)
     (gx_r,) = torch.autograd.grad(reference(x)[0].sum(), x)
     torch.testing.assert_close(gx_f, gx_r, **TOL)
+
+
+def test_scratch_buffers_are_recycled_but_never_shared_within_a_block():
+    like = torch.empty(0)
+    with common.Scratch() as scratch:
+        a, b = scratch.empty((3, 4), like), scratch.empty((3, 4), like)
+        assert a.data_ptr() != b.data_ptr()
+    with common.Scratch() as scratch:
+        again = {scratch.empty((3, 4), like).data_ptr(), scratch.empty((3, 4), like).data_ptr()}
+        assert again == {a.data_ptr(), b.data_ptr()}, "the second call reuses the first call's buffers"
+        assert scratch.empty((5,), like).shape == (5,)
