@@ -2,9 +2,10 @@
 
 The step loops are written in the subset of Python that TorchScript compiles. :func:`compiled` returns
 the scripted loop, which runs each step's few tensor ops without going back to the Python interpreter
-(measured: 2-3x less time per step at small sizes, where per-op overhead dominates), or the Python
-function itself when TorchScript is unavailable or switched off with ``RNNKIT_JIT=0``. Both give the
-same numbers; tests run both.
+(rough A/B on 2 shared CPU cores, T=100, H=64, B=1, forward+backward: LSTM 4.5 ms scripted against
+6.4 ms in Python, LayerNorm-LSTM 16 against 35 ms; the gap closes as the sizes grow and the arithmetic
+dominates), or the Python function itself when TorchScript is unavailable or switched off with
+``RNNKIT_JIT=0``. Both give the same numbers; tests run both.
 
 Mixing: padded steps keep the state (``torch.where``, exact) and zoneout keeps each unit with its mask
 (``torch.lerp``, as the cells do). Its gradient splits the carried state's gradient ``dS`` into the
