@@ -104,8 +104,8 @@ def test_layer_matches_torch(seed, backend):
 
 def test_auto_backend_choice():
     assert rnnkit.LSTM(3, 4).backend == "native"
-    assert rnnkit.LSTM(3, 4, layer_norm=True).backend == "reference"
-    assert rnnkit.GRU(3, 4, reset="before").backend == "reference"
+    assert rnnkit.LSTM(3, 4, layer_norm=True).backend == "fused"
+    assert rnnkit.GRU(3, 4, reset="before").backend == "fused"
     assert rnnkit.GRU(3, 4, backend="reference").backend == "reference"
 
 

@@ -8,6 +8,7 @@
     rnnkit gradflow --cell rnn --cell lstm --plot flow.png   gradient flow across time (BPTT)
     rnnkit plot RUN [RUN ...] --out curves.png              training curves and gradient norms
     rnnkit corpora --data DIR ...   the corpus classifier, a generator per corpus, and their check
+    rnnkit bench                    time rnnkit's backends against torch.nn (forward+backward, generation)
 
 ``--json`` makes a command print one JSON object on stdout: ``{"task": ..., "metrics": {...}, ...}``.
 Mistakes in the input (a missing file, a bad option, a corrupt run) print one line on stderr and exit
@@ -142,6 +143,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     corpora = commands.add_parser("corpora", help="the 4-corpus system: classifier, generators and their check")
     rnnkit_corpora.add_arguments(corpora)
+
+    from rnnkit.bench import IMPLEMENTATIONS, VARIANTS
+
+    bench = commands.add_parser("bench", help="time rnnkit's backends against torch.nn and a step loop")
+    bench.add_argument("--cell", nargs="+", default=["lstm", "gru", "rnn"], metavar="CELL",
+                       help=f"cells to time: {', '.join(VARIANTS)}")  # fmt: skip
+    bench.add_argument("--hidden-size", nargs="+", type=int, default=[64, 128, 256, 512, 1024], metavar="H")
+    bench.add_argument("--batch-size", nargs="+", type=int, default=[1, 16, 64], metavar="B")
+    bench.add_argument("--seq-len", type=int, default=100, metavar="T")
+    bench.add_argument("--input-size", type=int, help="default: the hidden size")
+    bench.add_argument("--num-layers", type=int, default=1)
+    bench.add_argument("--backend", nargs="+", default=list(IMPLEMENTATIONS), metavar="BACKEND",
+                       help=f"implementations: {', '.join(IMPLEMENTATIONS)}")  # fmt: skip
+    bench.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
+    bench.add_argument("--skip", choices=["training", "generation"], help="leave out one part")
+    bench.add_argument("--generation-layers", type=int, default=1)
+    bench.add_argument("--generation-tokens", type=int, default=100)
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 
@@ -506,6 +527,32 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rnnkit.bench import BenchConfig, format_table, run_bench
+
+    config = BenchConfig(
+        variants=args.cell, hidden_sizes=args.hidden_size, batch_sizes=args.batch_size, seq_len=args.seq_len,
+        input_size=args.input_size, num_layers=args.num_layers, implementations=args.backend, repeats=args.repeats,
+        training=args.skip != "training", generation=args.skip != "generation",
+        generation_layers=args.generation_layers, generation_tokens=args.generation_tokens, device=args.device,
+    )  # fmt: skip
+
+    def progress(row: dict) -> None:
+        if not args.quiet:
+            speed = f"{row['tokens_per_s']:,.0f} tokens/s"
+            print(f"  {row['cell']} H={row['hidden_size']} B={row['batch_size']} {row['implementation']}: {speed}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    result = run_bench(config, progress)
+    if args.json:
+        metrics = {"training": result["training"], "generation": result["generation"]}
+        print(json.dumps({"task": "bench", "metrics": metrics, "machine": result["machine"],
+                          "config": result["config"]}))  # fmt: skip
+    else:
+        print(format_table(result))
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train,
     "sample": cmd_sample,
@@ -515,6 +562,7 @@ COMMANDS = {
     "gradflow": cmd_gradflow,
     "plot": cmd_plot,
     "corpora": cmd_corpora,
+    "bench": cmd_bench,
 }
 
 

@@ -16,6 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from rnnkit.kernels.generation import make_stepper
+
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """Raise ValueError naming the bad sampling option."""
@@ -38,7 +40,8 @@ def sample_logits(
     and to the smallest set whose probability reaches top_p. Temperature 0 is greedy (argmax)."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits / temperature
+    if temperature != 1.0:
+        logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -49,7 +52,10 @@ def sample_logits(
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.empty_like(logits).scatter_(-1, order, sorted_logits)
     probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # argmax(p / q), q ~ Exp(1), is a draw from p: the exponential race torch.multinomial runs for one
+    # sample (same generator use, same tokens), without its validity checks that cost more than the draw.
+    race = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    return (probs / race).argmax(dim=-1)
 
 
 def iter_generate(
@@ -93,12 +99,20 @@ def iter_generate(
         m.eval()
     try:
         with torch.no_grad():
-            logits, state = step(prime.to(device).expand(num_samples, -1), None)
+            stepper = make_stepper(embedding, rnn, head)  # prepared weights and fused steps; None: modules
+            prime_ids = prime.to(device).expand(num_samples, -1)
+            if stepper is not None:
+                logits, state = stepper.prime(prime_ids), None
+            else:
+                logits, state = step(prime_ids, None)
             for i in range(n_tokens):
                 token = sample_logits(logits, temperature, top_k, top_p, generator)  # (N,)
                 yield token
                 if i + 1 < n_tokens:
-                    logits, state = step(token.unsqueeze(1), state)
+                    if stepper is not None:
+                        logits = stepper.step(token)
+                    else:
+                        logits, state = step(token.unsqueeze(1), state)
     finally:
         for m, mode in zip(modules, was_training):
             m.train(mode)

@@ -12,8 +12,9 @@ Shapes (T = time, B = batch, D = 2 if bidirectional else 1, L = num_layers, H_ou
     h_n     (L * D, B, H_out);  c_n (L * D, B, H) for the LSTM
 
 How a layer computes is chosen by ``backend``: ``"reference"`` runs the cells step by step and is the
-definition of correct; ``"native"`` calls torch's own kernels (only for what they compute);
-``"auto"`` picks the fastest backend that computes exactly the configured model.
+definition of correct; ``"native"`` calls torch's own kernels (only for what they compute); ``"fused"``
+runs each cell as a fused recurrence with hand-written backpropagation through time
+(:mod:`rnnkit.kernels`, every option); ``"auto"`` picks native for plain cells and fused otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State, as_tuple, check_tensor_matches
 from rnnkit.config import config_from_dict
+from rnnkit.kernels import fused_cell
 
 CELLS: dict[str, type[RecurrentCell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
 
@@ -173,7 +175,7 @@ class Recurrent(nn.Module):
         """The backend that ``forward`` uses, after resolving ``"auto"``."""
         if self.config.backend != "auto":
             return self.config.backend
-        return "native" if self.config.is_plain else "reference"
+        return "native" if self.config.is_plain else "fused"
 
     # -- forward ----------------------------------------------------------------------------------
 
@@ -519,8 +521,15 @@ def run_cell(cell: RecurrentCell, x: Tensor, state: State, valid: Tensor | None,
     return torch.stack(outputs), state
 
 
-def run_reference(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tensor | None, masks: list[Masks]):
-    """The definition of correct: every layer and direction as a plain step loop over its cell."""
+def run_stack(
+    layer: Recurrent,
+    x: Tensor,
+    initial: list[State],
+    lengths: Tensor | None,
+    masks: list[Masks],
+    cell_runner: Callable = run_cell,
+):
+    """Every layer and direction of the stack, each cell run over its sequence by ``cell_runner``."""
     c = layer.config
     D = c.num_directions
     valid = None if lengths is None else torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths  # (T, B)
@@ -530,16 +539,26 @@ def run_reference(layer: Recurrent, x: Tensor, initial: list[State], lengths: Te
         for direction in range(D):
             i = layer_index * D + direction
             seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
-            out, final = run_cell(layer.cells[i], seq, initial[i], valid, masks[i])
+            out, final = cell_runner(layer.cells[i], seq, initial[i], valid, masks[i])
             directions.append(out if direction == 0 else reverse_padded(out, lengths))
             finals.append(final)
-        out = torch.cat(directions, dim=-1)  # (T, B, D * H_out)
+        out = directions[0] if D == 1 else torch.cat(directions, dim=-1)  # (T, B, D * H_out)
         layer_outputs.append(out)
         if layer_index < c.num_layers - 1:
             out = F.dropout(out, c.dropout, layer.training)
             layer_input = torch.cat([x, out], dim=-1) if c.skip_connections else out
     output = torch.cat(layer_outputs, dim=-1) if c.skip_connections else layer_outputs[-1]
     return output, finals
+
+
+def run_reference(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tensor | None, masks: list[Masks]):
+    """The definition of correct: every layer and direction as a plain step loop over its cell."""
+    return run_stack(layer, x, initial, lengths, masks, run_cell)
+
+
+def run_fused(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tensor | None, masks: list[Masks]):
+    """The same stack with each cell as a fused recurrence and hand-written BPTT (:mod:`rnnkit.kernels`)."""
+    return run_stack(layer, x, initial, lengths, masks, fused_cell)
 
 
 def run_native(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tensor | None, masks: list[Masks]):
@@ -568,7 +587,7 @@ def run_native(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tenso
     return output, [s if c.cell == "lstm" else s[0] for s in per_cell]
 
 
-BACKENDS: dict[str, Backend] = {"reference": run_reference, "native": run_native}
+BACKENDS: dict[str, Backend] = {"reference": run_reference, "native": run_native, "fused": run_fused}
 
 
 # -- helpers --------------------------------------------------------------------------------------

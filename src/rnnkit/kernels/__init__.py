@@ -1,0 +1,14 @@
+"""Fast paths behind the layers' ``backend=`` seam and for generation (imported by ``rnnkit.layers``).
+
+- ``fused``: :func:`fused_cell` runs one cell over a sequence as a fused recurrence with hand-written
+  backpropagation through time (``lstm.py``, ``gru.py``, ``rnn.py``; shared pieces, TorchScript for
+  the step loops and a pool of scratch buffers in ``common.py``). It covers every cell option;
+  ``rnnkit.layers`` registers it as the ``"fused"`` backend and ``"auto"`` uses it for every
+  configuration torch's own kernels do not compute.
+- ``generation``: token-by-token stepping for :func:`rnnkit.generate` without per-step module
+  overhead (imported by :mod:`rnnkit.decoding`).
+"""
+
+from rnnkit.kernels.fused import fused_cell
+
+__all__ = ["fused_cell"]
