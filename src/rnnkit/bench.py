@@ -235,12 +235,7 @@ def step_loop(layer: rnnkit.Recurrent, x: torch.Tensor) -> torch.Tensor:
     T, B = x.shape[:2]
     for cell in layer.cells:
         state = cell.init_state(B, device=x.device, dtype=x.dtype)
-        recurrent, zoneout = None, None
-        if cell.recurrent_dropout > 0:
-            keep = 1.0 - cell.recurrent_dropout
-            recurrent = x.new_empty(B, cell.output_size).bernoulli_(keep) / keep
-        if cell.zoneout > 0:
-            zoneout = [x.new_empty(T, B, n).bernoulli_(cell.zoneout) for n in cell.state_sizes]
+        recurrent, zoneout = cell.draw_masks(T, B, x)
         outputs = []
         for t in range(T):
             masks = None if zoneout is None else tuple(m[t] for m in zoneout)

@@ -46,6 +46,14 @@ def gate_norm(x: Tensor, num_gates: int, weight: Tensor) -> Tensor:
     return x.reshape(shape) * weight
 
 
+def bernoulli_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
+    """A 0/1 mask of ``shape`` with P(1) = p, in ``like``'s dtype and device.
+
+    Drawn as ``uniform < p``: the same distribution as ``bernoulli_``, about twice as fast on CPU, where
+    drawing zoneout's (T, B, H) masks is a real share of a training step."""
+    return torch.rand(shape, device=like.device, dtype=like.dtype).lt_(p)
+
+
 def apply_zoneout(new: Tensor, old: Tensor, p: float, mask: Tensor | None, training: bool) -> Tensor:
     """Zoneout of one state tensor: keep ``old`` where ``mask`` is 1 (training) or mix by p (eval)."""
     if p == 0.0:
@@ -53,7 +61,7 @@ def apply_zoneout(new: Tensor, old: Tensor, p: float, mask: Tensor | None, train
     if mask is None and not training:
         return torch.lerp(new, old, p)  # the expectation: p * old + (1 - p) * new
     if mask is None:
-        mask = torch.empty_like(new).bernoulli_(p)
+        mask = bernoulli_mask(new.shape, p, new)
     return torch.lerp(new, old, mask)  # mask * old + (1 - mask) * new
 
 
@@ -181,8 +189,8 @@ class RecurrentCell(nn.Module):
     ) -> tuple[Tensor, State]:
         """``forward`` without the input checks, for batched input: what layers call at every step."""
         if recurrent_mask is None and self.training and self.recurrent_dropout > 0:
-            keep = 1.0 - self.recurrent_dropout
-            recurrent_mask = torch.empty_like(as_tuple(state)[0]).bernoulli_(keep) / keep
+            keep = 1.0 - self.recurrent_dropout  # a fresh mask: this call is alone
+            recurrent_mask = bernoulli_mask((x.shape[0], self.output_size), keep, x).div_(keep)
         new_state = self.step(x, state, recurrent_mask)
         if self.zoneout > 0:
             masks = as_tuple(zoneout_mask) if zoneout_mask is not None else (None,) * len(as_tuple(state))
@@ -192,6 +200,17 @@ class RecurrentCell(nn.Module):
             )
             new_state = zoned if isinstance(new_state, tuple) else zoned[0]
         return as_tuple(new_state)[0], new_state
+
+    def draw_masks(self, steps: int, batch_size: int, like: Tensor) -> tuple[Tensor | None, tuple[Tensor, ...] | None]:
+        """Training masks for a sequence: one recurrent-dropout mask (B, H_out), scaled by 1/(1-p), and
+        zoneout masks (T, B, n) per state tensor; None where the option is off."""
+        recurrent, zoneout = None, None
+        if self.recurrent_dropout > 0:
+            keep = 1.0 - self.recurrent_dropout
+            recurrent = bernoulli_mask((batch_size, self.output_size), keep, like).div_(keep)
+        if self.zoneout > 0:
+            zoneout = tuple(bernoulli_mask((steps, batch_size, n), self.zoneout, like) for n in self.state_sizes)
+        return recurrent, zoneout
 
     def step(self, x: Tensor, state: State, recurrent_mask: Tensor | None) -> State:  # pragma: no cover
         raise NotImplementedError

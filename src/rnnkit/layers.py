@@ -291,16 +291,9 @@ class Recurrent(nn.Module):
 
     def _draw_masks(self, T: int, B: int, x: Tensor) -> list[tuple[Tensor | None, tuple[Tensor, ...] | None]]:
         """Per cell: one recurrent-dropout mask per sequence (B, H_out), zoneout masks (T, B, n) per state."""
-        masks = []
-        for cell in self.cells:
-            recurrent, zoneout = None, None
-            if self.training and cell.recurrent_dropout > 0:
-                keep = 1.0 - cell.recurrent_dropout
-                recurrent = x.new_empty(B, cell.output_size).bernoulli_(keep) / keep
-            if self.training and cell.zoneout > 0:
-                zoneout = tuple(x.new_empty(T, B, n).bernoulli_(cell.zoneout) for n in cell.state_sizes)
-            masks.append((recurrent, zoneout))
-        return masks
+        if not self.training:
+            return [(None, None)] * len(self.cells)
+        return [cell.draw_masks(T, B, x) for cell in self.cells]
 
     # -- weights to and from torch.nn -------------------------------------------------------------
 
