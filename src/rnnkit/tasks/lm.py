@@ -131,7 +131,7 @@ class LanguageModelTask:
         # The defaults won benchmarks/lm_sweep.py: the best tiny-Shakespeare model after 10 minutes on 2 CPU cores.
         m.add_argument("--hidden-size", type=int, default=256)
         m.add_argument("--num-layers", type=int, default=2)
-        m.add_argument("--embedding-size", type=int, default=64)
+        m.add_argument("--embedding-size", type=int, default=128)
         m.add_argument("--dropout", type=float, default=0.1, help="dropout on non-recurrent connections")
         m.add_argument("--tie-weights", action="store_true", help="share the embedding with the output layer")
         m.add_argument("--init-range", type=float, help="draw every parameter from U(-r, r) (Zaremba et al.)")
@@ -139,7 +139,7 @@ class LanguageModelTask:
 
     @classmethod
     def train_defaults(cls) -> dict:
-        return {"batch_size": 64, "lr": 5e-3, "schedule": "cosine", "clip_norm": 5.0}
+        return {"batch_size": 64, "lr": 8e-3, "schedule": "cosine", "clip_norm": 5.0}
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, device: torch.device):
