@@ -146,6 +146,34 @@ class Recurrent(nn.Module):
         for cell in self.cells:
             cell.reset_parameters()
 
+    def _apply(self, fn, recurse: bool = True):
+        module = super()._apply(fn, recurse)
+        self.flatten_parameters()  # after .to(), .cuda(), .half(), as torch.nn.RNNBase does
+        return module
+
+    def flatten_parameters(self) -> None:
+        """On a GPU, lay a plain stack's weights out in one contiguous buffer, as cuDNN wants them; without
+        it cuDNN copies every weight at every call. The parameters stay the cells' own, now views of that
+        buffer. Elsewhere, and for what cuDNN does not compute, a no-op."""
+        c = self.config
+        weights = [p for _, p in _torch_names(self)]
+        if not c.is_plain or not all(w.is_cuda and w.dtype == weights[0].dtype for w in weights):
+            return
+        if not all(torch.backends.cudnn.is_acceptable(w) for w in weights):
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights):  # shared weights: keep the copying path
+            return
+        from torch.backends.cudnn import rnn as cudnn_rnn
+
+        mode = {"lstm": "LSTM", "gru": "GRU", "rnn": f"RNN_{c.nonlinearity.upper()}"}[c.cell]
+        with torch.cuda.device_of(weights[0]), torch.no_grad():
+            if torch._use_cudnn_rnn_flatten_weight():
+                torch._cudnn_rnn_flatten_weight(
+                    weights, (4 if c.bias else 2) + (1 if c.proj_size else 0), c.input_size,
+                    cudnn_rnn.get_cudnn_mode(mode), c.hidden_size, c.proj_size, c.num_layers, c.batch_first,
+                    c.bidirectional,
+                )  # fmt: skip
+
     def extra_repr(self) -> str:
         c = self.config
         s = f"{c.input_size}, {c.hidden_size}"
@@ -210,13 +238,10 @@ class Recurrent(nn.Module):
             x, batched = self._check_input(input)
         T, B = x.shape[0], x.shape[1]
         lengths = self._check_lengths(lengths, T, B, x.device, batched)
-        initial = self._split_state(state, B, x, batched)
+        initial = self._check_state(state, B, batched)
         masks = self._draw_masks(T, B, x)
 
-        output, finals = BACKENDS[self.backend](self, x, initial, lengths, masks)  # (T, B, F)
-
-        components = zip(*[as_tuple(s) for s in finals])
-        final = tuple(torch.stack(parts) for parts in components)  # each (L * D, B, *)
+        output, final = BACKENDS[self.backend](self, x, initial, lengths, masks)  # (T, B, F), each (L * D, B, *)
         if packed is not None:
             output = _pack_like(output, lengths, packed)
         elif self.config.batch_first and batched:
@@ -267,11 +292,11 @@ class Recurrent(nn.Module):
             raise ValueError(f"{name}: lengths must lie in 1..{T} (the number of time steps), got {bad}")
         return lengths.to(device=device, dtype=torch.long)
 
-    def _split_state(self, state, B: int, x: Tensor, batched: bool) -> list[State]:
-        """Check the user's initial state and cut it into one state per cell."""
+    def _check_state(self, state, B: int, batched: bool) -> tuple[Tensor, ...] | None:
+        """Check the user's initial state: (h_0,) or (h_0, c_0), each batched (L * D, B, *); None for zeros."""
         c, name = self.config, type(self).__name__
         if state is None:
-            return [cell.init_state(B, device=x.device, dtype=x.dtype) for cell in self.cells]
+            return None
         is_lstm = c.cell == "lstm"
         if is_lstm != isinstance(state, tuple) or (is_lstm and len(state) != 2):
             kind = "a pair (h_0, c_0)" if is_lstm else "a tensor h_0"
@@ -287,7 +312,7 @@ class Recurrent(nn.Module):
                 raise ValueError(f"{name}: {label} must have shape {expected}, got {tuple(s.shape)}")
             check_tensor_matches(name, label, s, self.cells[0].weight_ih)
             parts.append(s if batched else s.unsqueeze(1))
-        return [tuple(p[i] for p in parts) if is_lstm else parts[0][i] for i in range(LD)]
+        return tuple(parts)
 
     def _draw_masks(self, T: int, B: int, x: Tensor) -> list[tuple[Tensor | None, tuple[Tensor, ...] | None]]:
         """Per cell: one recurrent-dropout mask per sequence (B, H_out), zoneout masks (T, B, n) per state."""
@@ -480,11 +505,14 @@ class GRU(Recurrent):
 
 
 # -- backends --------------------------------------------------------------------------------------
-# A backend maps (layer, x (T, B, I), initial states per cell, lengths (B,) or None, masks per cell)
-# to (output (T, B, F), final states per cell). Layers draw masks, so every backend sees the same.
+# A backend maps (layer, x (T, B, I), initial state, lengths (B,) or None, masks per cell) to
+# (output (T, B, F), final state). States are stacked over cells as torch stacks them: (h,) or (h, c),
+# each (L * D, B, *); an initial state of None means zeros. Layers draw masks, so every backend sees
+# the same ones.
 
 Masks = tuple[Tensor | None, tuple[Tensor, ...] | None]
-Backend = Callable[[Recurrent, Tensor, list[State], Tensor | None, list[Masks]], tuple[Tensor, list[State]]]
+Stacked = tuple[Tensor, ...]
+Backend = Callable[[Recurrent, Tensor, Stacked | None, Tensor | None, list[Masks]], tuple[Tensor, Stacked]]
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -517,13 +545,14 @@ def run_cell(cell: RecurrentCell, x: Tensor, state: State, valid: Tensor | None,
 def run_stack(
     layer: Recurrent,
     x: Tensor,
-    initial: list[State],
+    initial: Stacked | None,
     lengths: Tensor | None,
     masks: list[Masks],
     cell_runner: Callable = run_cell,
 ):
     """Every layer and direction of the stack, each cell run over its sequence by ``cell_runner``."""
     c = layer.config
+    B = x.shape[1]
     D = c.num_directions
     valid = None if lengths is None else torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths  # (T, B)
     layer_input, layer_outputs, finals = x, [], []
@@ -532,7 +561,12 @@ def run_stack(
         for direction in range(D):
             i = layer_index * D + direction
             seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
-            out, final = cell_runner(layer.cells[i], seq, initial[i], valid, masks[i])
+            cell = layer.cells[i]
+            if initial is None:
+                state = cell.init_state(B, device=x.device, dtype=x.dtype)
+            else:
+                state = tuple(part[i] for part in initial) if len(initial) > 1 else initial[0][i]
+            out, final = cell_runner(cell, seq, state, valid, masks[i])
             directions.append(out if direction == 0 else reverse_padded(out, lengths))
             finals.append(final)
         out = directions[0] if D == 1 else torch.cat(directions, dim=-1)  # (T, B, D * H_out)
@@ -541,27 +575,28 @@ def run_stack(
             out = F.dropout(out, c.dropout, layer.training)
             layer_input = torch.cat([x, out], dim=-1) if c.skip_connections else out
     output = torch.cat(layer_outputs, dim=-1) if c.skip_connections else layer_outputs[-1]
-    return output, finals
+    return output, tuple(torch.stack(parts) for parts in zip(*[as_tuple(s) for s in finals]))
 
 
-def run_reference(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tensor | None, masks: list[Masks]):
+def run_reference(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks]):
     """The definition of correct: every layer and direction as a plain step loop over its cell."""
     return run_stack(layer, x, initial, lengths, masks, run_cell)
 
 
-def run_fused(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tensor | None, masks: list[Masks]):
+def run_fused(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks]):
     """The same stack with each cell as a fused recurrence and hand-written BPTT (:mod:`rnnkit.kernels`)."""
     return run_stack(layer, x, initial, lengths, masks, fused_cell)
 
 
-def run_native(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tensor | None, masks: list[Masks]):
+def run_native(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks]):
     """torch's own multi-layer kernels (cuDNN on GPU): only for configurations with ``is_plain``."""
     c = layer.config
     weights = [p for _, p in _torch_names(layer)]
-    if c.cell == "lstm":
-        hx = tuple(torch.stack([s[k] for s in initial]) for k in range(2))
-    else:
-        hx = torch.stack(initial)
+    if initial is None:
+        LD, B = len(layer.cells), x.shape[1]
+        sizes = (c.output_size, c.hidden_size) if c.cell == "lstm" else (c.hidden_size,)
+        initial = tuple(x.new_zeros(LD, B, n) for n in sizes)
+    hx = initial if c.cell == "lstm" else initial[0]
     function = {"lstm": torch._VF.lstm, "gru": torch._VF.gru, "rnn": getattr(torch._VF, f"rnn_{c.nonlinearity}")}[
         c.cell
     ]
@@ -575,9 +610,7 @@ def run_native(layer: Recurrent, x: Tensor, initial: list[State], lengths: Tenso
         result = function(packed.data, packed.batch_sizes, hx if c.cell == "lstm" else hx[0], weights, *flags)
         output, _ = pad_packed_sequence(packed._replace(data=result[0]), total_length=x.shape[0])
         result = (result[0], *(h.index_select(1, packed.unsorted_indices) for h in result[1:]))
-    final = result[1:]  # (h_n,) or (h_n, c_n), each (L * D, B, *)
-    per_cell = [tuple(f[i] for f in final) for i in range(len(layer.cells))]
-    return output, [s if c.cell == "lstm" else s[0] for s in per_cell]
+    return output, tuple(result[1:])  # (h_n,) or (h_n, c_n), each (L * D, B, *)
 
 
 BACKENDS: dict[str, Backend] = {"reference": run_reference, "native": run_native, "fused": run_fused}
