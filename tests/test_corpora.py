@@ -106,3 +106,13 @@ def test_conditional_generator_starts_from_its_label():
     assert torch.equal(copy.generate(torch.tensor([0, 2]), 7, prime=[1], seed=5), first)
     with pytest.raises(ConfigError, match="unidirectional"):
         ConditionalGeneratorConfig(12, 6, 3, RecurrentConfig("gru", 6, 10, batch_first=True, bidirectional=True))
+
+
+def test_a_time_budget_bounds_the_generators_not_their_epochs(corpora, tmp_path):
+    budgeted = tiny(corpora, tmp_path, max_steps=None, time_budget=100.0)
+    generator = budgeted.train_config("generator", lr=1e-3, epochs=budgeted.generator_epochs, share=0.125)
+    assert generator.epochs is None and generator.time_budget == pytest.approx(12.5)
+    classifier = budgeted.train_config("classifier", lr=1e-3, epochs=budgeted.classifier_epochs, share=0.2)
+    assert classifier.epochs == budgeted.classifier_epochs and classifier.time_budget == pytest.approx(20.0)
+    unbudgeted = tiny(corpora, tmp_path, max_steps=None)
+    assert unbudgeted.train_config("generator", lr=1e-3, epochs=2, share=0.125).epochs == 2

@@ -109,6 +109,11 @@ class CorporaConfig:
     def train_config(self, stage: str, *, lr: float, epochs: int, share: float, patience: int | None = None,
                      eval_every: int | None = None) -> TrainConfig:  # fmt: skip
         budget = None if self.time_budget is None else self.time_budget * share
+        if budget is not None and stage != "classifier":
+            # Under a time budget a generator trains for all of its share, its cosine schedule ending with
+            # it; the epoch count bounds it only without a budget (two epochs of a small corpus take a
+            # fraction of the share). The classifier keeps its epochs and stops early on validation.
+            epochs = None
         return TrainConfig(
             lr=lr, epochs=epochs, max_steps=self.max_steps, time_budget=budget, patience=patience,
             eval_every=eval_every, schedule="cosine" if stage != "classifier" else "constant", seed=self.seed,
