@@ -189,8 +189,7 @@ class RecurrentCell(nn.Module):
     ) -> tuple[Tensor, State]:
         """``forward`` without the input checks, for batched input: what layers call at every step."""
         if recurrent_mask is None and self.training and self.recurrent_dropout > 0:
-            keep = 1.0 - self.recurrent_dropout  # a fresh mask: this call is alone
-            recurrent_mask = bernoulli_mask((x.shape[0], self.output_size), keep, x).div_(keep)
+            recurrent_mask = self.recurrent_mask(x.shape[0], x)  # a fresh mask: this call is alone
         new_state = self.step(x, state, recurrent_mask)
         if self.zoneout > 0:
             masks = as_tuple(zoneout_mask) if zoneout_mask is not None else (None,) * len(as_tuple(state))
@@ -204,13 +203,18 @@ class RecurrentCell(nn.Module):
     def draw_masks(self, steps: int, batch_size: int, like: Tensor) -> tuple[Tensor | None, tuple[Tensor, ...] | None]:
         """Training masks for a sequence: one recurrent-dropout mask (B, H_out), scaled by 1/(1-p), and
         zoneout masks (T, B, n) per state tensor; None where the option is off."""
-        recurrent, zoneout = None, None
-        if self.recurrent_dropout > 0:
-            keep = 1.0 - self.recurrent_dropout
-            recurrent = bernoulli_mask((batch_size, self.output_size), keep, like).div_(keep)
-        if self.zoneout > 0:
-            zoneout = tuple(bernoulli_mask((steps, batch_size, n), self.zoneout, like) for n in self.state_sizes)
+        recurrent = self.recurrent_mask(batch_size, like) if self.recurrent_dropout > 0 else None
+        zoneout = self.zoneout_masks(steps, batch_size, like) if self.zoneout > 0 else None
         return recurrent, zoneout
+
+    def recurrent_mask(self, batch_size: int, like: Tensor) -> Tensor:
+        """One recurrent-dropout mask (B, H_out): 1/(1-p) with probability 1-p, else 0."""
+        keep = 1.0 - self.recurrent_dropout
+        return bernoulli_mask((batch_size, self.output_size), keep, like).div_(keep)
+
+    def zoneout_masks(self, steps: int, batch_size: int, like: Tensor) -> tuple[Tensor, ...]:
+        """Zoneout masks (T, B, n), one per state tensor: 1 (keep the old value) with probability p."""
+        return tuple(bernoulli_mask((steps, batch_size, n), self.zoneout, like) for n in self.state_sizes)
 
     def step(self, x: Tensor, state: State, recurrent_mask: Tensor | None) -> State:  # pragma: no cover
         raise NotImplementedError

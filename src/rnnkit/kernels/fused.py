@@ -72,13 +72,11 @@ def _masks(cell: RecurrentCell, x: Tensor, masks: Masks) -> tuple[Tensor | None,
     """The layer's masks; when it passed none, the cell's own behaviour (draw in training, expect in eval)."""
     recurrent, zoneout = masks
     T, B = x.shape[0], x.shape[1]
-    missing = (recurrent is None and cell.recurrent_dropout > 0) or (zoneout is None and cell.zoneout > 0)
-    drawn = cell.draw_masks(T, B, x) if cell.training and missing else (None, None)
-    if recurrent is None:
-        recurrent = drawn[0]
+    if recurrent is None and cell.training and cell.recurrent_dropout > 0:
+        recurrent = cell.recurrent_mask(B, x)
     if zoneout is None and cell.zoneout > 0:
         if cell.training:
-            zoneout = drawn[1]
+            zoneout = cell.zoneout_masks(T, B, x)
         else:  # the expectation: every unit keeps p of its old value
             p = x.new_full((1, 1, 1), cell.zoneout).expand(T, 1, 1)
             zoneout = (p,) * len(cell.state_sizes)
