@@ -31,14 +31,17 @@ RUNS = ROOT / "benchmarks" / "runs"  # ignored by git
 
 # Defaults chosen for learning quickly. Attention lets the decoder look up the next number directly;
 # without it the whole multiset must pass through the state, hence a bidirectional encoder and a
-# wider state. The cosine schedule decays the rate to 0 at the end of the time budget.
+# wider state. Luong attention without input feeding lets teacher forcing run the decoder in one call:
+# on 2 CPU cores 5.4x the steps per second of input feeding at H=128 (2x at H=256), which buys more
+# than the feedback does within a time budget. The cosine schedule decays the rate to 0 at the end.
 COMMON = ["--schedule", "cosine", "--lr", "2e-3", "--batch-size", "128", "--clip-norm", "5"]
 SORT = {
-    "attention": ["--attention", "luong", "--bidirectional", "--hidden-size", "256", "--embedding-size", "64"],
+    "attention": ["--attention", "luong", "--no-input-feeding", "--bidirectional", "--hidden-size", "128",
+                  "--embedding-size", "64"],  # fmt: skip
     "no-attention": ["--bidirectional", "--hidden-size", "512", "--embedding-size", "64"],
 }
-ADD = ["--attention", "luong", "--bidirectional", "--hidden-size", "256", "--embedding-size", "32", "--epoch-size",
-       "250"]  # fmt: skip
+ADD = ["--attention", "luong", "--no-input-feeding", "--bidirectional", "--hidden-size", "256", "--embedding-size",
+       "32", "--epoch-size", "250"]  # fmt: skip
 COPY = ["--num-layers", "2", "--hidden-size", "256", "--embedding-size", "32"]  # no attention: memorization
 COPY_VARIANTS = {"plain": [], "reverse": ["--reverse-input"], "double": ["--double-input"]}
 # The paper's model: 2 layers of 400 LSTM units, no attention, weights from U(-0.08, 0.08).
@@ -99,7 +102,8 @@ def write_table(bench: str, rows: list[dict], args: argparse.Namespace, notes: s
 def bench_sort(args) -> None:
     L, V = (5, 9) if args.smoke else (32, 32)
     task = ["--task", "sort", "--length", str(L), "--vocab", str(V)]
-    rows = [run_config(f"sort-L{L}-V{V}-{name}", task + model, args) for name, model in models(SORT, args).items()]
+    rows = [run_config(f"sort-L{L}-V{V}-{name}", task + model, args) for name, model in models(SORT, args).items()
+            if name in args.models]  # fmt: skip
     write_table("sort", rows, args, f"Sorting {L} integers from 1..{V}. Target: token accuracy >= 0.99 within 30 "
                   "minutes; the course notes report ~0.95 after six days without attention.")  # fmt: skip
 
@@ -107,7 +111,7 @@ def bench_sort(args) -> None:
 def bench_add(args) -> None:
     k = 2 if args.smoke else 9
     rows = []
-    for strategy in ("baseline", "combined"):
+    for strategy in [s for s in ("baseline", "combined") if s in args.strategies]:
         train = ["--task", "add", "--length", str(k), "--curriculum", strategy, *small(ADD, args)]
         rows.append(run_config(f"add-{k}digits-{strategy}", train, args))
     write_table("add", rows, args, f"Adding two {k}-digit numbers. Target: exact match >= 0.99 (Zaremba & "
@@ -132,7 +136,7 @@ def bench_execute(args) -> None:
     strategies = STRATEGIES[:2] if args.smoke else STRATEGIES
     rows = []
     for length, nesting in levels:
-        for strategy in strategies:
+        for strategy in [s for s in strategies if s in args.strategies]:
             train = ["--task", "execute", "--length", str(length), "--nesting", str(nesting), "--curriculum",
                      strategy, *small(EXECUTE, args)]  # fmt: skip
             rows.append(run_config(f"execute-L{length}-N{nesting}-{strategy}", train, args))
@@ -165,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", default="", help="extra options for every training run, as one string")
     parser.add_argument("--lengths", type=int, nargs="+", default=[5, 10, 20, 40], help="copy: lengths")
     parser.add_argument("--variants", nargs="+", default=list(COPY_VARIANTS), help="copy: plain reverse double")
+    parser.add_argument("--models", nargs="+", default=list(SORT), help="sort: attention no-attention")
+    parser.add_argument("--strategies", nargs="+", default=STRATEGIES, help="add, execute: curricula to run")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--runs", type=Path, default=RUNS)
     parser.add_argument("--tag", default=time.strftime("%Y%m%d-%H%M%S"), help="prefix of the run directories")

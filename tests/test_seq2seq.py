@@ -16,12 +16,15 @@ from rnnkit.tasks.algorithmic import GeneratorConfig, make_generator
 from rnnkit.tasks.seq2seq import fixed_set
 from rnnkit.train import Trainer
 
-ATTENTIONS = ["none", "bahdanau", "luong"]
+ATTENTIONS = ["none", "bahdanau", "luong", "luong-no-feeding"]
 
 
 def make_model(attention="none", cell="lstm", bidirectional=False, vocab=7, E=6, H=10, layers=1, **options):
+    """A small Seq2Seq; ``attention`` "luong-no-feeding" is Luong attention without input feeding."""
     D = 2 if bidirectional else 1
-    feed = {"none": 0, "bahdanau": D * H, "luong": H}[attention]
+    feed = {"none": 0, "bahdanau": D * H, "luong": H, "luong-no-feeding": 0}[attention]
+    if attention == "luong-no-feeding":
+        attention, options = "luong", {**options, "input_feeding": False}
     config = Seq2SeqConfig(
         vocab, E, RecurrentConfig(cell, E, H, layers, batch_first=True, bidirectional=bidirectional),
         RecurrentConfig(cell, E + feed, H, layers, batch_first=True), attention=attention, **options,
@@ -82,6 +85,20 @@ def test_attention_weights_sum_to_one_over_the_real_source():
         assert (weights[~memory.mask] == 0).all() and (weights[memory.mask] > 0).all()
 
 
+def test_luong_attention_over_all_steps_at_once_equals_one_step_at_a_time():
+    torch.manual_seed(2)
+    model = make_model("luong", bidirectional=True)
+    source, lengths, _ = batch()
+    memory, _ = model.start(source, lengths)
+    queries = torch.randn(4, 3, 10)
+    context, weights = model.attention(queries, memory)
+    assert context.shape == (4, 3, 20) and weights.shape == (4, 3, 6)
+    for t in range(3):
+        one_context, one_weights = model.attention(queries[:, t], memory)
+        torch.testing.assert_close(context[:, t], one_context)
+        torch.testing.assert_close(weights[:, t], one_weights)
+
+
 def test_the_encoder_state_starts_the_decoder():
     torch.manual_seed(3)
     plain = make_model("none", "gru")
@@ -124,6 +141,8 @@ def test_config_round_trip_and_errors():
         Seq2Seq.from_config({**config, "attention": "dot"})
     with pytest.raises(ConfigError, match=r"decoder.input_size \(26\) must be embedding_size \+ 10"):
         Seq2Seq.from_config({**config, "attention": "luong"})
+    with pytest.raises(ConfigError, match="input_feeding=False needs attention 'luong'"):
+        Seq2Seq.from_config({**config, "input_feeding": False})
     with pytest.raises(ConfigError, match="same cell and number of layers"):
         Seq2Seq.from_config({**config, "decoder": {**config["decoder"], "cell": "gru"}})
 

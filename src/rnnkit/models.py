@@ -268,7 +268,8 @@ class LuongAttention(nn.Module):
         c_t = \sum_j \alpha_{tj} h_j
 
     ``keys(values (B, S, F)) -> (B, S, Q)`` computes ``W_a h_j`` once per source;
-    ``forward(query (B, Q), memory) -> context (B, F), weights (B, S)``.
+    ``forward(query (B, Q), memory) -> context (B, F), weights (B, S)``; a query (B, T, Q) attends
+    for T steps at once: context (B, T, F), weights (B, T, S).
     """
 
     def __init__(self, query_size: int, value_size: int, *, device=None, dtype=None) -> None:
@@ -279,9 +280,12 @@ class LuongAttention(nn.Module):
         return self.weight(values)  # (B, S, Q)
 
     def forward(self, query: Tensor, memory: EncoderMemory) -> tuple[Tensor, Tensor]:
-        scores = torch.bmm(memory.keys, query.unsqueeze(-1)).squeeze(-1)  # (B, S)
-        weights = _masked_softmax(scores, memory.mask)
-        return torch.bmm(weights.unsqueeze(1), memory.values).squeeze(1), weights  # (B, F), (B, S)
+        one_step = query.dim() == 2  # (B, Q); else (B, T, Q), every step of a teacher-forced decoder at once
+        q = query.unsqueeze(1) if one_step else query  # (B, T, Q)
+        scores = torch.bmm(q, memory.keys.transpose(1, 2))  # (B, T, S)
+        weights = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf")).softmax(dim=-1)
+        context = torch.bmm(weights, memory.values)  # (B, T, F)
+        return (context.squeeze(1), weights.squeeze(1)) if one_step else (context, weights)
 
 
 @dataclass(frozen=True)
@@ -293,7 +297,10 @@ class Seq2SeqConfig:
     ``decoder`` must use the same cell and number of layers, since decoder layer l starts from encoder
     layer l's final state; when the encoder is bidirectional or its sizes differ from the decoder's, a
     learned bridge maps the states across. ``attention`` is ``none``, ``bahdanau`` or ``luong``; the
-    decoder's input size is ``embedding_size`` plus :attr:`feed_size`. ``attention_size`` is the width of
+    decoder's input size is ``embedding_size`` plus :attr:`feed_size`. ``input_feeding`` (luong only)
+    feeds the last attentional vector back into the decoder; without it the decoder does not depend on
+    its own attention, so teacher forcing runs it over the whole target in one call (much faster, the
+    form of Luong et al.'s base model). ``attention_size`` is the width of
     Bahdanau's scoring layer (0: the decoder's output size). ``dropout`` acts on the embeddings and
     before the output layer; ``init_range`` r draws every parameter from U(-r, r) (Sutskever et al. 2014
     and Zaremba & Sutskever 2014 use 0.08).
@@ -305,6 +312,7 @@ class Seq2SeqConfig:
     decoder: RecurrentConfig
     attention: str = "none"
     attention_size: int = 0
+    input_feeding: bool = True
     dropout: float = 0.0
     init_range: float | None = None
     pad_id: int = 0
@@ -324,6 +332,8 @@ class Seq2SeqConfig:
             raise ConfigError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.attention_size < 0:
             raise ConfigError(f"attention_size must be >= 0, got {self.attention_size}")
+        if not self.input_feeding and self.attention == "bahdanau":
+            raise ConfigError("input_feeding=False needs attention 'luong' (Bahdanau's context is the decoder's input)")
         if not (e.batch_first and d.batch_first):
             raise ConfigError("a Seq2Seq model's encoder and decoder must be batch_first")
         if e.cell != d.cell or e.num_layers != d.num_layers:
@@ -352,7 +362,14 @@ class Seq2SeqConfig:
     @property
     def feed_size(self) -> int:
         """What the decoder reads besides the embedding: Bahdanau's context c_t, or Luong's h~_{t-1}."""
-        return {"none": 0, "bahdanau": self.memory_features, "luong": self.decoder.output_size}[self.attention]
+        if self.attention == "luong":
+            return self.decoder.output_size if self.input_feeding else 0
+        return {"none": 0, "bahdanau": self.memory_features}[self.attention]
+
+    @property
+    def feeds_back(self) -> bool:
+        """Whether a decoder step reads something computed from the previous step's attention."""
+        return self.attention == "bahdanau" or (self.attention == "luong" and self.input_feeding)
 
     @property
     def needs_bridge(self) -> bool:
@@ -371,9 +388,9 @@ class Seq2Seq(ConfiguredModel):
     - ``none``:  :math:`s_t = \mathrm{RNN}(s_{t-1}, E y_{t-1})`, logits :math:`= W_o s_t + b_o`.
     - ``bahdanau``: :math:`c_t = \mathrm{attn}(s_{t-1}, h)`, :math:`s_t = \mathrm{RNN}(s_{t-1}, [E y_{t-1}; c_t])`,
       logits :math:`= W_o \tanh(W_r [s_t; c_t; E y_{t-1}])` (a tanh layer in place of their maxout).
-    - ``luong``: :math:`s_t = \mathrm{RNN}(s_{t-1}, [E y_{t-1}; \tilde h_{t-1}])` (input feeding),
-      :math:`c_t = \mathrm{attn}(s_t, h)`, :math:`\tilde h_t = \tanh(W_c [c_t; s_t])`, logits
-      :math:`= W_o \tilde h_t`.
+    - ``luong``: :math:`s_t = \mathrm{RNN}(s_{t-1}, [E y_{t-1}; \tilde h_{t-1}])` (input feeding; without
+      it :math:`s_t = \mathrm{RNN}(s_{t-1}, E y_{t-1})`), :math:`c_t = \mathrm{attn}(s_t, h)`,
+      :math:`\tilde h_t = \tanh(W_c [c_t; s_t])`, logits :math:`= W_o \tilde h_t`.
 
     ``forward(source (B, S), source_lengths (B,), target_input (B, T)) -> logits (B, T, V)`` is teacher
     forcing (``target_input`` = go, y_1, ..., y_{T-1}); ``sampling_prob`` p > 0 is scheduled sampling
@@ -443,7 +460,7 @@ class Seq2Seq(ConfiguredModel):
         keys = None if self.attention is None else self.attention.keys(values)
         state = self._bridge(final)
         feed = None
-        if self.config.attention == "luong":
+        if self.config.attention == "luong" and self.config.input_feeding:
             feed = values.new_zeros(B, self.config.decoder.output_size)
         return EncoderMemory(values, keys, mask), DecoderCarry(state, feed)
 
@@ -471,7 +488,7 @@ class Seq2Seq(ConfiguredModel):
             query = as_tuple(state)[0][-1]  # s_{t-1}: top layer's h, (B, H)
             context, _ = self.attention(query, memory)  # (B, F)
             x = torch.cat([e, context], dim=-1)
-        elif kind == "luong":
+        elif feed is not None:  # luong with input feeding
             x = torch.cat([e, feed], dim=-1)
         else:
             x = e
@@ -480,11 +497,16 @@ class Seq2Seq(ConfiguredModel):
         if kind == "bahdanau":
             r = torch.tanh(self.readout(torch.cat([s, context, e], dim=-1)))
         elif kind == "luong":
-            context, _ = self.attention(s, memory)
-            r = feed = torch.tanh(self.readout(torch.cat([context, s], dim=-1)))  # h~_t, (B, H)
+            r = self._luong_readout(s, memory)  # h~_t, (B, H)
+            feed = r if feed is not None else None
         else:
             r = s
         return self.head(self.dropout(r)), DecoderCarry(state, feed)  # (B, V)
+
+    def _luong_readout(self, s: Tensor, memory: EncoderMemory) -> Tensor:
+        """h~ = tanh(W_c [c; s]) for decoder outputs s of shape (B, H) or (B, T, H)."""
+        context, _ = self.attention(s, memory)
+        return torch.tanh(self.readout(torch.cat([context, s], dim=-1)))
 
     def forward(
         self,
@@ -497,10 +519,12 @@ class Seq2Seq(ConfiguredModel):
     ) -> Tensor:
         """Teacher-forced logits (B, T, V) for ``target_input`` (B, T) = go, y_1, ..., y_{T-1}."""
         memory, carry = self.start(source, source_lengths)
-        if self.attention is None and sampling_prob == 0.0:
-            # Nothing depends on the step's own outputs: run the decoder over the whole target at once.
+        if not self.config.feeds_back and sampling_prob == 0.0:
+            # No step reads the step before's outputs: run the decoder over the whole target at once.
             x = self.dropout(self.target_embedding(target_input))  # (B, T, E)
             out, _ = self.decoder(x, carry.state)  # (B, T, H)
+            if self.attention is not None:
+                out = self._luong_readout(out, memory)  # (B, T, H)
             return self.head(self.dropout(out))
         logits, tokens = [], target_input[:, 0]
         for t in range(target_input.shape[1]):

@@ -343,6 +343,8 @@ class Seq2SeqTask:
         m.add_argument("--bidirectional", action="store_true", help="bidirectional encoder (bridged to the decoder)")
         m.add_argument("--attention", default="none", help=f"{'|'.join(ATTENTIONS)} (default none)")
         m.add_argument("--attention-size", type=int, default=0, help="bahdanau: scoring layer width (0: hidden)")
+        m.add_argument("--no-input-feeding", dest="input_feeding", action="store_false",
+                       help="luong: no h~_{t-1} fed back (teacher forcing runs the decoder in one call)")  # fmt: skip
         m.add_argument("--init-range", type=float, help="draw every parameter from U(-r, r) (the paper: 0.08)")
         m.add_argument("--scheduled-sampling", type=float, default=0.0, metavar="P",
                        help="feed the model's own sampled token with probability P (Bengio et al. 2015)")  # fmt: skip
@@ -493,13 +495,14 @@ def generator_config_from_args(args: argparse.Namespace) -> GeneratorConfig:
 def model_config_from_args(args: argparse.Namespace, vocab_size: int) -> Seq2SeqConfig:
     E, H, D = args.embedding_size, args.hidden_size, 2 if args.bidirectional else 1
     encoder = rnn_config_from_args(args, input_size=E, bidirectional=args.bidirectional)
-    feed = {"none": 0, "bahdanau": D * H, "luong": H}[args.attention]
+    feed = {"none": 0, "bahdanau": D * H, "luong": H if args.input_feeding else 0}[args.attention]
     decoder = rnn_config_from_args(args, input_size=E + feed)
     if args.attention_size < 0:
         raise ConfigError(f"--attention-size must be >= 0, got {args.attention_size}")
     return Seq2SeqConfig(
         vocab_size=vocab_size, embedding_size=E, encoder=encoder, decoder=decoder, attention=args.attention,
-        attention_size=args.attention_size, dropout=args.dropout, init_range=args.init_range,
+        attention_size=args.attention_size, input_feeding=args.input_feeding, dropout=args.dropout,
+        init_range=args.init_range,
     )  # fmt: skip
 
 
