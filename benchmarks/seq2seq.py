@@ -36,9 +36,8 @@ RUNS = ROOT / "benchmarks" / "runs"  # ignored by git
 # than the feedback does within a time budget. The cosine schedule decays the rate to 0 at the end.
 COMMON = ["--schedule", "cosine", "--lr", "2e-3", "--batch-size", "128", "--clip-norm", "5"]
 SORT = {
-    "attention": ["--attention", "luong", "--no-input-feeding", "--bidirectional", "--hidden-size", "128",
-                  "--embedding-size", "64"],  # fmt: skip
-    "no-attention": ["--bidirectional", "--hidden-size", "512", "--embedding-size", "64"],
+    "attention": "--attention luong --no-input-feeding --bidirectional --hidden-size 128 --embedding-size 64".split(),
+    "no-attention": "--bidirectional --hidden-size 512 --embedding-size 64".split(),
 }
 ADD = ["--attention", "luong", "--no-input-feeding", "--bidirectional", "--hidden-size", "256", "--embedding-size",
        "32", "--epoch-size", "250"]  # fmt: skip
