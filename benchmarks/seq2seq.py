@@ -32,8 +32,10 @@ RUNS = ROOT / "benchmarks" / "runs"  # ignored by git
 # Defaults chosen for learning quickly. Attention lets the decoder look up the next number directly;
 # without it the whole multiset must pass through the state, hence a bidirectional encoder and a
 # wider state. Luong attention without input feeding lets teacher forcing run the decoder in one call:
-# on 2 CPU cores 5.4x the steps per second of input feeding at H=128 (2x at H=256), which buys more
-# than the feedback does within a time budget. The cosine schedule decays the rate to 0 at the end.
+# on 2 CPU cores a sort training step (B=128) takes half the time of input feeding's at H=256, and
+# H=128 without feeding takes 1/4.7 of it, which buys more than the feedback and the width do within a
+# time budget (valid token accuracy 0.84 after 4 minutes, against 0.81 after 15 with feeding at H=256).
+# The cosine schedule decays the rate to 0 at the end.
 COMMON = ["--schedule", "cosine", "--lr", "2e-3", "--batch-size", "128", "--clip-norm", "5"]
 SORT = {
     "attention": "--attention luong --no-input-feeding --bidirectional --hidden-size 128 --embedding-size 64".split(),
