@@ -141,7 +141,7 @@ def test_config_round_trip_and_errors():
         Seq2Seq.from_config({**config, "attention": "dot"})
     with pytest.raises(ConfigError, match=r"decoder.input_size \(26\) must be embedding_size \+ 10"):
         Seq2Seq.from_config({**config, "attention": "luong"})
-    with pytest.raises(ConfigError, match="input_feeding=False needs attention 'luong'"):
+    with pytest.raises(ConfigError, match=r"\(--no-input-feeding\) needs attention 'luong'"):
         Seq2Seq.from_config({**config, "input_feeding": False})
     with pytest.raises(ConfigError, match="same cell and number of layers"):
         Seq2Seq.from_config({**config, "decoder": {**config["decoder"], "cell": "gru"}})
@@ -317,6 +317,10 @@ def test_resume_after_interruption_continues_exactly(tmp_path, capsys, monkeypat
         (lambda run, d: ["train", "seq2seq", "--nesting", "2", "--out", str(d / "r")], "--nesting applies to the"),
         (lambda run, d: ["train", "seq2seq", "--attention", "dot", "--out", str(d / "r")], "--attention must be one"),
         (lambda run, d: ["train", "seq2seq", "--curriculum", "x", "--out", str(d / "r")], "--curriculum must be one"),
+        (
+            lambda run, d: ["train", "seq2seq", "--attention", "bahdanau", "--no-input-feeding", "--out", str(d / "r")],
+            "--no-input-feeding) needs attention 'luong'",
+        ),  # fmt: skip
         (lambda run, d: ["tasks", "show", "reverse"], "unknown task 'reverse'; available: sort, copy, add, execute"),
         (lambda run, d: ["tasks", "show", "sort", "--split", "dev"], "--split must be one of train, valid, test"),
     ],

@@ -333,7 +333,7 @@ class Seq2SeqConfig:
         if self.attention_size < 0:
             raise ConfigError(f"attention_size must be >= 0, got {self.attention_size}")
         if not self.input_feeding and self.attention == "bahdanau":
-            raise ConfigError("input_feeding=False needs attention 'luong' (Bahdanau's context is the decoder's input)")
+            raise ConfigError("input_feeding=False (--no-input-feeding) needs attention 'luong'")
         if not (e.batch_first and d.batch_first):
             raise ConfigError("a Seq2Seq model's encoder and decoder must be batch_first")
         if e.cell != d.cell or e.num_layers != d.num_layers:
