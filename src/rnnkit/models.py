@@ -396,7 +396,7 @@ class Seq2Seq(ConfiguredModel):
     forcing (``target_input`` = go, y_1, ..., y_{T-1}); ``sampling_prob`` p > 0 is scheduled sampling
     (Bengio et al. 2015): from step 2 on each input is, with probability p, a token drawn from the
     model's own previous output distribution instead of the true one. ``start`` and ``step`` are the
-    decoding interface (see :mod:`rnnkit.decoding`). In the step-by-step path (attention or scheduled
+    decoding interface (see :mod:`rnnkit.decoding`). In the step-by-step path (attention fed back, or scheduled
     sampling) the decoder RNN is called once per step, so recurrent dropout masks are redrawn per step.
     """
 
