@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from common import RESULTS, ROOT, machine, machine_markdown, rnnkit, write_results
+from rnnkit.checkpoint import read_metrics
 
 RUNS = ROOT / "benchmarks" / "runs"  # ignored by git
 
@@ -74,11 +75,20 @@ def run_config(name: str, train_args: list[str], args: argparse.Namespace) -> di
         "train_seconds": summary["seconds"],
         "wall_seconds": round(time.perf_counter() - started, 1),
         "parameters": summary["parameters"],
+        "valid_token_accuracy_0.99_at_s": seconds_to_reach(out, "token_accuracy", 0.99),
         "run": str(out),
     }
     print(f"{name}: token {row['test_token_accuracy']:.4f}, sequence {row['test_sequence_accuracy']:.4f} "
           f"({row['steps']} steps, {row['train_seconds']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
     return row
+
+
+def seconds_to_reach(run: Path, metric: str, level: float) -> float | None:
+    """Training seconds at the first validation whose ``metric`` reached ``level`` (None: never)."""
+    for record in read_metrics(run):
+        if record["split"] == "valid" and record.get(metric, 0.0) >= level:
+            return record["elapsed"]
+    return None
 
 
 def write_table(bench: str, rows: list[dict], args: argparse.Namespace, notes: str) -> None:
@@ -89,11 +99,13 @@ def write_table(bench: str, rows: list[dict], args: argparse.Namespace, notes: s
     lines = [f"# seq2seq {bench}", "", notes, "",
              f"Machine: {machine_markdown(info)}; device {args.device}; {args.budget:g} s of training per "
              f"configuration; seed {args.seed}." + (" SMOKE SETTINGS: not a result." if args.smoke else ""), "",
-             "| configuration | test token accuracy | test exact match | steps | train s | parameters |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+             "| configuration | test token accuracy | test exact match | valid token accuracy >= 0.99 after | steps "
+             "| train s | parameters |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
+        reached = r.get("valid_token_accuracy_0.99_at_s")
+        reached = "never" if reached is None else f"{reached:.0f} s"
         lines.append(f"| {r['name']} | {r['test_token_accuracy']:.4f} | {r['test_sequence_accuracy']:.4f} | "
-                     f"{r['steps']} | {r['train_seconds']:.0f} | {r['parameters']:,} |")  # fmt: skip
+                     f"{reached} | {r['steps']} | {r['train_seconds']:.0f} | {r['parameters']:,} |")  # fmt: skip
     write_results(f"seq2seq_{bench}", record, "\n".join(lines), args.results)
 
 
