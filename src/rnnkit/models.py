@@ -223,7 +223,7 @@ class DecoderCarry(NamedTuple):
 
 
 def _masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
-    """softmax over the last axis of ``scores`` (B, S) restricted to ``mask`` (B, S)."""
+    """softmax over the last axis of ``scores`` (B, [T,] S) restricted to ``mask`` (broadcast against it)."""
     return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
 
 
@@ -283,7 +283,7 @@ class LuongAttention(nn.Module):
         one_step = query.dim() == 2  # (B, Q); else (B, T, Q), every step of a teacher-forced decoder at once
         q = query.unsqueeze(1) if one_step else query  # (B, T, Q)
         scores = torch.bmm(q, memory.keys.transpose(1, 2))  # (B, T, S)
-        weights = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf")).softmax(dim=-1)
+        weights = _masked_softmax(scores, memory.mask.unsqueeze(1))  # (B, T, S)
         context = torch.bmm(weights, memory.values)  # (B, T, F)
         return (context.squeeze(1), weights.squeeze(1)) if one_step else (context, weights)
 
