@@ -147,6 +147,22 @@ def test_config_round_trip_and_errors():
         Seq2Seq.from_config({**config, "decoder": {**config["decoder"], "cell": "gru"}})
 
 
+@pytest.mark.parametrize(
+    "attention, feeding, bidirectional, proj, expected",
+    [("none", True, True, 0, 6), ("bahdanau", True, True, 0, 6 + 2 * 10), ("bahdanau", True, True, 4, 6 + 2 * 4),
+     ("luong", True, False, 0, 6 + 10), ("luong", True, True, 4, 6 + 4), ("luong", False, True, 4, 6)],
+)  # fmt: skip
+def test_sized_config_works_out_the_decoder_input(attention, feeding, bidirectional, proj, expected):
+    """The decoder reads the embedding plus Bahdanau's context (D * H_out) or Luong's h~ (the decoder's H_out)."""
+    encoder = RecurrentConfig("lstm", 6, 10, 1, batch_first=True, bidirectional=bidirectional, proj_size=proj)
+    decoder = RecurrentConfig("lstm", 999, 10, 1, batch_first=True, proj_size=proj)  # input_size is replaced
+    config = Seq2SeqConfig.sized(vocab_size=7, embedding_size=6, encoder=encoder, decoder=decoder,
+                                 attention=attention, input_feeding=feeding)  # fmt: skip
+    assert config.decoder.input_size == expected
+    source, lengths, target = batch()
+    assert Seq2Seq(config)(source, lengths, target).shape == (4, 5, 7)
+
+
 # -- decoding -------------------------------------------------------------------------------------
 
 

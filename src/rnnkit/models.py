@@ -353,18 +353,24 @@ class Seq2SeqConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
 
+    @classmethod
+    def sized(cls, *, embedding_size: int, decoder: RecurrentConfig, **fields) -> Seq2SeqConfig:
+        """The config with the decoder's ``input_size`` worked out (``embedding_size`` + :attr:`feed_size`),
+        so a caller cannot get it wrong; ``decoder``'s own ``input_size`` is ignored."""
+        draft = {"attention": "none", "input_feeding": True, **fields}
+        feed = _feed_size(draft["attention"], draft["input_feeding"], draft["encoder"], decoder)
+        decoder = dataclasses.replace(decoder, input_size=embedding_size + feed)
+        return cls(embedding_size=embedding_size, decoder=decoder, **fields)
+
     @property
     def memory_features(self) -> int:
         """Feature size F of the encoder outputs (what attention reads)."""
-        e = self.encoder
-        return e.num_directions * e.output_size * (e.num_layers if e.skip_connections else 1)
+        return _memory_features(self.encoder)
 
     @property
     def feed_size(self) -> int:
         """What the decoder reads besides the embedding: Bahdanau's context c_t, or Luong's h~_{t-1}."""
-        if self.attention == "luong":
-            return self.decoder.output_size if self.input_feeding else 0
-        return {"none": 0, "bahdanau": self.memory_features}[self.attention]
+        return _feed_size(self.attention, self.input_feeding, self.encoder, self.decoder)
 
     @property
     def feeds_back(self) -> bool:
@@ -375,6 +381,18 @@ class Seq2SeqConfig:
     def needs_bridge(self) -> bool:
         e, d = self.encoder, self.decoder
         return e.bidirectional or e.output_size != d.output_size or e.hidden_size != d.hidden_size
+
+
+def _memory_features(encoder: RecurrentConfig) -> int:
+    return encoder.num_directions * encoder.output_size * (encoder.num_layers if encoder.skip_connections else 1)
+
+
+def _feed_size(attention: str, input_feeding: bool, encoder: RecurrentConfig, decoder: RecurrentConfig) -> int:
+    """Size of what a decoder step reads besides the embedding (0 for an unknown attention: the config's
+    own check names it)."""
+    if attention == "luong":
+        return decoder.output_size if input_feeding else 0
+    return _memory_features(encoder) if attention == "bahdanau" else 0
 
 
 @register_model

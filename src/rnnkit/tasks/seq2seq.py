@@ -493,13 +493,12 @@ def generator_config_from_args(args: argparse.Namespace) -> GeneratorConfig:
 
 
 def model_config_from_args(args: argparse.Namespace, vocab_size: int) -> Seq2SeqConfig:
-    E, H, D = args.embedding_size, args.hidden_size, 2 if args.bidirectional else 1
+    E = args.embedding_size
     encoder = rnn_config_from_args(args, input_size=E, bidirectional=args.bidirectional)
-    feed = {"none": 0, "bahdanau": D * H, "luong": H if args.input_feeding else 0}[args.attention]
-    decoder = rnn_config_from_args(args, input_size=E + feed)
+    decoder = rnn_config_from_args(args, input_size=E)  # Seq2SeqConfig.sized adds what attention feeds
     if args.attention_size < 0:
         raise ConfigError(f"--attention-size must be >= 0, got {args.attention_size}")
-    return Seq2SeqConfig(
+    return Seq2SeqConfig.sized(
         vocab_size=vocab_size, embedding_size=E, encoder=encoder, decoder=decoder, attention=args.attention,
         attention_size=args.attention_size, input_feeding=args.input_feeding, dropout=args.dropout,
         init_range=args.init_range,
