@@ -42,8 +42,11 @@ SORT = {
     "attention": "--attention luong --no-input-feeding --bidirectional --hidden-size 128 --embedding-size 64".split(),
     "no-attention": "--bidirectional --hidden-size 512 --embedding-size 64".split(),
 }
-ADD = ["--attention", "luong", "--no-input-feeding", "--bidirectional", "--hidden-size", "256", "--embedding-size",
-       "32", "--epoch-size", "250"]  # fmt: skip
+# Addition is learnt at once for short numbers (3 digits: exact in about a minute) and slowly for long ones, the
+# decoder has to find digit i of both numbers by position; the curriculum is what helps, and it helps more when
+# it moves on sooner (advance at 0.9 reached 9 digits in 8 minutes, against 7 digits in 20 at 0.95 and H=256).
+ADD = ["--attention", "luong", "--no-input-feeding", "--bidirectional", "--hidden-size", "128", "--embedding-size",
+       "32", "--epoch-size", "100", "--advance-at", "0.9"]  # fmt: skip
 COPY = ["--num-layers", "2", "--hidden-size", "256", "--embedding-size", "32"]  # no attention: memorization
 COPY_VARIANTS = {"plain": [], "reverse": ["--reverse-input"], "double": ["--double-input"]}
 # The paper's model: 2 layers of 400 LSTM units, no attention, weights from U(-0.08, 0.08).
