@@ -357,8 +357,8 @@ class Seq2SeqConfig:
     def sized(cls, *, embedding_size: int, decoder: RecurrentConfig, **fields) -> Seq2SeqConfig:
         """The config with the decoder's ``input_size`` worked out (``embedding_size`` + :attr:`feed_size`),
         so a caller cannot get it wrong; ``decoder``'s own ``input_size`` is ignored."""
-        draft = {"attention": "none", "input_feeding": True, **fields}
-        feed = _feed_size(draft["attention"], draft["input_feeding"], draft["encoder"], decoder)
+        options = {**{f.name: f.default for f in dataclasses.fields(cls)}, **fields}  # the defaults stay in one place
+        feed = _feed_size(options["attention"], options["input_feeding"], fields["encoder"], decoder)
         decoder = dataclasses.replace(decoder, input_size=embedding_size + feed)
         return cls(embedding_size=embedding_size, decoder=decoder, **fields)
 
