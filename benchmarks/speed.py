@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,6 +27,7 @@ from torch import nn
 import rnnkit
 from rnnkit.bench import machine_info, make_layer, matvec_floor, plain_token_loop, step_loop, training_memory
 from rnnkit.decoding import generate
+from rnnkit.kernels import cgeneration
 
 SIZES = dict(T=100, B=32, I=128, H=256)  # the issue's training configuration
 SMOKE = dict(T=6, B=2, I=8, H=16)
@@ -100,6 +103,23 @@ def memory(sizes: dict, device: torch.device) -> dict[str, float]:
     return result
 
 
+def without_c_loop(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run with rnnkit's C generation loop switched off (``RNNKIT_C_GENERATION=0``)."""
+
+    def run():
+        previous = os.environ.get("RNNKIT_C_GENERATION")
+        os.environ["RNNKIT_C_GENERATION"] = "0"
+        try:
+            return fn()
+        finally:
+            if previous is None:
+                del os.environ["RNNKIT_C_GENERATION"]
+            else:
+                os.environ["RNNKIT_C_GENERATION"] = previous
+
+    return run
+
+
 def generation(sizes: dict, tokens: int, repeats: int, device: torch.device) -> dict[str, float]:
     """Tokens/s: rnnkit.generate against calling torch.nn.LSTM per token and the matrix-vector floor."""
     V, E = 65, 64
@@ -113,6 +133,9 @@ def generation(sizes: dict, tokens: int, repeats: int, device: torch.device) -> 
         for B in (1, 16):
             tag = f"H={H} L={L} B={B}"
             fns[f"rnnkit.generate {tag}"] = lambda B=B, m=model: generate(*m, tokens, seed=0, num_samples=B)
+            if cgeneration.available() and device.type == "cpu":  # what the C loop adds over the PyTorch step
+                fns[f"rnnkit.generate, PyTorch step {tag}"] = without_c_loop(
+                    lambda B=B, m=model: generate(*m, tokens, seed=0, num_samples=B))  # fmt: skip
             fns[f"torch.nn.LSTM per token {tag}"] = lambda B=B, m=model: plain_token_loop(*m, tokens, B)
             fns[f"matrix-vector floor {tag}"] = lambda B=B, w=weights, h=head: matvec_floor(w, h, tokens, B)
         seconds = interleaved(fns, repeats, device)

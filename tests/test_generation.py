@@ -1,11 +1,14 @@
 """Fast generation (rnnkit.kernels.generation) gives the tokens of the plain per-token module calls."""
 
+import sys
+
 import pytest
 import torch
 from torch import nn
 
 import rnnkit
 from rnnkit.decoding import generate, sample_logits
+from rnnkit.kernels import cgeneration
 from rnnkit.kernels.generation import make_stepper
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -126,3 +129,54 @@ def test_cuda_graph_steps_give_the_same_tokens(monkeypatch):
     monkeypatch.setenv("RNNKIT_CUDA_GRAPHS", "0")
     without = generate(embedding, rnn, head, 30, prime=[1, 2], seed=5, num_samples=4)
     assert torch.equal(with_graphs, without)
+
+
+# -- the C loop (float32 on the CPU, plain cells) --------------------------------------------------
+
+C_RNNS = {
+    "torch lstm 2 layers": lambda: nn.LSTM(E, H, 2),
+    "torch gru batch_first": lambda: nn.GRU(E, H, 2, batch_first=True),
+    "torch rnn relu": lambda: nn.RNN(E, H, nonlinearity="relu"),
+    "rnnkit lstm": lambda: rnnkit.LSTM(E, H, batch_first=True),
+    "rnnkit gru no bias": lambda: rnnkit.GRU(E, H, 2, bias=False),
+    "rnnkit rnn tanh": lambda: rnnkit.RNN(E, H),
+}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the C loop is built and tested on Linux")
+@pytest.mark.parametrize("name", list(C_RNNS))
+def test_c_loop_gives_the_tokens_of_the_plain_loop(name):
+    torch.set_default_dtype(torch.float32)  # the C loop runs float32 only
+    torch.manual_seed(5)
+    embedding, rnn = nn.Embedding(V, E), C_RNNS[name]()
+    head = head_for(rnn)
+    assert cgeneration.available(), "the C generation loop was not built (setup.py)"
+    stepper = make_stepper(embedding, rnn, head)
+    stepper.prime(torch.tensor([[1, 2]]))
+    assert cgeneration.CLoop.make(stepper, 1.0, None, None) is not None, "this layer should take the C loop"
+    n = 2 * cgeneration.CHUNK + 7  # several C calls, the last one short
+    for kwargs in [dict(seed=3), dict(seed=4, num_samples=5, temperature=0.7), dict(temperature=0, num_samples=2)]:
+        fast = generate(embedding, rnn, head, n, prime=[1, 2, 3], **kwargs)
+        seed = kwargs.pop("seed", 0)
+        plain = plain_generate(embedding, rnn, head, n, prime=[1, 2, 3], seed=seed, **kwargs)
+        assert torch.equal(fast, plain), kwargs
+
+
+def test_c_loop_leaves_what_it_does_not_compute_to_the_stepper():
+    torch.set_default_dtype(torch.float32)
+    embedding, head = nn.Embedding(V, E), nn.Linear(H, V)
+
+    def primed(rnn, head=head, embedding=embedding):
+        stepper = make_stepper(embedding, rnn, head)
+        stepper.prime(torch.tensor([[1, 2]]))
+        return stepper
+
+    plain = primed(nn.LSTM(E, H))
+    assert cgeneration.CLoop.make(plain, 1.0, 5, None) is None  # top-k sampling
+    assert cgeneration.CLoop.make(plain, 1.0, None, 0.9) is None  # nucleus sampling
+    for rnn in [rnnkit.LSTM(E, H, layer_norm=True), rnnkit.GRU(E, H, reset="before"), rnnkit.LSTM(E, H, zoneout=0.1)]:
+        assert cgeneration.CLoop.make(primed(rnn), 1.0, None, None) is None, rnn
+    doubles = primed(nn.LSTM(E, H).double(), nn.Linear(H, V).double(), nn.Embedding(V, E).double())
+    assert cgeneration.CLoop.make(doubles, 1.0, None, None) is None  # float32 only
+    wide = primed(rnnkit.GRU(E, H, 2, skip_connections=True), nn.Linear(2 * H, V))
+    assert cgeneration.CLoop.make(wide, 1.0, None, None) is None

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from rnnkit.kernels.cgeneration import CHUNK, CLoop
 from rnnkit.kernels.generation import make_stepper
 
 
@@ -105,14 +106,23 @@ def iter_generate(
                 logits, state = stepper.prime(prime_ids), None
             else:
                 logits, state = step(prime_ids, None)
-            for i in range(n_tokens):
-                token = sample_logits(logits, temperature, top_k, top_p, generator)  # (N,)
+            token = sample_logits(logits, temperature, top_k, top_p, generator)  # (N,)
+            yield token
+            loop = None if stepper is None else CLoop.make(stepper, temperature, top_k, top_p)
+            done = 1
+            while done < n_tokens:
+                if loop is not None:  # runs of tokens in C, the same draws from the same generator
+                    tokens = loop.run(token, min(CHUNK, n_tokens - done), generator)
+                    yield from tokens
+                    token, done = tokens[-1], done + len(tokens)
+                    continue
+                if stepper is not None:
+                    logits = stepper.step(token)
+                else:
+                    logits, state = step(token.unsqueeze(1), state)
+                token = sample_logits(logits, temperature, top_k, top_p, generator)
                 yield token
-                if i + 1 < n_tokens:
-                    if stepper is not None:
-                        logits = stepper.step(token)
-                    else:
-                        logits, state = step(token.unsqueeze(1), state)
+                done += 1
     finally:
         for m, mode in zip(modules, was_training):
             m.train(mode)

@@ -7,6 +7,8 @@
   configuration torch's own kernels do not compute.
 - ``generation``: token-by-token stepping for :func:`rnnkit.generate` without per-step module
   overhead (imported by :mod:`rnnkit.decoding`).
+- ``cgeneration``: the whole generation loop in C (``_generate.c``, built at install) for plain cells
+  on the CPU, where Python's per-operation cost is most of a token's time.
 """
 
 from rnnkit.kernels.fused import fused_cell

@@ -1,0 +1,207 @@
+/* The generation loop of rnnkit.generate in C, for plain cells on the CPU (float32).
+ *
+ * Per token and per sequence n of the N generated at once:
+ *     x      = E[token_n]                                       embedding lookup, (I,)
+ *     layer  : LSTM  g = W_ih x + b_ih + W_hh h + b_hh  (4H: i f g o)
+ *                    c' = sigmoid(f) * c + sigmoid(i) * tanh(g),  h' = sigmoid(o) * tanh(c')
+ *              GRU   r, z = sigmoid(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z})
+ *                    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+ *              RNN   h' = tanh|relu(W_ih x + b_ih + W_hh h + b_hh)
+ *     logits = W_out h_top + b_out                              (V,)
+ *     token  = argmax_v p_v / q_v,  p = softmax(logits / T),  q ~ Exp(1) given by the caller
+ * (the exponential race torch's sampler runs, so the tokens are those of the PyTorch path), or
+ * argmax_v logits_v when T = 0.
+ *
+ * Why C: at batch 1 a step is a few matrix-vector products of 0.1-10 MB of weights; from Python every
+ * one of the step's ~15 tensor operations costs more dispatch time than its arithmetic. Here each
+ * weight row is read once per step and used for all N sequences while it is in L1.
+ *
+ * Built by setuptools at install time as an (optional) extension module, with OpenMP for the threads
+ * (torch's own thread count), and loaded with ctypes by rnnkit/kernels/cgeneration.py; it has no
+ * Python API of its own.
+ */
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { RK_LSTM = 0, RK_GRU = 1, RK_RNN_TANH = 2, RK_RNN_RELU = 3 };
+
+typedef struct {
+    int32_t kind;          /* RK_* */
+    int32_t input_size;    /* I */
+    int32_t hidden_size;   /* H */
+    const float *w_ih;     /* (G*H, I), G = 4 (LSTM), 3 (GRU), 1 (RNN) */
+    const float *w_hh;     /* (G*H, H) */
+    const float *b_ih;     /* (G*H,) or NULL */
+    const float *b_hh;     /* (G*H,) or NULL */
+    float *h;              /* (N, H), read and updated */
+    float *c;              /* (N, H) for the LSTM, else NULL */
+} rk_layer;
+
+static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* y[n, r] = b[r] + sum_k W[r, k] x[n, k] for r < R, n < N; x rows of length K (stride K).
+ * Rows go four at a time and sequences two at a time: each load of a weight feeds two products and each
+ * load of an input four, which is what lets N = 16 keep up with a GEMM library. */
+static inline __attribute__((always_inline)) void matvec_body(const float *W, const float *b, const float *x,
+                                                              int N, int R, int K, float *y) {
+#pragma omp for schedule(static)
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        const int rows = R - r0 < 4 ? R - r0 : 4;
+        const float *w[4];
+        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(r0 + (i < rows ? i : 0)) * K; /* spare rows repeat */
+        for (int n = 0; n < N; n += 2) {
+            const float *u = x + (size_t)n * K, *v = n + 1 < N ? u + K : u; /* an odd N repeats the last */
+            float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)
+            for (int k = 0; k < K; k++) {
+                a0 += w[0][k] * u[k], a1 += w[1][k] * u[k], a2 += w[2][k] * u[k], a3 += w[3][k] * u[k];
+                b0 += w[0][k] * v[k], b1 += w[1][k] * v[k], b2 += w[2][k] * v[k], b3 += w[3][k] * v[k];
+            }
+            const float sa[4] = {a0, a1, a2, a3}, sb[4] = {b0, b1, b2, b3};
+            for (int i = 0; i < rows; i++) {
+                const float bias = b ? b[r0 + i] : 0.0f;
+                y[(size_t)n * R + r0 + i] = bias + sa[i];
+                if (n + 1 < N) y[(size_t)(n + 1) * R + r0 + i] = bias + sb[i];
+            }
+        }
+    }
+}
+
+/* One layer step for all N sequences; gx (N, G*H) and gh (N, G*H) are scratch. Called by every thread
+ * of the team: the matrix rows and the units are shared out, with a barrier after each part. */
+static inline __attribute__((always_inline)) void layer_step_body(const rk_layer *L, const float *x, int N,
+                                                                  float *gx, float *gh) {
+    const int H = L->hidden_size, G = L->kind == RK_LSTM ? 4 : L->kind == RK_GRU ? 3 : 1;
+    matvec_body(L->w_ih, L->b_ih, x, N, G * H, L->input_size, gx);
+    matvec_body(L->w_hh, L->b_hh, L->h, N, G * H, H, gh);
+    /* The units are shared out as (sequence, unit) pairs, in vector lanes (sigmoid and tanh from libmvec). */
+    const size_t GH = (size_t)G * H;
+    float *hs = L->h, *cs = L->c;
+    if (L->kind == RK_LSTM) {
+#pragma omp for simd collapse(2) schedule(static)
+        for (int n = 0; n < N; n++) {
+            for (int j = 0; j < H; j++) {
+                const float *a = gx + n * GH, *b = gh + n * GH;
+                float i = sigmoidf(a[j] + b[j]), f = sigmoidf(a[H + j] + b[H + j]);
+                float g = tanhf(a[2 * H + j] + b[2 * H + j]), o = sigmoidf(a[3 * H + j] + b[3 * H + j]);
+                float c = f * cs[(size_t)n * H + j] + i * g;
+                cs[(size_t)n * H + j] = c;
+                hs[(size_t)n * H + j] = o * tanhf(c);
+            }
+        }
+    } else if (L->kind == RK_GRU) {
+#pragma omp for simd collapse(2) schedule(static)
+        for (int n = 0; n < N; n++) {
+            for (int j = 0; j < H; j++) {
+                const float *a = gx + n * GH, *b = gh + n * GH;
+                float r = sigmoidf(a[j] + b[j]), z = sigmoidf(a[H + j] + b[H + j]);
+                float cand = tanhf(a[2 * H + j] + r * b[2 * H + j]);
+                hs[(size_t)n * H + j] = cand + z * (hs[(size_t)n * H + j] - cand);
+            }
+        }
+    } else {
+        const int relu = L->kind == RK_RNN_RELU;
+#pragma omp for simd collapse(2) schedule(static)
+        for (int n = 0; n < N; n++) {
+            for (int j = 0; j < H; j++) {
+                float v = gx[n * GH + j] + gh[n * GH + j];
+                hs[(size_t)n * H + j] = relu ? (v > 0.0f ? v : 0.0f) : tanhf(v);
+            }
+        }
+    }
+}
+
+/* The products and the layer step compiled twice: for AVX2 with fused multiply-add (8 lanes, libmvec's
+ * 8-wide expf/tanhf), chosen at run time where the CPU has them, and for any CPU. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RK_FAST __attribute__((target("avx2,fma")))
+static int use_fast(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#else
+#define RK_FAST
+static int use_fast(void) { return 0; }
+#endif
+
+static int fast_cpu; /* set by rk_generate before its threads start */
+
+RK_FAST static void matvec_fast(const float *W, const float *b, const float *x, int N, int R, int K, float *y) {
+    matvec_body(W, b, x, N, R, K, y);
+}
+static void matvec_any(const float *W, const float *b, const float *x, int N, int R, int K, float *y) {
+    matvec_body(W, b, x, N, R, K, y);
+}
+RK_FAST static void layer_step_fast(const rk_layer *L, const float *x, int N, float *gx, float *gh) {
+    layer_step_body(L, x, N, gx, gh);
+}
+static void layer_step_any(const rk_layer *L, const float *x, int N, float *gx, float *gh) {
+    layer_step_body(L, x, N, gx, gh);
+}
+
+static void matvec(const float *W, const float *b, const float *x, int N, int R, int K, float *y) {
+    (fast_cpu ? matvec_fast : matvec_any)(W, b, x, N, R, K, y);
+}
+static void layer_step(const rk_layer *L, const float *x, int N, float *gx, float *gh) {
+    (fast_cpu ? layer_step_fast : layer_step_any)(L, x, N, gx, gh);
+}
+
+/* The token drawn from one row of logits (V,): see the top of the file. */
+static int64_t draw(const float *logits, const float *race, int V, float temperature) {
+    int64_t best = 0;
+    if (temperature == 0.0f || race == NULL) {
+        for (int v = 1; v < V; v++)
+            if (logits[v] > logits[best]) best = v;
+        return best;
+    }
+    float m = logits[0];
+    for (int v = 1; v < V; v++) m = logits[v] > m ? logits[v] : m;
+    /* p_v is proportional to exp((l_v - max) / T); the normalisation does not move the argmax. */
+    float best_score = -1.0f;
+    for (int v = 0; v < V; v++) {
+        float score = expf((logits[v] - m) / temperature) / race[v];
+        if (score > best_score) best_score = score, best = v;
+    }
+    return best;
+}
+
+/* Generate n_steps tokens for N sequences from their current tokens and state, on n_threads threads.
+ *
+ * tokens (N,): the last token of each sequence, overwritten with the newest; out (n_steps, N): the
+ * tokens; race (n_steps, N, V): Exp(1) draws, or NULL for greedy decoding; scratch: at least
+ * N * (E + 2 * G_max * H_max + V) floats for the largest layer. Returns 0, or -1 on a token outside
+ * the embedding table.
+ */
+int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, int V_in, int E,
+                const float *head_w, const float *head_b, int V, int N, int n_steps, int64_t *tokens,
+                const float *race, float temperature, int64_t *out, float *scratch, int n_threads) {
+    int width = 0; /* the largest G*H of the layers */
+    for (int l = 0; l < n_layers; l++) {
+        int G = layers[l].kind == RK_LSTM ? 4 : layers[l].kind == RK_GRU ? 3 : 1;
+        if (G * layers[l].hidden_size > width) width = G * layers[l].hidden_size;
+    }
+    for (int n = 0; n < N; n++)
+        if (tokens[n] < 0 || tokens[n] >= V_in) return -1;
+    fast_cpu = use_fast();
+    float *x = scratch, *gx = x + (size_t)N * E, *gh = gx + (size_t)N * width, *logits = gh + (size_t)N * width;
+    /* One team for the whole run: the threads share out each matrix's rows and meet at the barriers
+     * that end every `omp for` and `omp single`, instead of forking for every product. */
+#pragma omp parallel num_threads(n_threads)
+    for (int t = 0; t < n_steps; t++) {
+#pragma omp single
+        for (int n = 0; n < N; n++) memcpy(x + (size_t)n * E, embedding + (size_t)tokens[n] * E, sizeof(float) * E);
+        const float *input = x;
+        for (int l = 0; l < n_layers; l++) {
+            layer_step(&layers[l], input, N, gx, gh);
+            input = layers[l].h;
+        }
+        matvec(head_w, head_b, input, N, V, layers[n_layers - 1].hidden_size, logits);
+#pragma omp single
+        for (int n = 0; n < N; n++) {
+            const float *q = race ? race + ((size_t)t * N + n) * V : NULL;
+            tokens[n] = draw(logits + (size_t)n * V, q, V, temperature);
+            out[(size_t)t * N + n] = tokens[n];
+        }
+    }
+    return 0;
+}

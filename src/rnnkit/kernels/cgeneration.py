@@ -1,0 +1,133 @@
+"""The generation loop in C (``_generate.c``) for plain cells on the CPU.
+
+At batch 1 a generated token costs a few matrix-vector products; from Python (even through the
+:class:`~rnnkit.kernels.generation.Stepper`) each of the step's ~15 tensor operations costs more in
+dispatch than in arithmetic. :class:`CLoop` hands whole runs of tokens to ``rk_generate``, which does
+the embedding lookup, the cell steps, the head and the draw in one C loop.
+
+It covers what torch.nn.LSTM/GRU/RNN compute (and rnnkit's cells without their options): float32 on the
+CPU, one direction, no skip connections, an ``nn.Embedding`` in and an ``nn.Linear`` out, sampling with
+a temperature (or greedy). The draw is the exponential race of :func:`rnnkit.decoding.sample_logits`
+fed with the same generator, so the tokens are the PyTorch path's. Everything else, and a machine
+where the extension was not built, goes through the Stepper. ``RNNKIT_C_GENERATION=0`` turns it off.
+
+The extension is compiled by setuptools when the package is installed (``setup.py``; optional: a
+failed build leaves only the Stepper) and loaded here with ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+KINDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+CHUNK = 32  # tokens per C call: the Exp(1) draws of a chunk are made at once, (CHUNK, N, V)
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("input_size", ctypes.c_int32),
+        ("hidden_size", ctypes.c_int32),
+        ("w_ih", ctypes.c_void_p),
+        ("w_hh", ctypes.c_void_p),
+        ("b_ih", ctypes.c_void_p),
+        ("b_hh", ctypes.c_void_p),
+        ("h", ctypes.c_void_p),
+        ("c", ctypes.c_void_p),
+    ]
+
+
+def _load() -> ctypes.CDLL | None:
+    here = Path(__file__).parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = here / f"_generate{suffix}"
+        if path.exists():
+            try:
+                lib = ctypes.CDLL(str(path))
+            except OSError:  # built but unloadable here (a missing library): generate without it
+                return None
+            lib.rk_generate.restype = ctypes.c_int
+            return lib
+    return None
+
+
+_LIB = _load()
+
+
+def available() -> bool:
+    """Whether the C loop was built and is switched on."""
+    return _LIB is not None and os.environ.get("RNNKIT_C_GENERATION", "1") != "0"
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+class CLoop:
+    """Runs of generated tokens from the stepper's primed state, in C. Use :meth:`make`."""
+
+    def __init__(self, stepper, layers: list[tuple[str, Tensor, Tensor, Tensor | None, Tensor | None]],
+                 table: Tensor, head_w: Tensor, head_b: Tensor | None, temperature: float):  # fmt: skip
+        f32 = lambda t: None if t is None else t.detach().to(torch.float32).contiguous()  # noqa: E731
+        self.table, self.head_w, self.head_b = f32(table), f32(head_w), f32(head_b)
+        self.temperature = float(temperature)
+        # The state the C loop updates in place: the primed state, copied (it may view the rnn's output).
+        self.state = [tuple(s.detach().to(torch.float32).contiguous().clone() for s in st) for st in stepper.state]
+        self.weights = [tuple(f32(w) for w in ws) for _, *ws in layers]  # kept alive for the pointers
+        structs = []
+        for (kind, *_), (W_ih, W_hh, b_ih, b_hh), state in zip(layers, self.weights, self.state):
+            h, c = state[0], state[1] if kind == "lstm" else None
+            structs.append(_Layer(KINDS[kind], W_ih.shape[1], h.shape[1], _ptr(W_ih), _ptr(W_hh), _ptr(b_ih),
+                                  _ptr(b_hh), _ptr(h), _ptr(c)))  # fmt: skip
+        self.layers = (_Layer * len(structs))(*structs)
+        N, V = self.state[0][0].shape[0], self.head_w.shape[0]
+        width = max(w[0].shape[0] for w in self.weights)
+        self.scratch = torch.empty(N * (self.table.shape[1] + 2 * width + V))
+        self.N, self.V = N, V
+
+    @staticmethod
+    def make(stepper, temperature: float, top_k: int | None, top_p: float | None) -> CLoop | None:
+        """A C loop for this stepper and sampling, or None where it does not apply (see the module doc)."""
+        if not available() or stepper.skip or top_k is not None or top_p is not None:
+            return None
+        emb, head = stepper.embedding, stepper.head
+        if type(emb) is not nn.Embedding or emb.max_norm is not None or type(head) is not nn.Linear:
+            return None
+        if head.in_features != stepper.cells[-1].W_hh.shape[1]:
+            return None
+        tensors = [emb.weight, head.weight] + [t for s in stepper.state for t in s]
+        layers = []
+        for cell in stepper.cells:
+            options = (cell.ln_ih, cell.peephole, cell.W_hr)
+            if any(t is not None for t in options) or cell.zoneout or cell.before:
+                return None
+            kind = "rnn_relu" if cell.relu else "rnn_tanh" if cell.kind == "rnn" else cell.kind
+            layers.append((kind, cell.W_ih, cell.W_hh, cell.b_ih, cell.b_hh))
+            tensors += [cell.W_ih, cell.W_hh]
+        if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+            return None
+        return CLoop(stepper, layers, emb.weight, head.weight, head.bias, temperature)
+
+    def run(self, tokens: Tensor, n_steps: int, generator: torch.Generator) -> Tensor:
+        """Feed ``tokens`` (N,) and generate ``n_steps`` more: (n_steps, N). The state moves on."""
+        current = tokens.to(torch.int64).contiguous().clone()
+        out = torch.empty(n_steps, self.N, dtype=torch.int64)
+        race = None
+        if self.temperature > 0:  # the draws sample_logits would make, step after step, in one call
+            race = torch.empty(n_steps, self.N, self.V).exponential_(1.0, generator=generator)
+        status = _LIB.rk_generate(
+            len(self.layers), self.layers, ctypes.c_void_p(self.table.data_ptr()), self.table.shape[0],
+            self.table.shape[1], ctypes.c_void_p(self.head_w.data_ptr()), ctypes.c_void_p(_ptr(self.head_b)),
+            self.V, self.N, n_steps, ctypes.c_void_p(current.data_ptr()), ctypes.c_void_p(_ptr(race)),
+            ctypes.c_float(self.temperature), ctypes.c_void_p(out.data_ptr()), ctypes.c_void_p(self.scratch.data_ptr()),
+            torch.get_num_threads(),
+        )  # fmt: skip
+        if status != 0:
+            raise ValueError(f"a token id is outside the embedding table of {self.table.shape[0]} rows")
+        return out
