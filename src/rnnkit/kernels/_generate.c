@@ -13,8 +13,8 @@
  * argmax_v logits_v when T = 0.
  *
  * Why C: at batch 1 a step is a few matrix-vector products of 0.1-10 MB of weights; from Python every
- * one of the step's ~15 tensor operations costs more dispatch time than its arithmetic. Here each
- * weight row is read once per step and used for all N sequences while it is in L1.
+ * one of the step's ~15 tensor operations costs more dispatch time than its arithmetic. Here the
+ * weights stream through once per step, in the order they lie in memory, and serve all N sequences.
  *
  * Built by setuptools at install time as an (optional) extension module, with OpenMP for the threads
  * (torch's own thread count), and loaded with ctypes by rnnkit/kernels/cgeneration.py; it has no
@@ -32,8 +32,8 @@ typedef struct {
     int32_t kind;          /* RK_* */
     int32_t input_size;    /* I */
     int32_t hidden_size;   /* H */
-    const float *w_ih;     /* (G*H, I), G = 4 (LSTM), 3 (GRU), 1 (RNN) */
-    const float *w_hh;     /* (G*H, H) */
+    const float *w_ih;     /* W_ih (G*H, I) packed in panels (see matvec), G = 4 (LSTM), 3 (GRU), 1 (RNN) */
+    const float *w_hh;     /* W_hh (G*H, H) packed in panels */
     const float *b_ih;     /* (G*H,) or NULL */
     const float *b_hh;     /* (G*H,) or NULL */
     float *h;              /* (N, H), read and updated */
@@ -43,29 +43,46 @@ typedef struct {
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* y[n, r] = b[r] + sum_k W[r, k] x[n, k] for r < R, n < N; x rows of length K (stride K).
- * Rows go four at a time and sequences two at a time: each load of a weight feeds two products and each
- * load of an input four, which is what lets N = 16 keep up with a GEMM library. */
+ *
+ * W comes packed in panels of 16 rows, each stored column by column: panel p holds W[16p + j, k] at
+ * [p][k][j] (K * 16 floats, rows past R zero). A panel is then read front to back, and for every k the
+ * 16 weights of a column are one or two vector registers multiplied by a broadcast x[n, k] into 16
+ * accumulators per sequence: no horizontal sums, and each weight load serves NB sequences. */
+#define RK_PANEL 16
+
+static inline __attribute__((always_inline)) void panel_block(const int NB, const float *panel, const float *x,
+                                                              int n0, int N, int K, float acc[][RK_PANEL]) {
+    const float *u[4];
+    for (int m = 0; m < NB; m++) u[m] = x + (size_t)(n0 + m < N ? n0 + m : N - 1) * K; /* short block: repeat */
+    for (int m = 0; m < NB; m++)
+        for (int j = 0; j < RK_PANEL; j++) acc[m][j] = 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float *w = panel + (size_t)k * RK_PANEL;
+        for (int m = 0; m < NB; m++) {
+            const float xv = u[m][k];
+#pragma omp simd
+            for (int j = 0; j < RK_PANEL; j++) acc[m][j] += w[j] * xv;
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void matvec_body(const float *W, const float *b, const float *x,
                                                               int N, int R, int K, float *y) {
+    const int panels = (R + RK_PANEL - 1) / RK_PANEL;
 #pragma omp for schedule(static)
-    for (int r0 = 0; r0 < R; r0 += 4) {
-        const int rows = R - r0 < 4 ? R - r0 : 4;
-        const float *w[4];
-        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(r0 + (i < rows ? i : 0)) * K; /* spare rows repeat */
-        for (int n = 0; n < N; n += 2) {
-            const float *u = x + (size_t)n * K, *v = n + 1 < N ? u + K : u; /* an odd N repeats the last */
-            float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)
-            for (int k = 0; k < K; k++) {
-                a0 += w[0][k] * u[k], a1 += w[1][k] * u[k], a2 += w[2][k] * u[k], a3 += w[3][k] * u[k];
-                b0 += w[0][k] * v[k], b1 += w[1][k] * v[k], b2 += w[2][k] * v[k], b3 += w[3][k] * v[k];
-            }
-            const float sa[4] = {a0, a1, a2, a3}, sb[4] = {b0, b1, b2, b3};
-            for (int i = 0; i < rows; i++) {
-                const float bias = b ? b[r0 + i] : 0.0f;
-                y[(size_t)n * R + r0 + i] = bias + sa[i];
-                if (n + 1 < N) y[(size_t)(n + 1) * R + r0 + i] = bias + sb[i];
-            }
+    for (int p = 0; p < panels; p++) {
+        const float *panel = W + (size_t)p * K * RK_PANEL;
+        const int r0 = p * RK_PANEL, rows = R - r0 < RK_PANEL ? R - r0 : RK_PANEL;
+        float acc[4][RK_PANEL];
+        for (int n0 = 0; n0 < N;) {
+            const int NB = N - n0 >= 4 ? 4 : 1; /* four sequences per pass, then one at a time */
+            if (NB == 4)
+                panel_block(4, panel, x, n0, N, K, acc);
+            else
+                panel_block(1, panel, x, n0, N, K, acc);
+            for (int m = 0; m < NB; m++)
+                for (int j = 0; j < rows; j++) y[(size_t)(n0 + m) * R + r0 + j] = (b ? b[r0 + j] : 0.0f) + acc[m][j];
+            n0 += NB;
         }
     }
 }

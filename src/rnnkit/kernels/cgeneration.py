@@ -65,6 +65,19 @@ def available() -> bool:
     return _LIB is not None and os.environ.get("RNNKIT_C_GENERATION", "1") != "0"
 
 
+PANEL = 16  # rows per panel, RK_PANEL in _generate.c
+
+
+def pack(W: Tensor) -> Tensor:
+    """W (R, K) in the C loop's layout: panels of 16 rows stored column by column, (ceil(R/16), K, 16),
+    the rows past R zero. Made once per generation; then every product reads its panel front to back."""
+    W = W.detach().to(torch.float32)
+    R, K = W.shape
+    padded = W.new_zeros(-(-R // PANEL) * PANEL, K)
+    padded[:R] = W
+    return padded.view(-1, PANEL, K).transpose(1, 2).contiguous()
+
+
 def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -75,19 +88,21 @@ class CLoop:
     def __init__(self, stepper, layers: list[tuple[str, Tensor, Tensor, Tensor | None, Tensor | None]],
                  table: Tensor, head_w: Tensor, head_b: Tensor | None, temperature: float):  # fmt: skip
         f32 = lambda t: None if t is None else t.detach().to(torch.float32).contiguous()  # noqa: E731
-        self.table, self.head_w, self.head_b = f32(table), f32(head_w), f32(head_b)
+        self.table, self.head_w, self.head_b = f32(table), pack(head_w), f32(head_b)
         self.temperature = float(temperature)
         # The state the C loop updates in place: the primed state, copied (it may view the rnn's output).
         self.state = [tuple(s.detach().to(torch.float32).contiguous().clone() for s in st) for st in stepper.state]
-        self.weights = [tuple(f32(w) for w in ws) for _, *ws in layers]  # kept alive for the pointers
+        # kept alive for the pointers; the matrices packed in the C loop's panels
+        self.weights = [(pack(W_ih), pack(W_hh), f32(b_ih), f32(b_hh)) for _, W_ih, W_hh, b_ih, b_hh in layers]
         structs = []
         for (kind, *_), (W_ih, W_hh, b_ih, b_hh), state in zip(layers, self.weights, self.state):
             h, c = state[0], state[1] if kind == "lstm" else None
-            structs.append(_Layer(KINDS[kind], W_ih.shape[1], h.shape[1], _ptr(W_ih), _ptr(W_hh), _ptr(b_ih),
-                                  _ptr(b_hh), _ptr(h), _ptr(c)))  # fmt: skip
+            I = W_ih.shape[1]  # packed: (panels, I, 16)
+            structs.append(_Layer(KINDS[kind], I, h.shape[1], _ptr(W_ih), _ptr(W_hh), _ptr(b_ih), _ptr(b_hh), _ptr(h),
+                                  _ptr(c)))  # fmt: skip
         self.layers = (_Layer * len(structs))(*structs)
-        N, V = self.state[0][0].shape[0], self.head_w.shape[0]
-        width = max(w[0].shape[0] for w in self.weights)
+        N, V = self.state[0][0].shape[0], head_w.shape[0]
+        width = max(W_ih.shape[0] for _, W_ih, *_ in layers)
         self.scratch = torch.empty(N * (self.table.shape[1] + 2 * width + V))
         self.N, self.V = N, V
 
