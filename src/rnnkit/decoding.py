@@ -109,20 +109,19 @@ def iter_generate(
             token = sample_logits(logits, temperature, top_k, top_p, generator)  # (N,)
             yield token
             loop = None if stepper is None else CLoop.make(stepper, temperature, top_k, top_p)
-            done = 1
-            while done < n_tokens:
-                if loop is not None:  # runs of tokens in C, the same draws from the same generator
-                    tokens = loop.run(token, min(CHUNK, n_tokens - done), generator)
+            if loop is not None:  # runs of tokens in C: the same draws from the same generator
+                for start in range(1, n_tokens, CHUNK):
+                    tokens = loop.run(token, min(CHUNK, n_tokens - start), generator)  # (steps, N)
                     yield from tokens
-                    token, done = tokens[-1], done + len(tokens)
-                    continue
+                    token = tokens[-1]
+                return
+            for _ in range(1, n_tokens):
                 if stepper is not None:
                     logits = stepper.step(token)
                 else:
                     logits, state = step(token.unsqueeze(1), state)
                 token = sample_logits(logits, temperature, top_k, top_p, generator)
                 yield token
-                done += 1
     finally:
         for m, mode in zip(modules, was_training):
             m.train(mode)

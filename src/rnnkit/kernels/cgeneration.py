@@ -71,11 +71,15 @@ PANEL = 16  # rows per panel, RK_PANEL in _generate.c
 def pack(W: Tensor) -> Tensor:
     """W (R, K) in the C loop's layout: panels of 16 rows stored column by column, (ceil(R/16), K, 16),
     the rows past R zero. Made once per generation; then every product reads its panel front to back."""
-    W = W.detach().to(torch.float32)
+    W = _float32(W)
     R, K = W.shape
     padded = W.new_zeros(-(-R // PANEL) * PANEL, K)
     padded[:R] = W
     return padded.view(-1, PANEL, K).transpose(1, 2).contiguous()
+
+
+def _float32(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.detach().to(torch.float32).contiguous()
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -87,13 +91,13 @@ class CLoop:
 
     def __init__(self, stepper, layers: list[tuple[str, Tensor, Tensor, Tensor | None, Tensor | None]],
                  table: Tensor, head_w: Tensor, head_b: Tensor | None, temperature: float):  # fmt: skip
-        f32 = lambda t: None if t is None else t.detach().to(torch.float32).contiguous()  # noqa: E731
-        self.table, self.head_w, self.head_b = f32(table), pack(head_w), f32(head_b)
+        self.table, self.head_w, self.head_b = _float32(table), pack(head_w), _float32(head_b)
         self.temperature = float(temperature)
         # The state the C loop updates in place: the primed state, copied (it may view the rnn's output).
-        self.state = [tuple(s.detach().to(torch.float32).contiguous().clone() for s in st) for st in stepper.state]
+        self.state = [tuple(_float32(s).clone() for s in st) for st in stepper.state]
         # kept alive for the pointers; the matrices packed in the C loop's panels
-        self.weights = [(pack(W_ih), pack(W_hh), f32(b_ih), f32(b_hh)) for _, W_ih, W_hh, b_ih, b_hh in layers]
+        self.weights = [(pack(W_ih), pack(W_hh), _float32(b_ih), _float32(b_hh)) for _, W_ih, W_hh, b_ih, b_hh in
+                        layers]  # fmt: skip
         structs = []
         for (kind, *_), (W_ih, W_hh, b_ih, b_hh), state in zip(layers, self.weights, self.state):
             h, c = state[0], state[1] if kind == "lstm" else None
