@@ -47,13 +47,13 @@ static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
  * W comes packed in panels of 16 rows, each stored column by column: panel p holds W[16p + j, k] at
  * [p][k][j] (K * 16 floats, rows past R zero). A panel is then read front to back, and for every k the
  * 16 weights of a column are one or two vector registers multiplied by a broadcast x[n, k] into 16
- * accumulators per sequence: no horizontal sums, and each weight load serves NB sequences. */
+ * accumulators per sequence: no horizontal sums, and each weight load serves up to four sequences. */
 #define RK_PANEL 16
 
 static inline __attribute__((always_inline)) void panel_block(const int NB, const float *panel, const float *x,
-                                                              int n0, int N, int K, float acc[][RK_PANEL]) {
+                                                              int n0, int K, float acc[][RK_PANEL]) {
     const float *u[4];
-    for (int m = 0; m < NB; m++) u[m] = x + (size_t)(n0 + m < N ? n0 + m : N - 1) * K; /* short block: repeat */
+    for (int m = 0; m < NB; m++) u[m] = x + (size_t)(n0 + m) * K;
     for (int m = 0; m < NB; m++)
         for (int j = 0; j < RK_PANEL; j++) acc[m][j] = 0.0f;
     for (int k = 0; k < K; k++) {
@@ -77,9 +77,9 @@ static inline __attribute__((always_inline)) void matvec_body(const float *W, co
         for (int n0 = 0; n0 < N;) {
             const int NB = N - n0 >= 4 ? 4 : 1; /* four sequences per pass, then one at a time */
             if (NB == 4)
-                panel_block(4, panel, x, n0, N, K, acc);
+                panel_block(4, panel, x, n0, K, acc);
             else
-                panel_block(1, panel, x, n0, N, K, acc);
+                panel_block(1, panel, x, n0, K, acc);
             for (int m = 0; m < NB; m++)
                 for (int j = 0; j < rows; j++) y[(size_t)(n0 + m) * R + r0 + j] = (b ? b[r0 + j] : 0.0f) + acc[m][j];
             n0 += NB;
