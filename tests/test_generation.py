@@ -155,7 +155,9 @@ def test_c_loop_gives_the_tokens_of_the_plain_loop(name):
     stepper.prime(torch.tensor([[1, 2]]))
     assert cgeneration.CLoop.make(stepper, 1.0, None, None) is not None, "this layer should take the C loop"
     n = 2 * cgeneration.CHUNK + 7  # several C calls, the last one short
-    for kwargs in [dict(seed=3), dict(seed=4, num_samples=5, temperature=0.7), dict(temperature=0, num_samples=2)]:
+    options = [dict(seed=3), dict(seed=4, num_samples=5, temperature=0.7), dict(temperature=0, num_samples=2),
+               dict(seed=6, num_samples=3, top_k=4), dict(seed=7, top_k=1)]  # fmt: skip
+    for kwargs in options:
         fast = generate(embedding, rnn, head, n, prime=[1, 2, 3], **kwargs)
         seed = kwargs.pop("seed", 0)
         plain = plain_generate(embedding, rnn, head, n, prime=[1, 2, 3], seed=seed, **kwargs)
@@ -172,7 +174,6 @@ def test_c_loop_leaves_what_it_does_not_compute_to_the_stepper():
         return stepper
 
     plain = primed(nn.LSTM(E, H))
-    assert cgeneration.CLoop.make(plain, 1.0, 5, None) is None  # top-k sampling
     assert cgeneration.CLoop.make(plain, 1.0, None, 0.9) is None  # nucleus sampling
     for rnn in [rnnkit.LSTM(E, H, layer_norm=True), rnnkit.GRU(E, H, reset="before"), rnnkit.LSTM(E, H, zoneout=0.1)]:
         assert cgeneration.CLoop.make(primed(rnn), 1.0, None, None) is None, rnn

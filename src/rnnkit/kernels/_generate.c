@@ -21,6 +21,7 @@
  * Python API of its own.
  */
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -163,19 +164,51 @@ static void layer_step(const rk_layer *L, const float *x, int N, float *gx, floa
     (fast_cpu ? layer_step_fast : layer_step_any)(L, x, N, gx, gh);
 }
 
-/* The token drawn from one row of logits (V,): see the top of the file. */
-static int64_t draw(const float *logits, const float *race, int V, float temperature) {
+/* The k-th largest of a[0..n), 1 <= k <= n, by quickselect (a is reordered). */
+static float kth_largest(float *a, int n, int k) {
+    int lo = 0, hi = n - 1;
+    const int target = k - 1; /* position in descending order */
+    while (lo < hi) {
+        const float pivot = a[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot) i++;
+            while (a[j] < pivot) j--;
+            if (i <= j) {
+                const float t = a[i];
+                a[i++] = a[j], a[j--] = t;
+            }
+        }
+        if (target <= j)
+            hi = j;
+        else if (target >= i)
+            lo = i;
+        else
+            break; /* a[j+1..i-1] all equal the pivot */
+    }
+    return a[target];
+}
+
+/* The token drawn from one row of logits (V,): see the top of the file. With top_k in 1..V-1 only the
+ * tokens whose logit reaches the k-th largest take part, as in sample_logits; work holds V floats. */
+static int64_t draw(const float *logits, const float *race, int V, float temperature, int top_k, float *work) {
     int64_t best = 0;
     if (temperature == 0.0f || race == NULL) {
         for (int v = 1; v < V; v++)
             if (logits[v] > logits[best]) best = v;
         return best;
     }
+    float floor = -FLT_MAX; /* no infinities: fast-math assumes there are none */
+    if (top_k > 0 && top_k < V) {
+        memcpy(work, logits, sizeof(float) * V);
+        floor = kth_largest(work, V, top_k);
+    }
     float m = logits[0];
     for (int v = 1; v < V; v++) m = logits[v] > m ? logits[v] : m;
     /* p_v is proportional to exp((l_v - max) / T); the normalisation does not move the argmax. */
     float best_score = -1.0f;
     for (int v = 0; v < V; v++) {
+        if (logits[v] < floor) continue;
         float score = expf((logits[v] - m) / temperature) / race[v];
         if (score > best_score) best_score = score, best = v;
     }
@@ -185,13 +218,13 @@ static int64_t draw(const float *logits, const float *race, int V, float tempera
 /* Generate n_steps tokens for N sequences from their current tokens and state, on n_threads threads.
  *
  * tokens (N,): the last token of each sequence, overwritten with the newest; out (n_steps, N): the
- * tokens; race (n_steps, N, V): Exp(1) draws, or NULL for greedy decoding; scratch: at least
- * N * (E + 2 * G_max * H_max + V) floats for the largest layer. Returns 0, or -1 on a token outside
+ * tokens; race (n_steps, N, V): Exp(1) draws, or NULL for greedy decoding; top_k: 0 for none; scratch:
+ * at least N * (E + 2 * G_max * H_max + V) + V floats for the largest layer. Returns 0, or -1 on a token outside
  * the embedding table.
  */
 int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, int V_in, int E,
                 const float *head_w, const float *head_b, int V, int N, int n_steps, int64_t *tokens,
-                const float *race, float temperature, int64_t *out, float *scratch, int n_threads) {
+                const float *race, float temperature, int top_k, int64_t *out, float *scratch, int n_threads) {
     int width = 0; /* the largest G*H of the layers */
     for (int l = 0; l < n_layers; l++) {
         int G = layers[l].kind == RK_LSTM ? 4 : layers[l].kind == RK_GRU ? 3 : 1;
@@ -201,6 +234,7 @@ int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, in
         if (tokens[n] < 0 || tokens[n] >= V_in) return -1;
     fast_cpu = use_fast();
     float *x = scratch, *gx = x + (size_t)N * E, *gh = gx + (size_t)N * width, *logits = gh + (size_t)N * width;
+    float *work = logits + (size_t)N * V;
     /* One team for the whole run: the threads share out each matrix's rows and meet at the barriers
      * that end every `omp for` and `omp single`, instead of forking for every product. */
 #pragma omp parallel num_threads(n_threads)
@@ -216,7 +250,7 @@ int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, in
 #pragma omp single
         for (int n = 0; n < N; n++) {
             const float *q = race ? race + ((size_t)t * N + n) * V : NULL;
-            tokens[n] = draw(logits + (size_t)n * V, q, V, temperature);
+            tokens[n] = draw(logits + (size_t)n * V, q, V, temperature, top_k, work);
             out[(size_t)t * N + n] = tokens[n];
         }
     }

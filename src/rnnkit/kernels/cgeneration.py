@@ -7,7 +7,7 @@ the embedding lookup, the cell steps, the head and the draw in one C loop.
 
 It covers what torch.nn.LSTM/GRU/RNN compute (and rnnkit's cells without their options): float32 on the
 CPU, one direction, no skip connections, an ``nn.Embedding`` in and an ``nn.Linear`` out, sampling with
-a temperature (or greedy). The draw is the exponential race of :func:`rnnkit.decoding.sample_logits`
+a temperature and top-k (or greedy). The draw is the exponential race of :func:`rnnkit.decoding.sample_logits`
 fed with the same generator, so the tokens are the PyTorch path's. Everything else, and a machine
 where the extension was not built, goes through the Stepper. ``RNNKIT_C_GENERATION=0`` turns it off.
 
@@ -90,9 +90,10 @@ class CLoop:
     """Runs of generated tokens from the stepper's primed state, in C. Use :meth:`make`."""
 
     def __init__(self, stepper, layers: list[tuple[str, Tensor, Tensor, Tensor | None, Tensor | None]],
-                 table: Tensor, head_w: Tensor, head_b: Tensor | None, temperature: float):  # fmt: skip
+                 table: Tensor, head_w: Tensor, head_b: Tensor | None, temperature: float,
+                 top_k: int | None = None):  # fmt: skip
         self.table, self.head_w, self.head_b = _float32(table), pack(head_w), _float32(head_b)
-        self.temperature = float(temperature)
+        self.temperature, self.top_k = float(temperature), top_k or 0
         # The state the C loop updates in place: the primed state, copied (it may view the rnn's output).
         self.state = [tuple(_float32(s).clone() for s in st) for st in stepper.state]
         # kept alive for the pointers; the matrices packed in the C loop's panels
@@ -107,13 +108,13 @@ class CLoop:
         self.layers = (_Layer * len(structs))(*structs)
         N, V = self.state[0][0].shape[0], head_w.shape[0]
         width = max(W_ih.shape[0] for _, W_ih, *_ in layers)
-        self.scratch = torch.empty(N * (self.table.shape[1] + 2 * width + V))
+        self.scratch = torch.empty(N * (self.table.shape[1] + 2 * width + V) + V)
         self.N, self.V = N, V
 
     @staticmethod
     def make(stepper, temperature: float, top_k: int | None, top_p: float | None) -> CLoop | None:
         """A C loop for this stepper and sampling, or None where it does not apply (see the module doc)."""
-        if not available() or stepper.skip or top_k is not None or top_p is not None:
+        if not available() or stepper.skip or top_p is not None:
             return None
         emb, head = stepper.embedding, stepper.head
         if type(emb) is not nn.Embedding or emb.max_norm is not None or type(head) is not nn.Linear:
@@ -131,7 +132,7 @@ class CLoop:
             tensors += [cell.W_ih, cell.W_hh]
         if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
             return None
-        return CLoop(stepper, layers, emb.weight, head.weight, head.bias, temperature)
+        return CLoop(stepper, layers, emb.weight, head.weight, head.bias, temperature, top_k)
 
     def run(self, tokens: Tensor, n_steps: int, generator: torch.Generator) -> Tensor:
         """Feed ``tokens`` (N,) and generate ``n_steps`` more: (n_steps, N). The state moves on."""
@@ -144,8 +145,8 @@ class CLoop:
             len(self.layers), self.layers, ctypes.c_void_p(self.table.data_ptr()), self.table.shape[0],
             self.table.shape[1], ctypes.c_void_p(self.head_w.data_ptr()), ctypes.c_void_p(_ptr(self.head_b)),
             self.V, self.N, n_steps, ctypes.c_void_p(current.data_ptr()), ctypes.c_void_p(_ptr(race)),
-            ctypes.c_float(self.temperature), ctypes.c_void_p(out.data_ptr()), ctypes.c_void_p(self.scratch.data_ptr()),
-            torch.get_num_threads(),
+            ctypes.c_float(self.temperature), self.top_k, ctypes.c_void_p(out.data_ptr()),
+            ctypes.c_void_p(self.scratch.data_ptr()), torch.get_num_threads(),
         )  # fmt: skip
         if status != 0:
             raise ValueError(f"a token id is outside the embedding table of {self.table.shape[0]} rows")
