@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rnnkit.kernels.cgeneration import CHUNK, CLoop
+from rnnkit.kernels.cgeneration import CLoop
 from rnnkit.kernels.generation import make_stepper
 
 
@@ -110,8 +110,8 @@ def iter_generate(
             yield token
             loop = None if stepper is None else CLoop.make(stepper, temperature, top_k, top_p)
             if loop is not None:  # runs of tokens in C: the same draws from the same generator
-                for start in range(1, n_tokens, CHUNK):
-                    tokens = loop.run(token, min(CHUNK, n_tokens - start), generator)  # (steps, N)
+                for start in range(1, n_tokens, loop.chunk):
+                    tokens = loop.run(token, min(loop.chunk, n_tokens - start), generator)  # (steps, N)
                     yield from tokens
                     token = tokens[-1]
                 return

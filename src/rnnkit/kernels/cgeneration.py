@@ -26,7 +26,8 @@ import torch
 from torch import Tensor, nn
 
 KINDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
-CHUNK = 32  # tokens per C call: the Exp(1) draws of a chunk are made at once, (CHUNK, N, V)
+CHUNK = 32  # tokens per C call: the Exp(1) draws of a chunk are made at once, (CHUNK, N, V) ...
+RACE_FLOATS = 1 << 22  # ... in at most 16 MiB: fewer tokens per call for large vocabularies and batches
 
 
 class _Layer(ctypes.Structure):
@@ -110,6 +111,7 @@ class CLoop:
         width = max(W_ih.shape[0] for _, W_ih, *_ in layers)
         self.scratch = torch.empty(N * (self.table.shape[1] + 2 * width + V) + V)
         self.N, self.V = N, V
+        self.chunk = max(1, min(CHUNK, RACE_FLOATS // (N * V)))  # tokens per call to run()
 
     @staticmethod
     def make(stepper, temperature: float, top_k: int | None, top_p: float | None) -> CLoop | None:
