@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import torch
 from torch import nn
@@ -107,15 +108,8 @@ def without_c_loop(fn: Callable[[], object]) -> Callable[[], object]:
     """``fn`` run with rnnkit's C generation loop switched off (``RNNKIT_C_GENERATION=0``)."""
 
     def run():
-        previous = os.environ.get("RNNKIT_C_GENERATION")
-        os.environ["RNNKIT_C_GENERATION"] = "0"
-        try:
+        with mock.patch.dict(os.environ, RNNKIT_C_GENERATION="0"):
             return fn()
-        finally:
-            if previous is None:
-                del os.environ["RNNKIT_C_GENERATION"]
-            else:
-                os.environ["RNNKIT_C_GENERATION"] = previous
 
     return run
 

@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { RK_LSTM = 0, RK_GRU = 1, RK_RNN_TANH = 2, RK_RNN_RELU = 3 };
@@ -218,13 +219,12 @@ static int64_t draw(const float *logits, const float *race, int V, float tempera
 /* Generate n_steps tokens for N sequences from their current tokens and state, on n_threads threads.
  *
  * tokens (N,): the last token of each sequence, overwritten with the newest; out (n_steps, N): the
- * tokens; race (n_steps, N, V): Exp(1) draws, or NULL for greedy decoding; top_k: 0 for none; scratch:
- * at least N * (E + 2 * G_max * H_max + V) + V floats for the largest layer. Returns 0, or -1 on a token outside
- * the embedding table.
+ * tokens; race (n_steps, N, V): Exp(1) draws, or NULL for greedy decoding; top_k: 0 for none.
+ * Returns 0, -1 on a token outside the embedding table, or -2 when the scratch memory cannot be had.
  */
 int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, int V_in, int E,
                 const float *head_w, const float *head_b, int V, int N, int n_steps, int64_t *tokens,
-                const float *race, float temperature, int top_k, int64_t *out, float *scratch, int n_threads) {
+                const float *race, float temperature, int top_k, int64_t *out, int n_threads) {
     int width = 0; /* the largest G*H of the layers */
     for (int l = 0; l < n_layers; l++) {
         int G = layers[l].kind == RK_LSTM ? 4 : layers[l].kind == RK_GRU ? 3 : 1;
@@ -233,6 +233,9 @@ int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, in
     for (int n = 0; n < N; n++)
         if (tokens[n] < 0 || tokens[n] >= V_in) return -1;
     fast_cpu = use_fast();
+    /* scratch: inputs (N, E), both sides' gate pre-activations (N, width) each, logits (N, V), top-k's V */
+    float *scratch = malloc(sizeof(float) * ((size_t)N * (E + 2 * (size_t)width + V) + V));
+    if (scratch == NULL) return -2;
     float *x = scratch, *gx = x + (size_t)N * E, *gh = gx + (size_t)N * width, *logits = gh + (size_t)N * width;
     float *work = logits + (size_t)N * V;
     /* One team for the whole run: the threads share out each matrix's rows and meet at the barriers
@@ -254,5 +257,6 @@ int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, in
             out[(size_t)t * N + n] = tokens[n];
         }
     }
+    free(scratch);
     return 0;
 }

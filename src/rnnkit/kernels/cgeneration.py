@@ -108,8 +108,6 @@ class CLoop:
                                   _ptr(c)))  # fmt: skip
         self.layers = (_Layer * len(structs))(*structs)
         N, V = self.state[0][0].shape[0], head_w.shape[0]
-        width = max(W_ih.shape[0] for _, W_ih, *_ in layers)
-        self.scratch = torch.empty(N * (self.table.shape[1] + 2 * width + V) + V)
         self.N, self.V = N, V
         self.chunk = max(1, min(CHUNK, RACE_FLOATS // (N * V)))  # tokens per call to run()
 
@@ -147,9 +145,10 @@ class CLoop:
             len(self.layers), self.layers, ctypes.c_void_p(self.table.data_ptr()), self.table.shape[0],
             self.table.shape[1], ctypes.c_void_p(self.head_w.data_ptr()), ctypes.c_void_p(_ptr(self.head_b)),
             self.V, self.N, n_steps, ctypes.c_void_p(current.data_ptr()), ctypes.c_void_p(_ptr(race)),
-            ctypes.c_float(self.temperature), self.top_k, ctypes.c_void_p(out.data_ptr()),
-            ctypes.c_void_p(self.scratch.data_ptr()), torch.get_num_threads(),
+            ctypes.c_float(self.temperature), self.top_k, ctypes.c_void_p(out.data_ptr()), torch.get_num_threads(),
         )  # fmt: skip
+        if status == -2:
+            raise MemoryError("no memory for the C generation loop's scratch buffers")
         if status != 0:
             raise ValueError(f"a token id is outside the embedding table of {self.table.shape[0]} rows")
         return out
