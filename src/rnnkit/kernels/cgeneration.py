@@ -12,18 +12,18 @@ fed with the same generator, so the tokens are the PyTorch path's. Everything el
 where the extension was not built, goes through the Stepper. ``RNNKIT_C_GENERATION=0`` turns it off.
 
 The extension is compiled by setuptools when the package is installed (``setup.py``; optional: a
-failed build leaves only the Stepper) and loaded here with ctypes.
+failed build leaves only the Stepper) and loaded with ctypes (:mod:`rnnkit.kernels.native`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import importlib.machinery
 import os
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from rnnkit.kernels.native import load_library
 
 KINDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 CHUNK = 32  # tokens per C call: the Exp(1) draws of a chunk are made at once, (CHUNK, N, V) ...
@@ -44,21 +44,9 @@ class _Layer(ctypes.Structure):
     ]
 
 
-def _load() -> ctypes.CDLL | None:
-    here = Path(__file__).parent
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = here / f"_generate{suffix}"
-        if path.exists():
-            try:
-                lib = ctypes.CDLL(str(path))
-            except OSError:  # built but unloadable here (a missing library): generate without it
-                return None
-            lib.rk_generate.restype = ctypes.c_int
-            return lib
-    return None
-
-
-_LIB = _load()
+_LIB = load_library("_generate")
+if _LIB is not None:
+    _LIB.rk_generate.restype = ctypes.c_int
 
 
 def available() -> bool:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnkit.kernels import clstm
 from rnnkit.kernels.common import (
     Scratch,
     compiled,
@@ -220,6 +221,10 @@ class LSTMRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, W_hr, rec_mask, zh,
                 zc, valid, needs_grad):  # fmt: skip
+        ctx.in_c = clstm.applies(x, W_hh, peephole, W_hr)
+        if ctx.in_c:  # the same loops with each step's element-wise work in C
+            return clstm.forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b, rec_mask, zh, zc,
+                                 valid, needs_grad)  # fmt: skip
         T, B = x.shape[:2]
         H, P = W_hh.shape[0] // 4, h0.shape[-1]
         layer_norm = ln_ih is not None
@@ -256,6 +261,8 @@ class LSTMRecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs, d_cT):
+        if ctx.in_c:
+            return clstm.backward(ctx, d_hs, d_cT)
         fixed, ys_x, stats_x, ys_h, stats_h, stats_c = saved_lists(ctx)
         (x, GX, W_ih, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole, cs, c_new, ln_cell_w, ln_cell_b, W_hr,
          ms, rec_mask, zh, zc, valid) = fixed  # fmt: skip

@@ -1,0 +1,303 @@
+/* The element-wise part of the LSTM's training steps in C (float32, CPU): forward and backward.
+ *
+ * rnnkit/kernels/lstm.py runs the recurrence as a loop of one GEMM per step (torch.mm) and the step's
+ * element-wise update. With layer norm and zoneout that update is ~25 small tensor operations per step
+ * in each direction, each a pass over memory and a dispatch; here it is one pass per row, in cache.
+ * Called once per step from the Python loop in rnnkit/kernels/clstm.py, which holds the equations'
+ * PyTorch twin (lstm.py) as the reference; the tests compare the two.
+ *
+ * Forward, row b of step t (gate order i, f, g, o of torch; LN normalises each gate block of H units):
+ *     pre = LN(W_ih x) * g_ih + LN(W_hh h) * g_hh + b      (layer norm; the rows are normalised in place)
+ *     pre = W_ih x + b + W_hh h                             (otherwise: the caller adds them in gx)
+ *     i, f, o = sigmoid(pre_i, pre_f, pre_o),  g = tanh(pre_g)
+ *     c' = f * c + i * g,   h' = o * tanh(LN(c') * w_c + b_c)   (cell norm with layer norm)
+ *     (h, c) <- valid ? lerp((h', c'), (h, c), zoneout) : (h, c)
+ * and the factors of the backward (see lstm.py): A = (i(1-i)g, f(1-f)c, i(1-g^2), tanh(c')o(1-o)),
+ * K = o(1 - tanh(c')^2), F = f.
+ *
+ * Backward, row b of step t, from dh and dc (the gradients of the carried h_t and c_t):
+ *     dh' = dh * Uh, dc' = dc * Uc (U = (1 - zoneout) * valid: the share that reaches the new state)
+ *     dG_o = dh' A_o,  dc' += LN_c backward of dh' K  (or dh' K),  dG_ifg = dc' A_ifg
+ *     dc <- dc' F + (dc - dc * Uc),   base <- d_hs[t-1] + (dh - dh * Uh)
+ *     layer norm: dGX = LN backward of dG * g_ih, DU = LN backward of dG * g_hh
+ * after which the caller computes dh_{t-1} = base + DU W_hh (one GEMM). The gains' and biases'
+ * gradients are summed over the rows into double accumulators.
+ *
+ * LN backward of y = (x - mean) * rstd, given dy: dx = rstd * (dy - mean(dy) - y * mean(dy * y)).
+ */
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RK_EPS 1e-5f /* cells.LAYER_NORM_EPS */
+
+typedef struct {
+    int32_t B, H, threads, t;
+    float *gx;                  /* (T, B, 4H) in: see the top; with layer norm the normalised values on return */
+    float *gh;                  /* (T, B, 4H) raw W_hh h, normalised in place (layer norm), else NULL */
+    const float *ln_ih, *ln_hh; /* (4H,) gate gains, or NULL without layer norm */
+    const float *bias;          /* (4H,) b_ih + b_hh (zeros without biases) with layer norm, else in gx */
+    const float *ln_c_w, *ln_c_b; /* (H,) cell norm (both), or NULL */
+    float *rstd_x, *rstd_h;     /* (T, B, 4) out: 1/std of each gate block (layer norm) */
+    float *y_c;                 /* (T, B, H) out: normalised c' (cell norm) */
+    float *rstd_c;              /* (T, B) out (cell norm) */
+    float *hs, *cs;             /* (T + 1, B, H) carried states; [0] given */
+    const float *zh, *zc;       /* (T, B, H) zoneout: the weight of the old state, or NULL */
+    const uint8_t *valid;       /* (T, B) 1 for real steps, or NULL */
+    float *A, *K, *F;           /* (T, B, 4H), (T, B, H), (T, B, H) out: the backward's factors; A may be gx
+                                 * (without layer norm): each row of gx is read before A's is written */
+} rk_lstm_forward;
+
+typedef struct {
+    int32_t B, H, threads, t;
+    float *dh;                  /* (B, H) in: gradient of the carried h_t */
+    float *dc;                  /* (B, H) in: gradient of the carried c_t; out: of c_{t-1} */
+    float *base;                /* (B, H) out: d_hs[t-1] (0 at t = 0) + the part of dh that skips the step */
+    float *work;                /* (B, H) scratch: gradient of LN(c') w_c + b_c */
+    const float *d_hs;          /* (T, B, H) gradients of the outputs */
+    const float *uh, *uc;       /* (T, B, H) the share U of the carried gradients that is new, or NULL */
+    const float *A, *K, *F;
+    const float *y_x, *y_h, *rstd_x, *rstd_h, *ln_ih, *ln_hh; /* layer norm, else NULL */
+    const float *y_c, *rstd_c, *ln_c_w;                       /* cell norm, else NULL */
+    float *dG;                  /* (T, B, 4H) out: gradient of the gate pre-activations */
+    float *dGX, *DU;            /* (T, B, 4H) out: of the raw W_ih x and W_hh h (layer norm) */
+    double *acc;                /* (14H,) += d g_ih (4H), d g_hh (4H), d b (4H), d w_c (H), d b_c (H) */
+} rk_lstm_backward;
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* x (n,) <- (x - mean) / sqrt(var + eps); returns 1/sqrt(var + eps). Two passes, as torch does. */
+static inline __attribute__((always_inline)) float normalise(float *x, int n) {
+    float s = 0.0f, v = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < n; j++) s += x[j];
+    const float mean = s / n;
+#pragma omp simd reduction(+ : v)
+    for (int j = 0; j < n; j++) v += (x[j] - mean) * (x[j] - mean);
+    const float rstd = 1.0f / sqrtf(v / n + RK_EPS);
+#pragma omp simd
+    for (int j = 0; j < n; j++) x[j] = (x[j] - mean) * rstd;
+    return rstd;
+}
+
+/* dx (n,) = rstd * (dy - mean(dy) - y * mean(dy * y)) with dy = d * gain. */
+static inline __attribute__((always_inline)) void normalise_grad(const float *d, const float *gain, const float *y,
+                                                                 float rstd, int n, float *dx) {
+    float s = 0.0f, sy = 0.0f;
+#pragma omp simd reduction(+ : s, sy)
+    for (int j = 0; j < n; j++) {
+        const float dy = d[j] * gain[j];
+        s += dy, sy += dy * y[j];
+    }
+    const float m = s / n, my = sy / n;
+#pragma omp simd
+    for (int j = 0; j < n; j++) dx[j] = rstd * (d[j] * gain[j] - m - y[j] * my);
+}
+
+/* The gates, c' and (without cell norm) h' of one row: ln and cell_norm are constants at each call,
+ * so that every variant is compiled to its own branch-free vector loop. */
+static inline __attribute__((always_inline)) void gates_row(const int ln, const int cell_norm, const float *gx,
+                                                            const float *gh, const float *gi, const float *gg,
+                                                            const float *bias, const float *c_prev, int H, float *Ar,
+                                                            float *Kr, float *Fr, float *h_out, float *c_out) {
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        const int q0 = j, q1 = H + j, q2 = 2 * H + j, q3 = 3 * H + j;
+        const float p0 = ln ? gx[q0] * gi[q0] + gh[q0] * gg[q0] + bias[q0] : gx[q0];
+        const float p1 = ln ? gx[q1] * gi[q1] + gh[q1] * gg[q1] + bias[q1] : gx[q1];
+        const float p2 = ln ? gx[q2] * gi[q2] + gh[q2] * gg[q2] + bias[q2] : gx[q2];
+        const float p3 = ln ? gx[q3] * gi[q3] + gh[q3] * gg[q3] + bias[q3] : gx[q3];
+        const float i = sigmoidf(p0), f = sigmoidf(p1), g = tanhf(p2), o = sigmoidf(p3);
+        const float c = f * c_prev[j] + i * g;
+        Ar[q0] = i * (1.0f - i) * g;
+        Ar[q1] = f * (1.0f - f) * c_prev[j];
+        Ar[q2] = i * (1.0f - g * g);
+        Fr[j] = f;
+        c_out[j] = c; /* before mixing */
+        if (cell_norm) {
+            Ar[q3] = o; /* o until the cell norm is known */
+        } else {
+            const float tc = tanhf(c);
+            Ar[q3] = tc * o * (1.0f - o);
+            Kr[j] = o * (1.0f - tc * tc);
+            h_out[j] = o * tc;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void forward_row(const rk_lstm_forward *a, int b) {
+    const int B = a->B, H = a->H, t = a->t;
+    const size_t row = (size_t)t * B + b, G = 4 * (size_t)H;
+    float *gx = a->gx + row * G, *Ar = a->A + row * G, *Kr = a->K + row * H, *Fr = a->F + row * H;
+    const float *h_prev = a->hs + row * H, *c_prev = a->cs + row * H;
+    float *h_out = a->hs + (row + B) * H, *c_out = a->cs + (row + B) * H;
+    if (a->ln_ih) {
+        float *gh = a->gh + row * G;
+        for (int k = 0; k < 4; k++) {
+            a->rstd_x[row * 4 + k] = normalise(gx + (size_t)k * H, H);
+            a->rstd_h[row * 4 + k] = normalise(gh + (size_t)k * H, H);
+        }
+        if (a->ln_c_w)
+            gates_row(1, 1, gx, gh, a->ln_ih, a->ln_hh, a->bias, c_prev, H, Ar, Kr, Fr, h_out, c_out);
+        else
+            gates_row(1, 0, gx, gh, a->ln_ih, a->ln_hh, a->bias, c_prev, H, Ar, Kr, Fr, h_out, c_out);
+    } else {
+        gates_row(0, 0, gx, NULL, NULL, NULL, NULL, c_prev, H, Ar, Kr, Fr, h_out, c_out);
+    }
+    if (a->ln_c_w) {
+        float *yc = a->y_c + row * H;
+        for (int j = 0; j < H; j++) yc[j] = c_out[j];
+        a->rstd_c[row] = normalise(yc, H);
+        const float *w = a->ln_c_w, *bc = a->ln_c_b;
+#pragma omp simd
+        for (int j = 0; j < H; j++) {
+            const float o = Ar[3 * H + j], tc = tanhf(yc[j] * w[j] + bc[j]);
+            Ar[3 * H + j] = tc * o * (1.0f - o);
+            Kr[j] = o * (1.0f - tc * tc);
+            h_out[j] = o * tc;
+        }
+    }
+    if (a->valid && !a->valid[row]) { /* a padded step keeps the state */
+        for (int j = 0; j < H; j++) h_out[j] = h_prev[j], c_out[j] = c_prev[j];
+    } else if (a->zh) {
+        const float *zh = a->zh + row * H, *zc = a->zc + row * H;
+#pragma omp simd
+        for (int j = 0; j < H; j++) {
+            h_out[j] += zh[j] * (h_prev[j] - h_out[j]);
+            c_out[j] += zc[j] * (c_prev[j] - c_out[j]);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void forward_body(const rk_lstm_forward *a) {
+#pragma omp for schedule(static)
+    for (int b = 0; b < a->B; b++) forward_row(a, b);
+}
+
+static inline __attribute__((always_inline)) void backward_row(const rk_lstm_backward *a, int b) {
+    const int B = a->B, H = a->H, t = a->t;
+    const size_t row = (size_t)t * B + b, G = 4 * (size_t)H;
+    float *dh = a->dh + (size_t)b * H, *dc = a->dc + (size_t)b * H, *base = a->base + (size_t)b * H;
+    float *work = a->work + (size_t)b * H, *dG = a->dG + row * G;
+    const float *Ar = a->A + row * G, *Kr = a->K + row * H, *Fr = a->F + row * H;
+    const float *uh = a->uh ? a->uh + row * H : NULL, *uc = a->uc ? a->uc + row * H : NULL;
+    const float *d_prev = t > 0 ? a->d_hs + (row - B) * H : NULL;
+    /* dh' into base's place for now, dc' into work's: both are rewritten below */
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        const float dm = uh ? dh[j] * uh[j] : dh[j];
+        dG[3 * H + j] = dm * Ar[3 * H + j];
+        work[j] = dm * Kr[j];
+        base[j] = (d_prev ? d_prev[j] : 0.0f) + (dh[j] - dm);
+    }
+    float *dcn = dh; /* dh is spent: it holds dc' from here on */
+    if (a->ln_c_w) {
+        normalise_grad(work, a->ln_c_w, a->y_c + row * H, a->rstd_c[row], H, dcn);
+#pragma omp simd
+        for (int j = 0; j < H; j++) dcn[j] += uc ? dc[j] * uc[j] : dc[j];
+    } else {
+#pragma omp simd
+        for (int j = 0; j < H; j++) dcn[j] = work[j] + (uc ? dc[j] * uc[j] : dc[j]);
+    }
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        const float d = dcn[j];
+        dG[j] = d * Ar[j];
+        dG[H + j] = d * Ar[H + j];
+        dG[2 * H + j] = d * Ar[2 * H + j];
+        dc[j] = d * Fr[j] + (uc ? dc[j] - dc[j] * uc[j] : 0.0f);
+    }
+    if (a->ln_ih) {
+        for (int k = 0; k < 4; k++) {
+            const size_t q = (size_t)k * H;
+            normalise_grad(dG + q, a->ln_ih + q, a->y_x + row * G + q, a->rstd_x[row * 4 + k], H, a->dGX + row * G + q);
+            normalise_grad(dG + q, a->ln_hh + q, a->y_h + row * G + q, a->rstd_h[row * 4 + k], H, a->DU + row * G + q);
+        }
+    }
+}
+
+/* The gains' and biases' gradients: sums over the B rows of this step, in double. The columns are
+ * shared out in blocks, and each block runs down the rows so that its inner loop is a vector loop. */
+#define RK_BLOCK 64
+
+static inline __attribute__((always_inline)) void accumulate(const rk_lstm_backward *a) {
+    const int B = a->B, H = a->H, G = 4 * H;
+    const size_t first = (size_t)a->t * B;
+    double *acc_ih = a->acc, *acc_hh = a->acc + G, *acc_b = a->acc + 2 * G;
+    double *acc_w = a->acc + 3 * G, *acc_c = a->acc + 3 * G + H;
+#pragma omp for schedule(static)
+    for (int q0 = 0; q0 < G; q0 += RK_BLOCK) {
+        const int q1 = q0 + RK_BLOCK < G ? q0 + RK_BLOCK : G;
+        for (int b = 0; b < B; b++) {
+            const float *d = a->dG + (first + b) * G, *yx = a->y_x + (first + b) * G, *yh = a->y_h + (first + b) * G;
+#pragma omp simd
+            for (int q = q0; q < q1; q++) {
+                acc_ih[q] += (double)(d[q] * yx[q]);
+                acc_hh[q] += (double)(d[q] * yh[q]);
+                acc_b[q] += (double)d[q];
+            }
+        }
+    }
+    if (a->ln_c_w) {
+#pragma omp for schedule(static)
+        for (int j0 = 0; j0 < H; j0 += RK_BLOCK) {
+            const int j1 = j0 + RK_BLOCK < H ? j0 + RK_BLOCK : H;
+            for (int b = 0; b < B; b++) {
+                const float *d = a->work + (size_t)b * H, *yc = a->y_c + (first + b) * H;
+#pragma omp simd
+                for (int j = j0; j < j1; j++) {
+                    acc_w[j] += (double)(d[j] * yc[j]);
+                    acc_c[j] += (double)d[j];
+                }
+            }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void backward_body(const rk_lstm_backward *a) {
+#pragma omp for schedule(static)
+    for (int b = 0; b < a->B; b++) backward_row(a, b);
+    if (a->ln_ih) accumulate(a);
+}
+
+/* Compiled twice: for AVX2 with fused multiply-add (libmvec's 8-wide expf/tanhf), chosen at run time
+ * where the CPU has them, and for any CPU. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RK_FAST __attribute__((target("avx2,fma")))
+static int use_fast(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#else
+#define RK_FAST
+static int use_fast(void) { return 0; }
+#endif
+
+RK_FAST static void forward_fast(const rk_lstm_forward *a) {
+#pragma omp parallel num_threads(a->threads)
+    forward_body(a);
+}
+static void forward_any(const rk_lstm_forward *a) {
+#pragma omp parallel num_threads(a->threads)
+    forward_body(a);
+}
+RK_FAST static void backward_fast(const rk_lstm_backward *a) {
+#pragma omp parallel num_threads(a->threads)
+    backward_body(a);
+}
+static void backward_any(const rk_lstm_backward *a) {
+#pragma omp parallel num_threads(a->threads)
+    backward_body(a);
+}
+
+static int fast_cpu = -1; /* unknown until the first call */
+
+/* One step t (a->t) of the forward; the caller has put W_hh h_{t-1} in gh (or added it to gx). */
+void rk_lstm_forward_step(const rk_lstm_forward *a) {
+    if (fast_cpu < 0) fast_cpu = use_fast();
+    (fast_cpu ? forward_fast : forward_any)(a);
+}
+
+/* One step t (a->t) of the backward, from t = T-1 down to 0; see the top for what it leaves. */
+void rk_lstm_backward_step(const rk_lstm_backward *a) {
+    if (fast_cpu < 0) fast_cpu = use_fast();
+    (fast_cpu ? backward_fast : backward_any)(a);
+}

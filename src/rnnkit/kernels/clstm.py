@@ -1,0 +1,173 @@
+"""The LSTM recurrence with each step's element-wise work in C (``_lstm.c``): float32 on the CPU.
+
+:class:`rnnkit.kernels.lstm.LSTMRecurrence` hands its forward and backward here when :func:`applies`.
+The loops are those of ``lstm.py`` (one GEMM per step by torch, the weight gradients as GEMMs over all
+steps), but the rest of a step, ~25 tensor operations with layer norm and zoneout, is one C call that
+passes over each row once while it is in cache (see ``_lstm.c`` for the equations). On 2 CPU cores
+this is what brings the LayerNorm-LSTM near torch.nn.LSTM's time (benchmarks/speed.py).
+
+What is saved for the backward differs from ``lstm.py``: the layer norms' normalised values (written
+over their inputs) and 1/std, not the raw inputs; the backward's factors A, K, F as there.
+
+Covers layer norm (with the cell norm), recurrent dropout, zoneout and lengths; peepholes and the
+projection, float64 and CUDA go through ``lstm.py``. ``RNNKIT_C_CELLS=0`` turns the C steps off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import torch
+from torch import Tensor
+
+from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
+from rnnkit.kernels.native import load_library
+
+_P = ctypes.c_void_p
+
+
+def _fields(pointers: str) -> list[tuple[str, type]]:
+    """The four int32 sizes the structs of _lstm.c start with, then their pointers, field for field."""
+    return [(name, ctypes.c_int32) for name in ("B", "H", "threads", "t")] + [(name, _P) for name in pointers.split()]
+
+
+class _Forward(ctypes.Structure):  # rk_lstm_forward
+    _fields_ = _fields("gx gh ln_ih ln_hh bias ln_c_w ln_c_b rstd_x rstd_h y_c rstd_c hs cs zh zc valid A K F")
+
+
+class _Backward(ctypes.Structure):  # rk_lstm_backward
+    _fields_ = _fields(
+        "dh dc base work d_hs uh uc A K F y_x y_h rstd_x rstd_h ln_ih ln_hh y_c rstd_c ln_c_w dG dGX DU acc"
+    )
+
+
+_LIB = load_library("_lstm")
+
+
+def available() -> bool:
+    """Whether the C steps were built and are switched on."""
+    return _LIB is not None and os.environ.get("RNNKIT_C_CELLS", "1") != "0"
+
+
+def applies(x: Tensor, W_hh: Tensor, peephole: Tensor | None, W_hr: Tensor | None) -> bool:
+    """Whether this recurrence runs its steps in C (see the module doc)."""
+    return (
+        available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
+        and peephole is None and W_hr is None
+    )  # fmt: skip
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _full(mask: Tensor | None, shape: tuple[int, int, int]) -> Tensor | None:
+    """A mask broadcastable to (T, B, H), written out in full for the C loop."""
+    return None if mask is None else mask.to(torch.float32).expand(shape).contiguous()
+
+
+def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b, rec_mask, zh, zc, valid,
+            needs_grad) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The forward of LSTMRecurrence (same arguments, without peephole and projection): (hs[1:], c_T)."""
+    T, B = x.shape[:2]
+    H = W_hh.shape[1]
+    layer_norm = ln_ih is not None
+    GX = project_inputs(x, W_ih, None if layer_norm else bias)  # layer norm: the normalised W_ih x on return
+    gh = torch.empty_like(GX) if layer_norm else None  # the normalised W_hh h on return
+    has_bias = bias is not None
+    if layer_norm and bias is None:
+        bias = GX.new_zeros(4 * H)
+    hs = GX.new_empty(T + 1, B, H)
+    hs[0] = h0
+    zh_full, zc_full = _full(zh, (T, B, H)), _full(zc, (T, B, H))
+    if zh_full is None and zc_full is not None:
+        zh_full = GX.new_zeros(T, B, H)
+    if zc_full is None and zh_full is not None:
+        zc_full = GX.new_zeros(T, B, H)
+    valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
+    with Scratch() as scratch:  # what only the backward needs, when there is no backward
+        keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        cs = scratch.empty((T + 1, B, H), GX)
+        cs[0] = c0
+        # A is written over W_ih x + b + W_hh h row by row (each row read before it is written); with layer
+        # norm GX keeps the normalised W_ih x for the backward
+        A = keep((T, B, 4 * H)) if layer_norm else GX
+        K, F = keep((T, B, H)), keep((T, B, H))
+        rstd_x = keep((T, B, 4)) if layer_norm else None
+        rstd_h = keep((T, B, 4)) if layer_norm else None
+        y_c = keep((T, B, H)) if ln_cell_w is not None else None
+        rstd_c = keep((T, B)) if ln_cell_w is not None else None
+        args = _Forward(
+            B, H, torch.get_num_threads(), 0, _ptr(GX), _ptr(gh), _ptr(ln_ih), _ptr(ln_hh),
+            _ptr(bias) if layer_norm else None, _ptr(ln_cell_w), _ptr(ln_cell_b), _ptr(rstd_x), _ptr(rstd_h),
+            _ptr(y_c), _ptr(rstd_c), _ptr(hs), _ptr(cs), _ptr(zh_full), _ptr(zc_full), _ptr(valid_rows), _ptr(A),
+            _ptr(K), _ptr(F),
+        )  # fmt: skip
+        step, ref = _LIB.rk_lstm_forward_step, ctypes.byref(args)
+        W_t = W_hh.t()
+        hs_t, gx_t = hs.unbind(0), GX.unbind(0)
+        gh_t = gh.unbind(0) if gh is not None else None
+        h_in = scratch.empty((B, H), GX) if rec_mask is not None else None
+        for t in range(T):
+            h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
+            if gh_t is not None:
+                torch.mm(h, W_t, out=gh_t[t])
+            else:
+                gx_t[t].addmm_(h, W_t)
+            args.t = t
+            step(ref)
+        c_T = cs[T].clone()
+    if needs_grad:
+        y_x = GX if layer_norm else None
+        ctx.save_for_backward(x, W_ih, W_hh, hs, A, K, F, y_x, gh, rstd_x, rstd_h, y_c, rstd_c, bias, ln_ih, ln_hh,
+                              ln_cell_w, rec_mask, zh, zc, valid)  # fmt: skip
+        ctx.has_bias = has_bias
+    return hs[1:], c_T
+
+
+def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
+    """The backward of LSTMRecurrence for a forward that ran in :func:`forward`."""
+    (x, W_ih, W_hh, hs, A, K, F, y_x, y_h, rstd_x, rstd_h, y_c, rstd_c, bias, ln_ih, ln_hh, ln_cell_w, rec_mask, zh,
+     zc, valid) = ctx.saved_tensors  # fmt: skip
+    T, B, H = K.shape
+    layer_norm = ln_ih is not None
+    d_hs = d_hs.contiguous()
+    dh = d_hs[T - 1].clone()  # the gradient of the carried h, step after step; at the end that of h_0
+    dc = d_cT.contiguous().clone()
+    uh = _full(mixing_coefficients(zh, valid, A.dtype), (T, B, H))
+    uc = _full(mixing_coefficients(zc, valid, A.dtype), (T, B, H))
+    acc = torch.zeros(14 * H, dtype=torch.float64) if layer_norm else None
+    with Scratch() as scratch:  # dG, dGX and DU never leave this backward
+        dG = scratch.empty(A.shape, A)
+        dGX = scratch.empty(A.shape, A) if layer_norm else dG
+        DU = scratch.empty(A.shape, A) if layer_norm else dG
+        base, work = scratch.empty((B, H), A), scratch.empty((B, H), A)
+        args = _Backward(
+            B, H, torch.get_num_threads(), 0, _ptr(dh), _ptr(dc), _ptr(base), _ptr(work), _ptr(d_hs), _ptr(uh),
+            _ptr(uc), _ptr(A), _ptr(K), _ptr(F), _ptr(y_x if layer_norm else None), _ptr(y_h), _ptr(rstd_x),
+            _ptr(rstd_h), _ptr(ln_ih), _ptr(ln_hh), _ptr(y_c), _ptr(rstd_c), _ptr(ln_cell_w), _ptr(dG),
+            _ptr(dGX) if layer_norm else None, _ptr(DU) if layer_norm else None, _ptr(acc),
+        )  # fmt: skip
+        step, ref = _LIB.rk_lstm_backward_step, ctypes.byref(args)
+        DU_t = DU.unbind(0)
+        masked = scratch.empty((B, H), A) if rec_mask is not None else None
+        for t in range(T - 1, -1, -1):
+            args.t = t
+            step(ref)
+            if rec_mask is None:
+                torch.addmm(base, DU_t[t], W_hh, out=dh)
+            else:
+                torch.addcmul(base, torch.mm(DU_t[t], W_hh, out=masked), rec_mask, out=dh)
+        h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
+        d_W_hh = matmul_steps(DU, h_in)
+        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        d_bias = dG.sum((0, 1)) if not layer_norm else None
+    d_ln_ih = d_ln_hh = d_ln_cell_w = d_ln_cell_b = None
+    if layer_norm:
+        sums = acc.to(A.dtype)
+        d_ln_ih, d_ln_hh, d_bias = sums[: 4 * H], sums[4 * H : 8 * H], sums[8 * H : 12 * H]
+        if ln_cell_w is not None:
+            d_ln_cell_w, d_ln_cell_b = sums[12 * H : 13 * H], sums[13 * H :]
+    return (dx, dh, dc, d_W_ih, d_W_hh, d_bias if ctx.has_bias else None, d_ln_ih, d_ln_hh, None, d_ln_cell_w,
+            d_ln_cell_b, None, None, None, None, None, None)  # fmt: skip
