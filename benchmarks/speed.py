@@ -28,7 +28,7 @@ from torch import nn
 import rnnkit
 from rnnkit.bench import machine_info, make_layer, matvec_floor, plain_token_loop, step_loop, training_memory
 from rnnkit.decoding import generate
-from rnnkit.kernels import cgeneration
+from rnnkit.kernels import cgeneration, clstm
 
 SIZES = dict(T=100, B=32, I=128, H=256)  # the issue's training configuration
 SMOKE = dict(T=6, B=2, I=8, H=16)
@@ -78,6 +78,9 @@ def training(sizes: dict, repeats: int, device: torch.device) -> dict[str, float
         "LSTM zoneout fused": make_layer("lstm-zoneout", "fused", I, H, 1, device),
     }
     fns = {name: training_step(layer, x) for name, layer in layers.items()}
+    # the same LayerNorm-LSTM with its steps in PyTorch (TorchScript) instead of C: what the C steps gain
+    if clstm.available() and device.type == "cpu":
+        fns["LayerNorm-LSTM fused, PyTorch steps"] = with_environment(fns["LayerNorm-LSTM fused"], RNNKIT_C_CELLS="0")
     loops = {
         "LSTM step loop": "lstm", "LayerNorm-LSTM step loop": "lstm-layernorm", "GRU reset=before step loop":
         "gru-before", "LSTM recurrent dropout step loop": "lstm-recurrent-dropout", "LSTM zoneout step loop":
@@ -104,11 +107,11 @@ def memory(sizes: dict, device: torch.device) -> dict[str, float]:
     return result
 
 
-def without_c_loop(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` run with rnnkit's C generation loop switched off (``RNNKIT_C_GENERATION=0``)."""
+def with_environment(fn: Callable[[], object], **variables: str) -> Callable[[], object]:
+    """``fn`` run with environment variables set, e.g. ``RNNKIT_C_CELLS="0"`` to switch a C path off."""
 
     def run():
-        with mock.patch.dict(os.environ, RNNKIT_C_GENERATION="0"):
+        with mock.patch.dict(os.environ, variables):
             return fn()
 
     return run
@@ -128,8 +131,9 @@ def generation(sizes: dict, tokens: int, repeats: int, device: torch.device) -> 
             tag = f"H={H} L={L} B={B}"
             fns[f"rnnkit.generate {tag}"] = lambda B=B, m=model: generate(*m, tokens, seed=0, num_samples=B)
             if cgeneration.available() and device.type == "cpu":  # what the C loop adds over the PyTorch step
-                fns[f"rnnkit.generate, PyTorch step {tag}"] = without_c_loop(
-                    lambda B=B, m=model: generate(*m, tokens, seed=0, num_samples=B))  # fmt: skip
+                fns[f"rnnkit.generate, PyTorch step {tag}"] = with_environment(
+                    lambda B=B, m=model: generate(*m, tokens, seed=0, num_samples=B), RNNKIT_C_GENERATION="0"
+                )
             fns[f"torch.nn.LSTM per token {tag}"] = lambda B=B, m=model: plain_token_loop(*m, tokens, B)
             fns[f"matrix-vector floor {tag}"] = lambda B=B, w=weights, h=head: matvec_floor(w, h, tokens, B)
         seconds = interleaved(fns, repeats, device)
