@@ -126,6 +126,8 @@ def generation(sizes: dict, tokens: int, repeats: int, device: torch.device) -> 
         model = (nn.Embedding(V, E, device=device), nn.LSTM(E, H, L, device=device), nn.Linear(H, V, device=device))
         lstm, head = model[1], model[2]
         weights = [(getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")) for k in range(L)]
+        # a custom cell torch.nn has no kernel for: the LayerNorm-LSTM, at batch 1
+        custom = (model[0], rnnkit.LSTM(E, H, L, layer_norm=True, device=device).eval(), model[2])
         fns = {}
         for B in (1, 16):
             tag = f"H={H} L={L} B={B}"
@@ -134,6 +136,12 @@ def generation(sizes: dict, tokens: int, repeats: int, device: torch.device) -> 
                 fns[f"rnnkit.generate, PyTorch step {tag}"] = with_environment(
                     lambda B=B, m=model: generate(*m, tokens, seed=0, num_samples=B), RNNKIT_C_GENERATION="0"
                 )
+            if B == 1:
+                fns[f"rnnkit.generate LayerNorm-LSTM {tag}"] = lambda m=custom: generate(*m, tokens, seed=0)
+                if cgeneration.available() and device.type == "cpu":
+                    fns[f"rnnkit.generate LayerNorm-LSTM, PyTorch step {tag}"] = with_environment(
+                        lambda m=custom: generate(*m, tokens, seed=0), RNNKIT_C_GENERATION="0"
+                    )
             fns[f"torch.nn.LSTM per token {tag}"] = lambda B=B, m=model: plain_token_loop(*m, tokens, B)
             fns[f"matrix-vector floor {tag}"] = lambda B=B, w=weights, h=head: matvec_floor(w, h, tokens, B)
         seconds = interleaved(fns, repeats, device)

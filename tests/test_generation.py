@@ -140,6 +140,11 @@ C_RNNS = {
     "rnnkit lstm": lambda: rnnkit.LSTM(E, H, batch_first=True),
     "rnnkit gru no bias": lambda: rnnkit.GRU(E, H, 2, bias=False),
     "rnnkit rnn tanh": lambda: rnnkit.RNN(E, H),
+    "rnnkit lstm layer_norm zoneout 2 layers": lambda: rnnkit.LSTM(E, H, 2, layer_norm=True, zoneout=0.2),
+    "rnnkit gru before": lambda: rnnkit.GRU(E, H, reset="before"),
+    "rnnkit gru before layer_norm zoneout": lambda: rnnkit.GRU(E, H, 2, reset="before", layer_norm=True, zoneout=0.1),
+    "rnnkit gru after layer_norm no bias": lambda: rnnkit.GRU(E, H, layer_norm=True, bias=False),
+    "rnnkit rnn relu layer_norm zoneout": lambda: rnnkit.RNN(E, H, nonlinearity="relu", layer_norm=True, zoneout=0.3),
 }
 
 
@@ -175,8 +180,9 @@ def test_c_loop_leaves_what_it_does_not_compute_to_the_stepper():
 
     plain = primed(nn.LSTM(E, H))
     assert cgeneration.CLoop.make(plain, 1.0, None, 0.9) is None  # nucleus sampling
-    for rnn in [rnnkit.LSTM(E, H, layer_norm=True), rnnkit.GRU(E, H, reset="before"), rnnkit.LSTM(E, H, zoneout=0.1)]:
-        assert cgeneration.CLoop.make(primed(rnn), 1.0, None, None) is None, rnn
+    for rnn in [rnnkit.LSTM(E, H, peephole=True), rnnkit.LSTM(E, H, proj_size=4)]:
+        head_in = nn.Linear(rnn.config.output_size, V)
+        assert cgeneration.CLoop.make(primed(rnn, head_in), 1.0, None, None) is None, rnn
     doubles = primed(nn.LSTM(E, H).double(), nn.Linear(H, V).double(), nn.Embedding(V, E).double())
     assert cgeneration.CLoop.make(doubles, 1.0, None, None) is None  # float32 only
     wide = primed(rnnkit.GRU(E, H, 2, skip_connections=True), nn.Linear(2 * H, V))

@@ -1,4 +1,4 @@
-/* The generation loop of rnnkit.generate in C, for plain cells on the CPU (float32).
+/* The generation loop of rnnkit.generate in C, for the cells on the CPU (float32).
  *
  * Per token and per sequence n of the N generated at once:
  *     x      = E[token_n]                                       embedding lookup, (I,)
@@ -6,7 +6,11 @@
  *                    c' = sigmoid(f) * c + sigmoid(i) * tanh(g),  h' = sigmoid(o) * tanh(c')
  *              GRU   r, z = sigmoid(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z})
  *                    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+ *                    reset="before" (Cho et al.): n = tanh(W_in x + b_in + b_hn + W_hn (r * h))
  *              RNN   h' = tanh|relu(W_ih x + b_ih + W_hh h + b_hh)
+ *              with layer norm every product W x becomes LN(W x) * gain, per gate block (before the
+ *              biases), and the LSTM's h' = sigmoid(o) * tanh(LN(c') * w_c + b_c); with zoneout (eval
+ *              mode) h <- h' + p (h - h'), and c likewise
  *     logits = W_out h_top + b_out                              (V,)
  *     token  = argmax_v p_v / q_v,  p = softmax(logits / T),  q ~ Exp(1) given by the caller
  * (the exponential race torch's sampler runs, so the tokens are those of the PyTorch path), or
@@ -40,6 +44,12 @@ typedef struct {
     const float *b_hh;     /* (G*H,) or NULL */
     float *h;              /* (N, H), read and updated */
     float *c;              /* (N, H) for the LSTM, else NULL */
+    const float *w_hn;     /* GRU reset="before": W_hn (H, H) packed, w_hh then holds W_hr, W_hz only; else NULL */
+    const float *ln_ih;    /* (G*H,) layer-norm gains of W_ih x, or NULL (then ln_hh, ln_c_* are NULL too) */
+    const float *ln_hh;    /* (G*H,) of W_hh h */
+    const float *ln_c_w;   /* (H,) LSTM cell norm: weight and bias, or NULL */
+    const float *ln_c_b;
+    float zoneout;         /* eval-mode zoneout: h <- h' + p (h - h'), likewise c; 0 for none */
 } rk_layer;
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -89,26 +99,109 @@ static inline __attribute__((always_inline)) void matvec_body(const float *W, co
     }
 }
 
-/* One layer step for all N sequences; gx (N, G*H) and gh (N, G*H) are scratch. Called by every thread
- * of the team: the matrix rows and the units are shared out, with a barrier after each part. */
+/* x (n,) <- (x - mean) / sqrt(var + eps), the layer norm of the cells (eps = cells.LAYER_NORM_EPS). */
+static inline __attribute__((always_inline)) void normalise(float *x, int n) {
+    float s = 0.0f, v = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < n; j++) s += x[j];
+    const float mean = s / n;
+#pragma omp simd reduction(+ : v)
+    for (int j = 0; j < n; j++) v += (x[j] - mean) * (x[j] - mean);
+    const float rstd = 1.0f / sqrtf(v / n + 1e-5f);
+#pragma omp simd
+    for (int j = 0; j < n; j++) x[j] = (x[j] - mean) * rstd;
+}
+
+/* y (N rows of `stride`), each of its `blocks` gate blocks of H: y <- LN(y) * gain + bias (bias may be NULL). */
+static inline __attribute__((always_inline)) void norm_gates(float *y, int N, int stride, int blocks, int H,
+                                                             const float *gain, const float *bias) {
+#pragma omp for schedule(static)
+    for (int nk = 0; nk < N * blocks; nk++) {
+        const int k = nk % blocks;
+        float *u = y + (size_t)(nk / blocks) * stride + (size_t)k * H;
+        const float *g = gain + (size_t)k * H, *b = bias ? bias + (size_t)k * H : NULL;
+        normalise(u, H);
+#pragma omp simd
+        for (int j = 0; j < H; j++) u[j] = u[j] * g[j] + (b ? b[j] : 0.0f);
+    }
+}
+
+/* gx <- W_ih x + b_ih, gh <- W_hh h + b_hh (`rows` of W_hh), or with layer norm LN(W x) * gain + b per gate. */
+static inline __attribute__((always_inline)) void products(const rk_layer *L, const float *x, int N, int G, int rows,
+                                                           float *gx, float *gh) {
+    const int H = L->hidden_size, ln = L->ln_ih != NULL;
+    matvec_body(L->w_ih, ln ? NULL : L->b_ih, x, N, G * H, L->input_size, gx);
+    matvec_body(L->w_hh, ln ? NULL : L->b_hh, L->h, N, rows, H, gh);
+    if (ln) {
+        norm_gates(gx, N, G * H, G, H, L->ln_ih, L->b_ih);
+        norm_gates(gh, N, rows, rows / H, H, L->ln_hh, L->b_hh);
+    }
+}
+
+/* One layer step for all N sequences; gx (N, G*H), gh (N, G*H) and rh (N, H) are scratch. Called by every
+ * thread of the team: the matrix rows and the units are shared out, with a barrier after each part.
+ * The units are shared out as (sequence, unit) pairs, in vector lanes (sigmoid and tanh from libmvec). */
 static inline __attribute__((always_inline)) void layer_step_body(const rk_layer *L, const float *x, int N,
-                                                                  float *gx, float *gh) {
+                                                                  float *gx, float *gh, float *rh) {
     const int H = L->hidden_size, G = L->kind == RK_LSTM ? 4 : L->kind == RK_GRU ? 3 : 1;
-    matvec_body(L->w_ih, L->b_ih, x, N, G * H, L->input_size, gx);
-    matvec_body(L->w_hh, L->b_hh, L->h, N, G * H, H, gh);
-    /* The units are shared out as (sequence, unit) pairs, in vector lanes (sigmoid and tanh from libmvec). */
+    const int before = L->w_hn != NULL;
+    products(L, x, N, G, before ? 2 * H : G * H, gx, gh);
     const size_t GH = (size_t)G * H;
+    const float p = L->zoneout;
     float *hs = L->h, *cs = L->c;
     if (L->kind == RK_LSTM) {
+        const int cell_norm = L->ln_c_w != NULL;
 #pragma omp for simd collapse(2) schedule(static)
         for (int n = 0; n < N; n++) {
             for (int j = 0; j < H; j++) {
-                const float *a = gx + n * GH, *b = gh + n * GH;
+                float *a = gx + n * GH, *b = gh + n * GH;
                 float i = sigmoidf(a[j] + b[j]), f = sigmoidf(a[H + j] + b[H + j]);
                 float g = tanhf(a[2 * H + j] + b[2 * H + j]), o = sigmoidf(a[3 * H + j] + b[3 * H + j]);
-                float c = f * cs[(size_t)n * H + j] + i * g;
-                cs[(size_t)n * H + j] = c;
-                hs[(size_t)n * H + j] = o * tanhf(c);
+                const size_t u = (size_t)n * H + j;
+                float c_old = cs[u], c = f * c_old + i * g;
+                cs[u] = c + p * (c_old - c);
+                if (cell_norm) {
+                    a[3 * H + j] = o, b[H + j] = c; /* for the cell norm below (this unit's b[H + j] is read) */
+                } else {
+                    const float h = o * tanhf(c);
+                    hs[u] = h + p * (hs[u] - h);
+                }
+            }
+        }
+        if (cell_norm) { /* h' = o tanh(LN(c') w + b) needs the whole row of c' */
+#pragma omp for schedule(static)
+            for (int n = 0; n < N; n++) {
+                float *c = gh + n * GH + H, *o = gx + n * GH + 3 * H, *h = hs + (size_t)n * H;
+                normalise(c, H);
+#pragma omp simd
+                for (int j = 0; j < H; j++) {
+                    const float v = o[j] * tanhf(c[j] * L->ln_c_w[j] + L->ln_c_b[j]);
+                    h[j] = v + p * (h[j] - v);
+                }
+            }
+        }
+    } else if (L->kind == RK_GRU && before) { /* n = tanh(W_in x + b_n + W_hn (r * h)) */
+#pragma omp for simd collapse(2) schedule(static)
+        for (int n = 0; n < N; n++) {
+            for (int j = 0; j < H; j++) {
+                float *a = gx + n * GH;
+                const float *b = gh + (size_t)n * 2 * H;
+                const float r = sigmoidf(a[j] + b[j]);
+                a[H + j] = sigmoidf(a[H + j] + b[H + j]); /* z, kept for the update */
+                rh[(size_t)n * H + j] = r * hs[(size_t)n * H + j];
+            }
+        }
+        float *ghn = gh; /* the r, z products are spent */
+        matvec_body(L->w_hn, NULL, rh, N, H, H, ghn);
+        if (L->ln_hh) norm_gates(ghn, N, H, 1, H, L->ln_hh + 2 * H, NULL);
+#pragma omp for simd collapse(2) schedule(static)
+        for (int n = 0; n < N; n++) {
+            for (int j = 0; j < H; j++) {
+                const float *a = gx + n * GH;
+                const size_t u = (size_t)n * H + j;
+                const float cand = tanhf(a[2 * H + j] + ghn[u]), h_old = hs[u];
+                const float h = cand + a[H + j] * (h_old - cand);
+                hs[u] = h + p * (h_old - h);
             }
         }
     } else if (L->kind == RK_GRU) {
@@ -118,7 +211,9 @@ static inline __attribute__((always_inline)) void layer_step_body(const rk_layer
                 const float *a = gx + n * GH, *b = gh + n * GH;
                 float r = sigmoidf(a[j] + b[j]), z = sigmoidf(a[H + j] + b[H + j]);
                 float cand = tanhf(a[2 * H + j] + r * b[2 * H + j]);
-                hs[(size_t)n * H + j] = cand + z * (hs[(size_t)n * H + j] - cand);
+                const size_t u = (size_t)n * H + j;
+                const float h_old = hs[u], h = cand + z * (h_old - cand);
+                hs[u] = h + p * (h_old - h);
             }
         }
     } else {
@@ -127,7 +222,9 @@ static inline __attribute__((always_inline)) void layer_step_body(const rk_layer
         for (int n = 0; n < N; n++) {
             for (int j = 0; j < H; j++) {
                 float v = gx[n * GH + j] + gh[n * GH + j];
-                hs[(size_t)n * H + j] = relu ? (v > 0.0f ? v : 0.0f) : tanhf(v);
+                const size_t u = (size_t)n * H + j;
+                const float h = relu ? (v > 0.0f ? v : 0.0f) : tanhf(v);
+                hs[u] = h + p * (hs[u] - h);
             }
         }
     }
@@ -151,18 +248,18 @@ RK_FAST static void matvec_fast(const float *W, const float *b, const float *x, 
 static void matvec_any(const float *W, const float *b, const float *x, int N, int R, int K, float *y) {
     matvec_body(W, b, x, N, R, K, y);
 }
-RK_FAST static void layer_step_fast(const rk_layer *L, const float *x, int N, float *gx, float *gh) {
-    layer_step_body(L, x, N, gx, gh);
+RK_FAST static void layer_step_fast(const rk_layer *L, const float *x, int N, float *gx, float *gh, float *rh) {
+    layer_step_body(L, x, N, gx, gh, rh);
 }
-static void layer_step_any(const rk_layer *L, const float *x, int N, float *gx, float *gh) {
-    layer_step_body(L, x, N, gx, gh);
+static void layer_step_any(const rk_layer *L, const float *x, int N, float *gx, float *gh, float *rh) {
+    layer_step_body(L, x, N, gx, gh, rh);
 }
 
 static void matvec(const float *W, const float *b, const float *x, int N, int R, int K, float *y) {
     (fast_cpu ? matvec_fast : matvec_any)(W, b, x, N, R, K, y);
 }
-static void layer_step(const rk_layer *L, const float *x, int N, float *gx, float *gh) {
-    (fast_cpu ? layer_step_fast : layer_step_any)(L, x, N, gx, gh);
+static void layer_step(const rk_layer *L, const float *x, int N, float *gx, float *gh, float *rh) {
+    (fast_cpu ? layer_step_fast : layer_step_any)(L, x, N, gx, gh, rh);
 }
 
 /* The k-th largest of a[0..n), 1 <= k <= n, by quickselect (a is reordered). */
@@ -225,19 +322,21 @@ static int64_t draw(const float *logits, const float *race, int V, float tempera
 int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, int V_in, int E,
                 const float *head_w, const float *head_b, int V, int N, int n_steps, int64_t *tokens,
                 const float *race, float temperature, int top_k, int64_t *out, int n_threads) {
-    int width = 0; /* the largest G*H of the layers */
+    int width = 0, widest = 0; /* the largest G*H and H of the layers */
     for (int l = 0; l < n_layers; l++) {
         int G = layers[l].kind == RK_LSTM ? 4 : layers[l].kind == RK_GRU ? 3 : 1;
         if (G * layers[l].hidden_size > width) width = G * layers[l].hidden_size;
+        if (layers[l].hidden_size > widest) widest = layers[l].hidden_size;
     }
     for (int n = 0; n < N; n++)
         if (tokens[n] < 0 || tokens[n] >= V_in) return -1;
     fast_cpu = use_fast();
-    /* scratch: inputs (N, E), both sides' gate pre-activations (N, width) each, logits (N, V), top-k's V */
-    float *scratch = malloc(sizeof(float) * ((size_t)N * (E + 2 * (size_t)width + V) + V));
+    /* scratch: inputs (N, E), both sides' gate pre-activations (N, width) each, logits (N, V), top-k's V,
+     * r * h of the GRU's reset="before" form (N, widest) */
+    float *scratch = malloc(sizeof(float) * ((size_t)N * (E + 2 * (size_t)width + V + widest) + V));
     if (scratch == NULL) return -2;
     float *x = scratch, *gx = x + (size_t)N * E, *gh = gx + (size_t)N * width, *logits = gh + (size_t)N * width;
-    float *work = logits + (size_t)N * V;
+    float *work = logits + (size_t)N * V, *rh = work + V;
     /* One team for the whole run: the threads share out each matrix's rows and meet at the barriers
      * that end every `omp for` and `omp single`, instead of forking for every product. */
 #pragma omp parallel num_threads(n_threads)
@@ -246,7 +345,7 @@ int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, in
         for (int n = 0; n < N; n++) memcpy(x + (size_t)n * E, embedding + (size_t)tokens[n] * E, sizeof(float) * E);
         const float *input = x;
         for (int l = 0; l < n_layers; l++) {
-            layer_step(&layers[l], input, N, gx, gh);
+            layer_step(&layers[l], input, N, gx, gh, rh);
             input = layers[l].h;
         }
         matvec(head_w, head_b, input, N, V, layers[n_layers - 1].hidden_size, logits);

@@ -1,12 +1,13 @@
-"""The generation loop in C (``_generate.c``) for plain cells on the CPU.
+"""The generation loop in C (``_generate.c``) on the CPU.
 
 At batch 1 a generated token costs a few matrix-vector products; from Python (even through the
 :class:`~rnnkit.kernels.generation.Stepper`) each of the step's ~15 tensor operations costs more in
 dispatch than in arithmetic. :class:`CLoop` hands whole runs of tokens to ``rk_generate``, which does
 the embedding lookup, the cell steps, the head and the draw in one C loop.
 
-It covers what torch.nn.LSTM/GRU/RNN compute (and rnnkit's cells without their options): float32 on the
-CPU, one direction, no skip connections, an ``nn.Embedding`` in and an ``nn.Linear`` out, sampling with
+It covers what torch.nn.LSTM/GRU/RNN compute and rnnkit's cells with layer norm, zoneout (eval mode) and
+the GRU's reset="before" form (not peepholes or projections): float32 on the CPU, one direction, no skip
+connections, an ``nn.Embedding`` in and an ``nn.Linear`` out, sampling with
 a temperature and top-k (or greedy). The draw is the exponential race of :func:`rnnkit.decoding.sample_logits`
 fed with the same generator, so the tokens are the PyTorch path's. Everything else, and a machine
 where the extension was not built, goes through the Stepper. ``RNNKIT_C_GENERATION=0`` turns it off.
@@ -41,6 +42,12 @@ class _Layer(ctypes.Structure):
         ("b_hh", ctypes.c_void_p),
         ("h", ctypes.c_void_p),
         ("c", ctypes.c_void_p),
+        ("w_hn", ctypes.c_void_p),
+        ("ln_ih", ctypes.c_void_p),
+        ("ln_hh", ctypes.c_void_p),
+        ("ln_c_w", ctypes.c_void_p),
+        ("ln_c_b", ctypes.c_void_p),
+        ("zoneout", ctypes.c_float),
     ]
 
 
@@ -78,26 +85,35 @@ def _ptr(t: Tensor | None) -> int | None:
 class CLoop:
     """Runs of generated tokens from the stepper's primed state, in C. Use :meth:`make`."""
 
-    def __init__(self, stepper, layers: list[tuple[str, Tensor, Tensor, Tensor | None, Tensor | None]],
-                 table: Tensor, head_w: Tensor, head_b: Tensor | None, temperature: float,
+    def __init__(self, stepper, table: Tensor, head_w: Tensor, head_b: Tensor | None, temperature: float,
                  top_k: int | None = None):  # fmt: skip
         self.table, self.head_w, self.head_b = _float32(table), pack(head_w), _float32(head_b)
         self.temperature, self.top_k = float(temperature), top_k or 0
         # The state the C loop updates in place: the primed state, copied (it may view the rnn's output).
         self.state = [tuple(_float32(s).clone() for s in st) for st in stepper.state]
-        # kept alive for the pointers; the matrices packed in the C loop's panels
-        self.weights = [(pack(W_ih), pack(W_hh), _float32(b_ih), _float32(b_hh)) for _, W_ih, W_hh, b_ih, b_hh in
-                        layers]  # fmt: skip
-        structs = []
-        for (kind, *_), (W_ih, W_hh, b_ih, b_hh), state in zip(layers, self.weights, self.state):
-            h, c = state[0], state[1] if kind == "lstm" else None
-            I = W_ih.shape[1]  # packed: (panels, I, 16)
-            structs.append(_Layer(KINDS[kind], I, h.shape[1], _ptr(W_ih), _ptr(W_hh), _ptr(b_ih), _ptr(b_hh), _ptr(h),
-                                  _ptr(c)))  # fmt: skip
+        self.keep: list[Tensor | None] = []  # the tensors the structs point into, kept alive
+        structs = [self._layer(cell, state) for cell, state in zip(stepper.cells, self.state)]
         self.layers = (_Layer * len(structs))(*structs)
         N, V = self.state[0][0].shape[0], head_w.shape[0]
         self.N, self.V = N, V
         self.chunk = max(1, min(CHUNK, RACE_FLOATS // (N * V)))  # tokens per call to run()
+
+    def _layer(self, cell, state: tuple[Tensor, ...]) -> _Layer:
+        """One layer's struct: weights packed in panels, the GRU's W_hn apart in the reset="before" form."""
+        H = cell.W_hh.shape[1]
+        kind = "rnn_relu" if cell.relu else "rnn_tanh" if cell.kind == "rnn" else cell.kind
+        W_hh, W_hn, b_ih, b_hh = cell.W_hh, None, cell.b_ih, cell.b_hh
+        if cell.before:  # r applies to h before its product: two products, and b_hn joins the x side
+            W_hh, W_hn = cell.W_hh[: 2 * H], cell.W_hh[2 * H :]
+            b_ih, b_hh = (None if b_ih is None else b_ih + b_hh), None
+        tensors = [pack(cell.W_ih), pack(W_hh), _float32(b_ih), _float32(b_hh), None if W_hn is None else pack(W_hn)]
+        tensors += [_float32(t) for t in (cell.ln_ih, cell.ln_hh, cell.ln_cell_w, cell.ln_cell_b)]
+        self.keep += tensors
+        W_ih, W_hh, b_ih, b_hh, W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b = (_ptr(t) for t in tensors)
+        I = cell.W_ih.shape[1]
+        h, c = state[0], state[1] if kind == "lstm" else None
+        return _Layer(KINDS[kind], I, H, W_ih, W_hh, b_ih, b_hh, _ptr(h), _ptr(c), W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b,
+                      cell.zoneout)  # fmt: skip
 
     @staticmethod
     def make(stepper, temperature: float, top_k: int | None, top_p: float | None) -> CLoop | None:
@@ -110,17 +126,13 @@ class CLoop:
         if head.in_features != stepper.cells[-1].W_hh.shape[1]:
             return None
         tensors = [emb.weight, head.weight] + [t for s in stepper.state for t in s]
-        layers = []
         for cell in stepper.cells:
-            options = (cell.ln_ih, cell.peephole, cell.W_hr)
-            if any(t is not None for t in options) or cell.zoneout or cell.before:
+            if cell.peephole is not None or cell.W_hr is not None:
                 return None
-            kind = "rnn_relu" if cell.relu else "rnn_tanh" if cell.kind == "rnn" else cell.kind
-            layers.append((kind, cell.W_ih, cell.W_hh, cell.b_ih, cell.b_hh))
             tensors += [cell.W_ih, cell.W_hh]
         if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
             return None
-        return CLoop(stepper, layers, emb.weight, head.weight, head.bias, temperature, top_k)
+        return CLoop(stepper, emb.weight, head.weight, head.bias, temperature, top_k)
 
     def run(self, tokens: Tensor, n_steps: int, generator: torch.Generator) -> Tensor:
         """Feed ``tokens`` (N,) and generate ``n_steps`` more: (n_steps, N). The state moves on."""
