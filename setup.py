@@ -1,7 +1,8 @@
 """Builds the C kernels; the rest is in pyproject.toml.
 
 - src/rnnkit/kernels/_generate.c: the generation loop (rnnkit/kernels/cgeneration.py);
-- src/rnnkit/kernels/_lstm.c: the LSTM training step's element-wise part (rnnkit/kernels/clstm.py).
+- src/rnnkit/kernels/_lstm.c: the LSTM training step's element-wise part (rnnkit/kernels/clstm.py);
+- src/rnnkit/kernels/_kernels.h: what both include.
 
 Both are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
 """
@@ -14,6 +15,7 @@ def kernel(name: str) -> Extension:
     return Extension(
         f"rnnkit.kernels.{name}",
         [f"src/rnnkit/kernels/{name}.c"],
+        depends=["src/rnnkit/kernels/_kernels.h"],
         # fast-math for the vectorised expf/tanhf of glibc's libmvec; at compile time only: linking with it
         # would set flush-to-zero for the whole process. -fno-wrapv undoes Python's -fwrapv, under which
         # GCC cannot prove the loops' index arithmetic does not wrap and vectorises none of them.

@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_kernels.h"
+
 enum { RK_LSTM = 0, RK_GRU = 1, RK_RNN_TANH = 2, RK_RNN_RELU = 3 };
 
 typedef struct {
@@ -51,8 +53,6 @@ typedef struct {
     const float *ln_c_b;
     float zoneout;         /* eval-mode zoneout: h <- h' + p (h - h'), likewise c; 0 for none */
 } rk_layer;
-
-static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* y[n, r] = b[r] + sum_k W[r, k] x[n, k] for r < R, n < N; x rows of length K (stride K).
  *
@@ -97,19 +97,6 @@ static inline __attribute__((always_inline)) void matvec_body(const float *W, co
             n0 += NB;
         }
     }
-}
-
-/* x (n,) <- (x - mean) / sqrt(var + eps), the layer norm of the cells (eps = cells.LAYER_NORM_EPS). */
-static inline __attribute__((always_inline)) void normalise(float *x, int n) {
-    float s = 0.0f, v = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int j = 0; j < n; j++) s += x[j];
-    const float mean = s / n;
-#pragma omp simd reduction(+ : v)
-    for (int j = 0; j < n; j++) v += (x[j] - mean) * (x[j] - mean);
-    const float rstd = 1.0f / sqrtf(v / n + 1e-5f);
-#pragma omp simd
-    for (int j = 0; j < n; j++) x[j] = (x[j] - mean) * rstd;
 }
 
 /* y (N rows of `stride`), each of its `blocks` gate blocks of H: y <- LN(y) * gain + bias (bias may be NULL). */
@@ -230,16 +217,7 @@ static inline __attribute__((always_inline)) void layer_step_body(const rk_layer
     }
 }
 
-/* The products and the layer step compiled twice: for AVX2 with fused multiply-add (8 lanes, libmvec's
- * 8-wide expf/tanhf), chosen at run time where the CPU has them, and for any CPU. */
-#if defined(__GNUC__) && defined(__x86_64__)
-#define RK_FAST __attribute__((target("avx2,fma")))
-static int use_fast(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-#else
-#define RK_FAST
-static int use_fast(void) { return 0; }
-#endif
-
+/* The products and the layer step compiled twice, for AVX2 + FMA and for any CPU (_kernels.h). */
 static int fast_cpu; /* set by rk_generate before its threads start */
 
 RK_FAST static void matvec_fast(const float *W, const float *b, const float *x, int N, int R, int K, float *y) {

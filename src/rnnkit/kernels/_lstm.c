@@ -30,7 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RK_EPS 1e-5f /* cells.LAYER_NORM_EPS */
+#include "_kernels.h"
+
 
 typedef struct {
     int32_t B, H, threads, t;
@@ -64,22 +65,6 @@ typedef struct {
     float *dGX, *DU;            /* (T, B, 4H) out: of the raw W_ih x and W_hh h (layer norm) */
     double *acc;                /* (14H,) += d g_ih (4H), d g_hh (4H), d b (4H), d w_c (H), d b_c (H) */
 } rk_lstm_backward;
-
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-/* x (n,) <- (x - mean) / sqrt(var + eps); returns 1/sqrt(var + eps). Two passes, as torch does. */
-static inline __attribute__((always_inline)) float normalise(float *x, int n) {
-    float s = 0.0f, v = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int j = 0; j < n; j++) s += x[j];
-    const float mean = s / n;
-#pragma omp simd reduction(+ : v)
-    for (int j = 0; j < n; j++) v += (x[j] - mean) * (x[j] - mean);
-    const float rstd = 1.0f / sqrtf(v / n + RK_EPS);
-#pragma omp simd
-    for (int j = 0; j < n; j++) x[j] = (x[j] - mean) * rstd;
-    return rstd;
-}
 
 /* dx (n,) = rstd * (dy - mean(dy) - y * mean(dy * y)) with dy = d * gain. */
 static inline __attribute__((always_inline)) void normalise_grad(const float *d, const float *gain, const float *y,
@@ -261,15 +246,7 @@ static inline __attribute__((always_inline)) void backward_body(const rk_lstm_ba
     if (a->ln_ih) accumulate(a);
 }
 
-/* Compiled twice: for AVX2 with fused multiply-add (libmvec's 8-wide expf/tanhf), chosen at run time
- * where the CPU has them, and for any CPU. */
-#if defined(__GNUC__) && defined(__x86_64__)
-#define RK_FAST __attribute__((target("avx2,fma")))
-static int use_fast(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-#else
-#define RK_FAST
-static int use_fast(void) { return 0; }
-#endif
+/* Compiled twice, for AVX2 + FMA and for any CPU (_kernels.h). */
 
 RK_FAST static void forward_fast(const rk_lstm_forward *a) {
 #pragma omp parallel num_threads(a->threads)

@@ -1,0 +1,38 @@
+/* What the C kernels share (_generate.c, _lstm.c): the cells' layer norm and sigmoid, and the choice
+ * between code compiled for AVX2 with fused multiply-add and code for any x86-64 CPU.
+ *
+ * Each kernel writes its loops once, as always_inline bodies, and compiles them twice: in an RK_FAST
+ * function (8 float lanes, libmvec's 8-wide expf/tanhf) and in a plain one; use_fast() picks at run time.
+ */
+#ifndef RK_KERNELS_H
+#define RK_KERNELS_H
+
+#include <math.h>
+
+#define RK_LAYER_NORM_EPS 1e-5f /* rnnkit.cells.LAYER_NORM_EPS */
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* x (n,) <- (x - mean) / sqrt(var + eps), returning 1 / sqrt(var + eps); two passes, as torch does. */
+static inline __attribute__((always_inline)) float normalise(float *x, int n) {
+    float s = 0.0f, v = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < n; j++) s += x[j];
+    const float mean = s / n;
+#pragma omp simd reduction(+ : v)
+    for (int j = 0; j < n; j++) v += (x[j] - mean) * (x[j] - mean);
+    const float rstd = 1.0f / sqrtf(v / n + RK_LAYER_NORM_EPS);
+#pragma omp simd
+    for (int j = 0; j < n; j++) x[j] = (x[j] - mean) * rstd;
+    return rstd;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RK_FAST __attribute__((target("avx2,fma")))
+static inline int use_fast(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#else
+#define RK_FAST
+static inline int use_fast(void) { return 0; }
+#endif
+
+#endif
