@@ -3,8 +3,8 @@
  * rnnkit/kernels/lstm.py runs the recurrence as a loop of one GEMM per step (torch.mm) and the step's
  * element-wise update. With layer norm and zoneout that update is ~25 small tensor operations per step
  * in each direction, each a pass over memory and a dispatch; here it is one pass per row, in cache.
- * Called once per step from the Python loop in rnnkit/kernels/clstm.py, which holds the equations'
- * PyTorch twin (lstm.py) as the reference; the tests compare the two.
+ * Called once per step from the Python loops in rnnkit/kernels/clstm.py; rnnkit/kernels/lstm.py computes
+ * the same in PyTorch, and the tests compare the two.
  *
  * Forward, row b of step t (gate order i, f, g, o of torch; LN normalises each gate block of H units):
  *     pre = LN(W_ih x) * g_ih + LN(W_hh h) * g_hh + b      (layer norm; the rows are normalised in place)
@@ -32,7 +32,6 @@
 
 #include "_kernels.h"
 
-
 typedef struct {
     int32_t B, H, threads, t;
     float *gx;                  /* (T, B, 4H) in: see the top; with layer norm the normalised values on return */
@@ -55,7 +54,7 @@ typedef struct {
     float *dh;                  /* (B, H) in: gradient of the carried h_t */
     float *dc;                  /* (B, H) in: gradient of the carried c_t; out: of c_{t-1} */
     float *base;                /* (B, H) out: d_hs[t-1] (0 at t = 0) + the part of dh that skips the step */
-    float *work;                /* (B, H) scratch: gradient of LN(c') w_c + b_c */
+    float *work;                /* (B, H) scratch: gradient of what tanh takes, c' or LN(c') w_c + b_c */
     const float *d_hs;          /* (T, B, H) gradients of the outputs */
     const float *uh, *uc;       /* (T, B, H) the share U of the carried gradients that is new, or NULL */
     const float *A, *K, *F;
@@ -168,7 +167,7 @@ static inline __attribute__((always_inline)) void backward_row(const rk_lstm_bac
     const float *Ar = a->A + row * G, *Kr = a->K + row * H, *Fr = a->F + row * H;
     const float *uh = a->uh ? a->uh + row * H : NULL, *uc = a->uc ? a->uc + row * H : NULL;
     const float *d_prev = t > 0 ? a->d_hs + (row - B) * H : NULL;
-    /* dh' into base's place for now, dc' into work's: both are rewritten below */
+    /* dh' = dh Uh gives dG_o and the gradient of what tanh takes (work); the rest of dh skips the step */
 #pragma omp simd
     for (int j = 0; j < H; j++) {
         const float dm = uh ? dh[j] * uh[j] : dh[j];
