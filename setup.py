@@ -2,9 +2,10 @@
 
 - src/rnnkit/kernels/_generate.c: the generation loop (rnnkit/kernels/cgeneration.py);
 - src/rnnkit/kernels/_lstm.c: the LSTM training step's element-wise part (rnnkit/kernels/clstm.py);
-- src/rnnkit/kernels/_kernels.h: what both include.
+- src/rnnkit/kernels/_gru.c: the same for the GRU (rnnkit/kernels/cgru.py);
+- src/rnnkit/kernels/_kernels.h: what they all include.
 
-Both are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
+All are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
 """
 
 from setuptools import Extension, setup
@@ -26,4 +27,4 @@ def kernel(name: str) -> Extension:
     )
 
 
-setup(ext_modules=[kernel("_generate"), kernel("_lstm")])
+setup(ext_modules=[kernel("_generate"), kernel("_lstm"), kernel("_gru")])

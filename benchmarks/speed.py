@@ -76,6 +76,7 @@ def training(sizes: dict, repeats: int, device: torch.device) -> dict[str, float
         "GRU reset=before fused": make_layer("gru-before", "fused", I, H, 1, device),
         "LSTM recurrent dropout fused": make_layer("lstm-recurrent-dropout", "fused", I, H, 1, device),
         "LSTM zoneout fused": make_layer("lstm-zoneout", "fused", I, H, 1, device),
+        "LayerNorm-GRU fused": make_layer("gru-layernorm", "fused", I, H, 1, device),  # no target: for the record
     }
     fns = {name: training_step(layer, x) for name, layer in layers.items()}
     # the same LayerNorm-LSTM with its steps in PyTorch (TorchScript) instead of C: what the C steps gain

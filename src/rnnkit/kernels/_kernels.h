@@ -1,4 +1,4 @@
-/* What the C kernels share (_generate.c, _lstm.c): the cells' layer norm and sigmoid, and the choice
+/* What the C kernels share (_generate.c, _lstm.c, _gru.c): the cells' layer norm and sigmoid, and the choice
  * between code compiled for AVX2 with fused multiply-add and code for any x86-64 CPU.
  *
  * Each kernel writes its loops once, as always_inline bodies, and compiles them twice: in an RK_FAST
@@ -25,6 +25,20 @@ static inline __attribute__((always_inline)) float normalise(float *x, int n) {
 #pragma omp simd
     for (int j = 0; j < n; j++) x[j] = (x[j] - mean) * rstd;
     return rstd;
+}
+
+/* The gradient through normalise and a gain: dx (n,) = rstd * (dy - mean(dy) - y * mean(dy * y)), dy = d * gain. */
+static inline __attribute__((always_inline)) void normalise_grad(const float *d, const float *gain, const float *y,
+                                                                 float rstd, int n, float *dx) {
+    float s = 0.0f, sy = 0.0f;
+#pragma omp simd reduction(+ : s, sy)
+    for (int j = 0; j < n; j++) {
+        const float dy = d[j] * gain[j];
+        s += dy, sy += dy * y[j];
+    }
+    const float m = s / n, my = sy / n;
+#pragma omp simd
+    for (int j = 0; j < n; j++) dx[j] = rstd * (d[j] * gain[j] - m - y[j] * my);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)

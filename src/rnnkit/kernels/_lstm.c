@@ -65,20 +65,6 @@ typedef struct {
     double *acc;                /* (14H,) += d g_ih (4H), d g_hh (4H), d b (4H), d w_c (H), d b_c (H) */
 } rk_lstm_backward;
 
-/* dx (n,) = rstd * (dy - mean(dy) - y * mean(dy * y)) with dy = d * gain. */
-static inline __attribute__((always_inline)) void normalise_grad(const float *d, const float *gain, const float *y,
-                                                                 float rstd, int n, float *dx) {
-    float s = 0.0f, sy = 0.0f;
-#pragma omp simd reduction(+ : s, sy)
-    for (int j = 0; j < n; j++) {
-        const float dy = d[j] * gain[j];
-        s += dy, sy += dy * y[j];
-    }
-    const float m = s / n, my = sy / n;
-#pragma omp simd
-    for (int j = 0; j < n; j++) dx[j] = rstd * (d[j] * gain[j] - m - y[j] * my);
-}
-
 /* The gates, c' and (without cell norm) h' of one row: ln and cell_norm are constants at each call,
  * so that every variant is compiled to its own branch-free vector loop. */
 static inline __attribute__((always_inline)) void gates_row(const int ln, const int cell_norm, const float *gx,

@@ -19,12 +19,11 @@ failed build leaves only the Stepper) and loaded with ctypes (:mod:`rnnkit.kerne
 from __future__ import annotations
 
 import ctypes
-import os
 
 import torch
 from torch import Tensor, nn
 
-from rnnkit.kernels.native import load_library
+from rnnkit.kernels.native import load_library, ptr, switched_on
 
 KINDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 CHUNK = 32  # tokens per C call: the Exp(1) draws of a chunk are made at once, (CHUNK, N, V) ...
@@ -58,7 +57,7 @@ if _LIB is not None:
 
 def available() -> bool:
     """Whether the C loop was built and is switched on."""
-    return _LIB is not None and os.environ.get("RNNKIT_C_GENERATION", "1") != "0"
+    return _LIB is not None and switched_on("RNNKIT_C_GENERATION")
 
 
 PANEL = 16  # rows per panel, RK_PANEL in _generate.c
@@ -76,10 +75,6 @@ def pack(W: Tensor) -> Tensor:
 
 def _float32(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.detach().to(torch.float32).contiguous()
-
-
-def _ptr(t: Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
 
 
 class CLoop:
@@ -109,10 +104,10 @@ class CLoop:
         tensors = [pack(cell.W_ih), pack(W_hh), _float32(b_ih), _float32(b_hh), None if W_hn is None else pack(W_hn)]
         tensors += [_float32(t) for t in (cell.ln_ih, cell.ln_hh, cell.ln_cell_w, cell.ln_cell_b)]
         self.keep += tensors
-        W_ih, W_hh, b_ih, b_hh, W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b = (_ptr(t) for t in tensors)
+        W_ih, W_hh, b_ih, b_hh, W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b = (ptr(t) for t in tensors)
         I = cell.W_ih.shape[1]
         h, c = state[0], state[1] if kind == "lstm" else None
-        return _Layer(KINDS[kind], I, H, W_ih, W_hh, b_ih, b_hh, _ptr(h), _ptr(c), W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b,
+        return _Layer(KINDS[kind], I, H, W_ih, W_hh, b_ih, b_hh, ptr(h), ptr(c), W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b,
                       cell.zoneout)  # fmt: skip
 
     @staticmethod
@@ -143,8 +138,8 @@ class CLoop:
             race = torch.empty(n_steps, self.N, self.V).exponential_(1.0, generator=generator)
         status = _LIB.rk_generate(
             len(self.layers), self.layers, ctypes.c_void_p(self.table.data_ptr()), self.table.shape[0],
-            self.table.shape[1], ctypes.c_void_p(self.head_w.data_ptr()), ctypes.c_void_p(_ptr(self.head_b)),
-            self.V, self.N, n_steps, ctypes.c_void_p(current.data_ptr()), ctypes.c_void_p(_ptr(race)),
+            self.table.shape[1], ctypes.c_void_p(self.head_w.data_ptr()), ctypes.c_void_p(ptr(self.head_b)),
+            self.V, self.N, n_steps, ctypes.c_void_p(current.data_ptr()), ctypes.c_void_p(ptr(race)),
             ctypes.c_float(self.temperature), self.top_k, ctypes.c_void_p(out.data_ptr()), torch.get_num_threads(),
         )  # fmt: skip
         if status == -2:

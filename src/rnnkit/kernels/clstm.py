@@ -16,29 +16,24 @@ projection, float64 and CUDA go through ``lstm.py``. ``RNNKIT_C_CELLS=0`` turns 
 from __future__ import annotations
 
 import ctypes
-import os
 
 import torch
 from torch import Tensor
 
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
-from rnnkit.kernels.native import load_library
-
-_P = ctypes.c_void_p
+from rnnkit.kernels.native import full_mask, load_library, ptr, struct_fields, switched_on
 
 
-def _fields(pointers: str) -> list[tuple[str, type]]:
-    """The four int32 sizes the structs of _lstm.c start with, then their pointers, field for field."""
-    return [(name, ctypes.c_int32) for name in ("B", "H", "threads", "t")] + [(name, _P) for name in pointers.split()]
-
-
-class _Forward(ctypes.Structure):  # rk_lstm_forward
-    _fields_ = _fields("gx gh ln_ih ln_hh bias ln_c_w ln_c_b rstd_x rstd_h y_c rstd_c hs cs zh zc valid A K F")
+class _Forward(ctypes.Structure):  # rk_lstm_forward in _lstm.c
+    _fields_ = struct_fields(
+        "B H threads t", "gx gh ln_ih ln_hh bias ln_c_w ln_c_b rstd_x rstd_h y_c rstd_c hs cs zh zc valid A K F"
+    )
 
 
 class _Backward(ctypes.Structure):  # rk_lstm_backward
-    _fields_ = _fields(
-        "dh dc base work d_hs uh uc A K F y_x y_h rstd_x rstd_h ln_ih ln_hh y_c rstd_c ln_c_w dG dGX DU acc"
+    _fields_ = struct_fields(
+        "B H threads t",
+        "dh dc base work d_hs uh uc A K F y_x y_h rstd_x rstd_h ln_ih ln_hh y_c rstd_c ln_c_w dG dGX DU acc",
     )
 
 
@@ -47,7 +42,7 @@ _LIB = load_library("_lstm")
 
 def available() -> bool:
     """Whether the C steps were built and are switched on."""
-    return _LIB is not None and os.environ.get("RNNKIT_C_CELLS", "1") != "0"
+    return _LIB is not None and switched_on("RNNKIT_C_CELLS")
 
 
 def applies(x: Tensor, W_hh: Tensor, peephole: Tensor | None, W_hr: Tensor | None) -> bool:
@@ -56,15 +51,6 @@ def applies(x: Tensor, W_hh: Tensor, peephole: Tensor | None, W_hr: Tensor | Non
         available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
         and peephole is None and W_hr is None
     )  # fmt: skip
-
-
-def _ptr(t: Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
-
-
-def _full(mask: Tensor | None, shape: tuple[int, int, int]) -> Tensor | None:
-    """A mask broadcastable to (T, B, H), written out in full for the C loop."""
-    return None if mask is None else mask.to(torch.float32).expand(shape).contiguous()
 
 
 def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b, rec_mask, zh, zc, valid,
@@ -80,7 +66,7 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b
         bias = GX.new_zeros(4 * H)
     hs = GX.new_empty(T + 1, B, H)
     hs[0] = h0
-    zh_full, zc_full = _full(zh, (T, B, H)), _full(zc, (T, B, H))
+    zh_full, zc_full = full_mask(zh, (T, B, H)), full_mask(zc, (T, B, H))
     if zh_full is None and zc_full is not None:
         zh_full = GX.new_zeros(T, B, H)
     if zc_full is None and zh_full is not None:
@@ -99,10 +85,10 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b
         y_c = keep((T, B, H)) if ln_cell_w is not None else None
         rstd_c = keep((T, B)) if ln_cell_w is not None else None
         args = _Forward(
-            B, H, torch.get_num_threads(), 0, _ptr(GX), _ptr(gh), _ptr(ln_ih), _ptr(ln_hh),
-            _ptr(bias) if layer_norm else None, _ptr(ln_cell_w), _ptr(ln_cell_b), _ptr(rstd_x), _ptr(rstd_h),
-            _ptr(y_c), _ptr(rstd_c), _ptr(hs), _ptr(cs), _ptr(zh_full), _ptr(zc_full), _ptr(valid_rows), _ptr(A),
-            _ptr(K), _ptr(F),
+            B, H, torch.get_num_threads(), 0, ptr(GX), ptr(gh), ptr(ln_ih), ptr(ln_hh),
+            ptr(bias) if layer_norm else None, ptr(ln_cell_w), ptr(ln_cell_b), ptr(rstd_x), ptr(rstd_h),
+            ptr(y_c), ptr(rstd_c), ptr(hs), ptr(cs), ptr(zh_full), ptr(zc_full), ptr(valid_rows), ptr(A),
+            ptr(K), ptr(F),
         )  # fmt: skip
         step, ref = _LIB.rk_lstm_forward_step, ctypes.byref(args)
         W_t = W_hh.t()
@@ -135,8 +121,8 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
     d_hs = d_hs.contiguous()
     dh = d_hs[T - 1].clone()  # the gradient of the carried h, step after step; at the end that of h_0
     dc = d_cT.contiguous().clone()
-    uh = _full(mixing_coefficients(zh, valid, A.dtype), (T, B, H))
-    uc = _full(mixing_coefficients(zc, valid, A.dtype), (T, B, H))
+    uh = full_mask(mixing_coefficients(zh, valid, A.dtype), (T, B, H))
+    uc = full_mask(mixing_coefficients(zc, valid, A.dtype), (T, B, H))
     acc = torch.zeros(14 * H, dtype=torch.float64) if layer_norm else None
     with Scratch() as scratch:  # dG, dGX and DU never leave this backward
         dG = scratch.empty(A.shape, A)
@@ -144,10 +130,10 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
         DU = scratch.empty(A.shape, A) if layer_norm else dG
         base, work = scratch.empty((B, H), A), scratch.empty((B, H), A)
         args = _Backward(
-            B, H, torch.get_num_threads(), 0, _ptr(dh), _ptr(dc), _ptr(base), _ptr(work), _ptr(d_hs), _ptr(uh),
-            _ptr(uc), _ptr(A), _ptr(K), _ptr(F), _ptr(y_x if layer_norm else None), _ptr(y_h), _ptr(rstd_x),
-            _ptr(rstd_h), _ptr(ln_ih), _ptr(ln_hh), _ptr(y_c), _ptr(rstd_c), _ptr(ln_cell_w), _ptr(dG),
-            _ptr(dGX) if layer_norm else None, _ptr(DU) if layer_norm else None, _ptr(acc),
+            B, H, torch.get_num_threads(), 0, ptr(dh), ptr(dc), ptr(base), ptr(work), ptr(d_hs), ptr(uh),
+            ptr(uc), ptr(A), ptr(K), ptr(F), ptr(y_x if layer_norm else None), ptr(y_h), ptr(rstd_x),
+            ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(y_c), ptr(rstd_c), ptr(ln_cell_w), ptr(dG),
+            ptr(dGX) if layer_norm else None, ptr(DU) if layer_norm else None, ptr(acc),
         )  # fmt: skip
         step, ref = _LIB.rk_lstm_backward_step, ctypes.byref(args)
         DU_t = DU.unbind(0)

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnkit.kernels import cgru
 from rnnkit.kernels.common import (
     Scratch,
     compiled,
@@ -290,6 +291,9 @@ class GRURecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad):
+        ctx.in_c = cgru.applies(x, W_hh, before)
+        if ctx.in_c:  # the same loops with each step's element-wise work in C
+            return cgru.forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad)
         GX = project_inputs(x, W_ih, None if ln_ih is not None else b_ih)
         T, B, G3 = GX.shape
         H = G3 // 3
@@ -336,6 +340,8 @@ class GRURecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs):
+        if ctx.in_c:
+            return cgru.backward(ctx, d_hs)
         with Scratch() as scratch:  # D, dGX and DU never leave the backward
             return _gru_backward(ctx, d_hs.contiguous(), scratch)
 

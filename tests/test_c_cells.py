@@ -1,4 +1,4 @@
-"""The LSTM's C steps (kernels/_lstm.c) against the same loops in PyTorch and the reference backend (float32)."""
+"""The C training steps (kernels/_lstm.c, _gru.c) against the same loops in PyTorch and the reference backend."""
 
 import sys
 
@@ -7,7 +7,7 @@ import torch
 
 import rnnkit
 from rnnkit.cells import as_tuple
-from rnnkit.kernels import clstm
+from rnnkit.kernels import cgru, clstm
 
 # (options, training mode, lengths, bidirectional, layers); H=13 leaves a remainder after the vector lanes
 SETTINGS = {
@@ -26,26 +26,32 @@ SETTINGS = {
 }
 
 
-def outputs_and_grads(setting, backend, c_steps, monkeypatch, dtype=torch.float32, T=9, B=5, I=6, H=13):
+CELLS = {"lstm": (rnnkit.LSTM, clstm), "gru": (rnnkit.GRU, cgru)}
+
+
+def outputs_and_grads(cell, setting, backend, c_steps, monkeypatch, dtype=torch.float32, T=9, B=5, I=6, H=13):
     """Outputs, final state and the gradients of a random functional of them; the same numbers drawn for
     every backend and dtype (drawn in float32, then cast)."""
     monkeypatch.setenv("RNNKIT_C_CELLS", "1" if c_steps else "0")
     options, training, with_lengths, bidirectional, layers = SETTINGS[setting]
     torch.manual_seed(0)
-    layer = rnnkit.LSTM(I, H, layers, bidirectional=bidirectional, **options, backend=backend)
+    layer = CELLS[cell][0](I, H, layers, bidirectional=bidirectional, **options, backend=backend)
     layer = layer.to(dtype).train(training)
     g = torch.Generator().manual_seed(3)
     n = layers * (2 if bidirectional else 1)
     x = torch.randn(T, B, I, generator=g).to(dtype).requires_grad_()
-    state = tuple(torch.randn(n, B, H, generator=g).to(dtype).requires_grad_() for _ in range(2))
+    state = tuple(
+        torch.randn(n, B, H, generator=g).to(dtype).requires_grad_() for _ in range(2 if cell == "lstm" else 1)
+    )
     lengths = torch.tensor([T, 2, 4, T, 1]) if with_lengths else None
     torch.manual_seed(5)  # the masks: the same draws on every path
-    out, final = layer(x, state, lengths=lengths)
+    out, final = layer(x, state if cell == "lstm" else state[0], lengths=lengths)
     g = torch.Generator().manual_seed(11)
     loss = sum((t * torch.randn(t.shape, generator=g)).sum() for t in (out, *as_tuple(final)))
-    names = ["x", "h0", "c0", *[name for name, _ in layer.named_parameters()]]
+    names = ["x", "h0", "c0"][: 1 + len(state)] + [name for name, _ in layer.named_parameters()]
     grads = torch.autograd.grad(loss, [x, *state, *layer.parameters()])
-    return {"output": out, "h_T": final[0], "c_T": final[1], **dict(zip(names, grads))}
+    finals = dict(zip(["h_T", "c_T"], as_tuple(final)))
+    return {"output": out, **finals, **dict(zip(names, grads))}
 
 
 def scaled_errors(a: dict, b: dict) -> dict[str, float]:
@@ -56,42 +62,49 @@ def scaled_errors(a: dict, b: dict) -> dict[str, float]:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the C steps are built and tested on Linux")
 def test_c_steps_are_built():
-    assert clstm.available(), "the LSTM's C steps were not built (setup.py)"
+    assert clstm.available() and cgru.available(), "the C training steps were not built (setup.py)"
 
 
-@pytest.mark.skipif(not clstm.available(), reason="the C steps were not built")
+@pytest.mark.skipif(not (clstm.available() and cgru.available()), reason="the C steps were not built")
 @pytest.mark.parametrize("setting", list(SETTINGS))
-def test_c_steps_match_the_pytorch_loops(setting, monkeypatch):
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_c_steps_match_the_pytorch_loops(cell, setting, monkeypatch):
     calls = []
-    forward = clstm.forward
-    monkeypatch.setattr(clstm, "forward", lambda *args: calls.append(1) or forward(*args))
-    in_c = outputs_and_grads(setting, "fused", True, monkeypatch)
-    assert calls, "the fused LSTM did not run its steps in C"
+    module = CELLS[cell][1]
+    forward = module.forward
+    monkeypatch.setattr(module, "forward", lambda *args: calls.append(1) or forward(*args))
+    in_c = outputs_and_grads(cell, setting, "fused", True, monkeypatch)
+    assert calls, f"the fused {cell} did not run its steps in C"
     calls.clear()
-    in_torch = outputs_and_grads(setting, "fused", False, monkeypatch)
+    in_torch = outputs_and_grads(cell, setting, "fused", False, monkeypatch)
     assert not calls
     errors = scaled_errors(in_c, in_torch)
     assert max(errors.values()) < 2e-5, errors
 
 
-@pytest.mark.skipif(not clstm.available(), reason="the C steps were not built")
+@pytest.mark.skipif(not (clstm.available() and cgru.available()), reason="the C steps were not built")
 @pytest.mark.parametrize("setting", ["plain", "layer_norm", "layer_norm without biases", "zoneout eval bidir lengths"])
-def test_c_steps_as_close_to_float64_as_pytorch_float32(setting, monkeypatch):
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_c_steps_as_close_to_float64_as_pytorch_float32(cell, setting, monkeypatch):
     """Against the reference backend in float64 (settings without random masks, whose draws depend on the
     dtype), the C steps' float32 error is of the order of PyTorch's own float32 error."""
-    exact = outputs_and_grads(setting, "reference", False, monkeypatch, dtype=torch.float64)
-    in_c = scaled_errors(outputs_and_grads(setting, "fused", True, monkeypatch), exact)
-    in_torch = scaled_errors(outputs_and_grads(setting, "reference", False, monkeypatch), exact)
+    exact = outputs_and_grads(cell, setting, "reference", False, monkeypatch, dtype=torch.float64)
+    in_c = scaled_errors(outputs_and_grads(cell, setting, "fused", True, monkeypatch), exact)
+    in_torch = scaled_errors(outputs_and_grads(cell, setting, "reference", False, monkeypatch), exact)
     for name in exact:
         assert in_c[name] <= max(4 * in_torch[name], 2e-6), (name, in_c[name], in_torch[name])
 
 
-def test_c_steps_apply_to_float32_cpu_without_peepholes_or_projection(monkeypatch):
+def test_c_steps_apply_to_float32_cpu_only_and_not_to_peepholes_projection_or_the_cho_gru(monkeypatch):
     monkeypatch.setenv("RNNKIT_C_CELLS", "1")
     x, W = torch.zeros(2, 1, 3), torch.zeros(8, 2)
     assert clstm.applies(x, W, None, None) == clstm.available()
+    assert cgru.applies(x, W, before=False) == cgru.available()
     assert not clstm.applies(x.double(), W.double(), None, None)
+    assert not cgru.applies(x.double(), W.double(), before=False)
     assert not clstm.applies(x, W, torch.zeros(6), None)
     assert not clstm.applies(x, W, None, torch.zeros(1, 2))
+    assert not cgru.applies(x, W, before=True)
     monkeypatch.setenv("RNNKIT_C_CELLS", "0")
     assert not clstm.applies(x, W, None, None)
+    assert not cgru.applies(x, W, before=False)

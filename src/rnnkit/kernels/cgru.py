@@ -1,0 +1,122 @@
+"""The GRU recurrence (reset="after") with each step's element-wise work in C (``_gru.c``): float32, CPU.
+
+:class:`rnnkit.kernels.gru.GRURecurrence` hands its forward and backward here when :func:`applies`: the
+loops of ``gru.py`` (one GEMM per step by torch, the weight gradients as GEMMs over all steps) with the
+rest of a step in one C call (see ``_gru.c``), as :mod:`rnnkit.kernels.clstm` does for the LSTM.
+
+Covers layer norm, recurrent dropout, zoneout and lengths. The reset="before" form (a second GEMM
+inside the step), float64 and CUDA go through ``gru.py``; ``RNNKIT_C_CELLS=0`` turns the C steps off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch import Tensor
+
+from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
+from rnnkit.kernels.native import full_mask, load_library, ptr, struct_fields, switched_on
+
+
+class _Forward(ctypes.Structure):  # rk_gru_forward in _gru.c
+    _fields_ = struct_fields("B H threads t", "gx gh ln_ih ln_hh b_ih b_hh rstd_x rstd_h hs zh valid C Z")
+
+
+class _Backward(ctypes.Structure):  # rk_gru_backward
+    _fields_ = struct_fields("B H threads t", "dh base d_hs u C Z y_x y_h rstd_x rstd_h ln_ih ln_hh dx du dGX DU acc")
+
+
+_LIB = load_library("_gru")
+
+
+def available() -> bool:
+    """Whether the C steps were built and are switched on."""
+    return _LIB is not None and switched_on("RNNKIT_C_CELLS")
+
+
+def applies(x: Tensor, W_hh: Tensor, before: bool) -> bool:
+    """Whether this recurrence runs its steps in C (see the module doc)."""
+    return (
+        available() and not before and x.device.type == "cpu" and x.dtype == torch.float32
+        and W_hh.dtype == torch.float32
+    )  # fmt: skip
+
+
+def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad) -> Tensor:
+    """The forward of GRURecurrence for reset="after" (same arguments): hs[1:]."""
+    T, B = x.shape[:2]
+    H = W_hh.shape[1]
+    layer_norm = ln_ih is not None
+    GX = project_inputs(x, W_ih, None if layer_norm else b_ih)  # layer norm: the normalised W_ih x on return
+    ctx.has_b_ih, ctx.has_b_hh = b_ih is not None, b_hh is not None
+    zeros = GX.new_zeros(3 * H)  # for the biases a layer does not have
+    hs = GX.new_empty(T + 1, B, H)
+    hs[0] = h0
+    zh_full = full_mask(zh, (T, B, H))
+    valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
+    with Scratch() as scratch:  # what only the backward needs, when there is no backward
+        keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        gh = keep((T, B, 3 * H)) if layer_norm else scratch.empty((T, B, 3 * H), GX)  # LN: normalised W_hh h
+        C, Z = keep((T, B, 4 * H)), keep((T, B, H))
+        rstd_x = keep((T, B, 3)) if layer_norm else None
+        rstd_h = keep((T, B, 3)) if layer_norm else None
+        args = _Forward(
+            B, H, torch.get_num_threads(), 0, ptr(GX), ptr(gh), ptr(ln_ih), ptr(ln_hh),
+            ptr(b_ih if b_ih is not None else zeros) if layer_norm else None, ptr(b_hh if b_hh is not None else zeros),
+            ptr(rstd_x), ptr(rstd_h), ptr(hs), ptr(zh_full), ptr(valid_rows), ptr(C), ptr(Z),
+        )  # fmt: skip
+        step, ref = _LIB.rk_gru_forward_step, ctypes.byref(args)
+        W_t = W_hh.t()
+        hs_t, gh_t = hs.unbind(0), gh.unbind(0)
+        h_in = scratch.empty((B, H), GX) if rec_mask is not None else None
+        for t in range(T):
+            h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
+            torch.mm(h, W_t, out=gh_t[t])
+            args.t = t
+            step(ref)
+    if needs_grad:
+        y_x, y_h = (GX, gh) if layer_norm else (None, None)
+        ctx.save_for_backward(x, W_ih, W_hh, hs, C, Z, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid)
+    return hs[1:]
+
+
+def backward(ctx, d_hs: Tensor) -> tuple:
+    """The backward of GRURecurrence for a forward that ran in :func:`forward`."""
+    x, W_ih, W_hh, hs, C, Z, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid = ctx.saved_tensors
+    T, B, H = Z.shape
+    layer_norm = ln_ih is not None
+    d_hs = d_hs.contiguous()
+    dh = d_hs[T - 1].clone()  # the gradient of the carried h, step after step; at the end that of h_0
+    u = full_mask(mixing_coefficients(zh, valid, Z.dtype), (T, B, H))
+    acc = torch.zeros(12 * H, dtype=torch.float64) if layer_norm else None
+    with Scratch() as scratch:  # dGX and DU never leave this backward
+        dGX, DU = scratch.empty((T, B, 3 * H), Z), scratch.empty((T, B, 3 * H), Z)
+        base = scratch.empty((B, H), Z)
+        dx_raw = scratch.empty((B, 3 * H), Z) if layer_norm else None
+        du_raw = scratch.empty((B, 3 * H), Z) if layer_norm else None
+        args = _Backward(
+            B, H, torch.get_num_threads(), 0, ptr(dh), ptr(base), ptr(d_hs), ptr(u), ptr(C), ptr(Z), ptr(y_x),
+            ptr(y_h), ptr(rstd_x), ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(dx_raw), ptr(du_raw), ptr(dGX), ptr(DU),
+            ptr(acc),
+        )  # fmt: skip
+        step, ref = _LIB.rk_gru_backward_step, ctypes.byref(args)
+        DU_t = DU.unbind(0)
+        masked = scratch.empty((B, H), Z) if rec_mask is not None else None
+        for t in range(T - 1, -1, -1):
+            args.t = t
+            step(ref)
+            if rec_mask is None:
+                torch.addmm(base, DU_t[t], W_hh, out=dh)
+            else:
+                torch.addcmul(base, torch.mm(DU_t[t], W_hh, out=masked), rec_mask, out=dh)
+        h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
+        d_W_hh = matmul_steps(DU, h_in)
+        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        d_ln_ih = d_ln_hh = None
+        if layer_norm:
+            d_ln_ih, d_ln_hh, d_b_ih, d_b_hh = acc.to(Z.dtype).split(3 * H)
+        else:
+            d_b_ih, d_b_hh = dGX.sum((0, 1)), DU.sum((0, 1))
+    return (dx, dh, d_W_ih, d_W_hh, d_b_ih if ctx.has_b_ih else None, d_b_hh if ctx.has_b_hh else None, d_ln_ih,
+            d_ln_hh, None, None, None, None, None)  # fmt: skip
