@@ -26,7 +26,11 @@ SETTINGS = {
 }
 
 
-CELLS = {"lstm": (rnnkit.LSTM, clstm), "gru": (rnnkit.GRU, cgru)}
+CELLS = {
+    "lstm": (rnnkit.LSTM, {}, clstm),
+    "gru": (rnnkit.GRU, {}, cgru),
+    "gru before": (rnnkit.GRU, dict(reset="before"), cgru),
+}
 
 
 def outputs_and_grads(cell, setting, backend, c_steps, monkeypatch, dtype=torch.float32, T=9, B=5, I=6, H=13):
@@ -35,7 +39,8 @@ def outputs_and_grads(cell, setting, backend, c_steps, monkeypatch, dtype=torch.
     monkeypatch.setenv("RNNKIT_C_CELLS", "1" if c_steps else "0")
     options, training, with_lengths, bidirectional, layers = SETTINGS[setting]
     torch.manual_seed(0)
-    layer = CELLS[cell][0](I, H, layers, bidirectional=bidirectional, **options, backend=backend)
+    cls, cell_options, _ = CELLS[cell]
+    layer = cls(I, H, layers, bidirectional=bidirectional, **cell_options, **options, backend=backend)
     layer = layer.to(dtype).train(training)
     g = torch.Generator().manual_seed(3)
     n = layers * (2 if bidirectional else 1)
@@ -70,7 +75,7 @@ def test_c_steps_are_built():
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_c_steps_match_the_pytorch_loops(cell, setting, monkeypatch):
     calls = []
-    module = CELLS[cell][1]
+    module = CELLS[cell][2]
     forward = module.forward
     monkeypatch.setattr(module, "forward", lambda *args: calls.append(1) or forward(*args))
     in_c = outputs_and_grads(cell, setting, "fused", True, monkeypatch)
@@ -95,16 +100,15 @@ def test_c_steps_as_close_to_float64_as_pytorch_float32(cell, setting, monkeypat
         assert in_c[name] <= max(4 * in_torch[name], 2e-6), (name, in_c[name], in_torch[name])
 
 
-def test_c_steps_apply_to_float32_cpu_only_and_not_to_peepholes_projection_or_the_cho_gru(monkeypatch):
+def test_c_steps_apply_to_float32_cpu_only_and_not_to_peepholes_or_projections(monkeypatch):
     monkeypatch.setenv("RNNKIT_C_CELLS", "1")
     x, W = torch.zeros(2, 1, 3), torch.zeros(8, 2)
     assert clstm.applies(x, W, None, None) == clstm.available()
-    assert cgru.applies(x, W, before=False) == cgru.available()
+    assert cgru.applies(x, W) == cgru.available()
     assert not clstm.applies(x.double(), W.double(), None, None)
-    assert not cgru.applies(x.double(), W.double(), before=False)
+    assert not cgru.applies(x.double(), W.double())
     assert not clstm.applies(x, W, torch.zeros(6), None)
     assert not clstm.applies(x, W, None, torch.zeros(1, 2))
-    assert not cgru.applies(x, W, before=True)
     monkeypatch.setenv("RNNKIT_C_CELLS", "0")
     assert not clstm.applies(x, W, None, None)
-    assert not cgru.applies(x, W, before=False)
+    assert not cgru.applies(x, W)

@@ -5,7 +5,7 @@
   the step loops and a pool of scratch buffers in ``common.py``). It covers every cell option;
   ``rnnkit.layers`` registers it as the ``"fused"`` backend and ``"auto"`` uses it for every
   configuration torch's own kernels do not compute. On the CPU in float32 the LSTM's and the GRU's
-  (reset="after") steps do their element-wise work in C (``clstm.py``/``_lstm.c``, ``cgru.py``/``_gru.c``,
+  steps do their element-wise work in C (``clstm.py``/``_lstm.c``, ``cgru.py``/``_gru.c``,
   built at install).
 - ``generation``: token-by-token stepping for :func:`rnnkit.generate` without per-step module
   overhead (imported by :mod:`rnnkit.decoding`).

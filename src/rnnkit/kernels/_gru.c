@@ -134,29 +134,30 @@ static inline __attribute__((always_inline)) void backward_row(const rk_gru_back
     }
 }
 
-/* The gains' and biases' gradients (layer norm): sums over the B rows of this step, in double, the
- * columns shared out in blocks that run down the rows (vector inner loops). */
+/* acc[q] += sum_b d[b, q] y[b, q] (or sum_b d[b, q] when y is NULL) for q < n, in double: the gains' and
+ * biases' gradients. The columns are shared out in blocks that run down the rows (vector inner loops). */
 #define RK_BLOCK 64
+
+static inline __attribute__((always_inline)) void sum_rows(double *acc, const float *d, size_t d_stride,
+                                                           const float *y, size_t y_stride, int B, int n) {
+#pragma omp for schedule(static)
+    for (int q0 = 0; q0 < n; q0 += RK_BLOCK) {
+        const int q1 = q0 + RK_BLOCK < n ? q0 + RK_BLOCK : n;
+        for (int b = 0; b < B; b++) {
+            const float *db = d + b * d_stride, *yb = y ? y + b * y_stride : NULL;
+#pragma omp simd
+            for (int q = q0; q < q1; q++) acc[q] += (double)(yb ? db[q] * yb[q] : db[q]);
+        }
+    }
+}
 
 static inline __attribute__((always_inline)) void accumulate(const rk_gru_backward *a) {
     const int B = a->B, G = 3 * a->H;
-    const size_t first = (size_t)a->t * B;
-    double *acc_ih = a->acc, *acc_hh = a->acc + G, *acc_bi = a->acc + 2 * G, *acc_bh = a->acc + 3 * G;
-#pragma omp for schedule(static)
-    for (int q0 = 0; q0 < G; q0 += RK_BLOCK) {
-        const int q1 = q0 + RK_BLOCK < G ? q0 + RK_BLOCK : G;
-        for (int b = 0; b < B; b++) {
-            const float *dx = a->dx + (size_t)b * G, *du = a->du + (size_t)b * G;
-            const float *yx = a->y_x + (first + b) * G, *yh = a->y_h + (first + b) * G;
-#pragma omp simd
-            for (int q = q0; q < q1; q++) {
-                acc_ih[q] += (double)(dx[q] * yx[q]);
-                acc_hh[q] += (double)(du[q] * yh[q]);
-                acc_bi[q] += (double)dx[q];
-                acc_bh[q] += (double)du[q];
-            }
-        }
-    }
+    const float *yx = a->y_x + (size_t)a->t * B * G, *yh = a->y_h + (size_t)a->t * B * G;
+    sum_rows(a->acc, a->dx, G, yx, G, B, G);
+    sum_rows(a->acc + G, a->du, G, yh, G, B, G);
+    sum_rows(a->acc + 2 * G, a->dx, G, NULL, 0, B, G);
+    sum_rows(a->acc + 3 * G, a->du, G, NULL, 0, B, G);
 }
 
 static inline __attribute__((always_inline)) void backward_body(const rk_gru_backward *a) {
@@ -165,34 +166,210 @@ static inline __attribute__((always_inline)) void backward_body(const rk_gru_bac
     if (a->ln_ih) accumulate(a);
 }
 
-/* Compiled twice, for AVX2 + FMA and for any CPU (_kernels.h). */
-RK_FAST static void forward_fast(const rk_gru_forward *a) {
-#pragma omp parallel num_threads(a->threads)
-    forward_body(a);
-}
-static void forward_any(const rk_gru_forward *a) {
-#pragma omp parallel num_threads(a->threads)
-    forward_body(a);
-}
-RK_FAST static void backward_fast(const rk_gru_backward *a) {
-#pragma omp parallel num_threads(a->threads)
-    backward_body(a);
-}
-static void backward_any(const rk_gru_backward *a) {
-#pragma omp parallel num_threads(a->threads)
-    backward_body(a);
+/* -- reset="before" (Cho et al.): n reads W_hn (r * h_in), so a step is two calls around that GEMM ----
+ *
+ * Forward:  [gh_rz = W_hrz h_in]  reset_gates: r, z, RH = r * h_in
+ *           [gh_n = W_hn RH]      update: n = tanh(gx_n + gh_n), h' = n + z (h - n), mixing
+ *           (gx = [LN] W_ih x + b with b = b_ih + b_hh; every product W h normalised per gate with layer norm)
+ *           factors C = (h_in r(1-r), (h - n) z(1-z), (1-z)(1-n^2)), Z = z, R = r
+ * Backward: gradient_n: D_z, D_n = dh' C_z, dh' C_n;  DU_n = [LN backward] D_n;  base = d_hs[t-1] + dh' z + carry
+ *           [d_rh = DU_n W_hn]    gradient_r: D_r = d_rh C_r;  DU_rz, dGX = [LN backward] D_rz, D;
+ *                                 base += d_rh r * mask
+ *           [dh_{t-1} = base + (DU_rz W_hrz) * mask]  */
+
+typedef struct {
+    int32_t B, H, threads, t;
+    float *gx;                  /* (T, B, 3H) as in rk_gru_forward, the bias b_ih + b_hh */
+    float *gh_rz;               /* (T, B, 2H) raw W_hrz h_in (layer norm: normalised in place) */
+    float *gh_n;                /* (T, B, H) raw W_hn (r * h_in) (layer norm: normalised in place) */
+    const float *ln_ih, *ln_hh; /* (3H,) gate gains, or NULL without layer norm */
+    const float *bias;          /* (3H,) with layer norm (zeros without biases), else in gx */
+    const float *rec_mask;      /* (B, H) recurrent dropout, or NULL */
+    float *rstd_x, *rstd_rz, *rstd_n; /* (T, B, 3), (T, B, 2), (T, B) out (layer norm) */
+    float *hs;                  /* (T + 1, B, H) carried states; [0] given */
+    const float *zh;            /* (T, B, H) zoneout, or NULL */
+    const uint8_t *valid;       /* (T, B), or NULL */
+    float *RH;                  /* (T, B, H) out: r * h_in */
+    float *C;                   /* (T, B, 3H) out: the factors above */
+    float *Z, *R;               /* (T, B, H) out: the gates */
+} rk_gru_before_forward;
+
+typedef struct {
+    int32_t B, H, threads, t;
+    const float *dh;            /* (B, H) in: gradient of the carried h_t */
+    float *base;                /* (B, H) out: see above */
+    const float *d_rh;          /* (B, H) in (gradient_r): DU_n W_hn */
+    const float *d_hs;          /* (T, B, H) gradients of the outputs */
+    const float *u;             /* (T, B, H) the share U of the carried gradient that is new, or NULL */
+    const float *rec_mask;      /* (B, H), or NULL */
+    const float *C, *Z, *R;
+    const float *y_x, *y_rz, *y_n, *rstd_x, *rstd_rz, *rstd_n, *ln_ih, *ln_hh; /* layer norm, else NULL */
+    float *D;                   /* (B, 3H) scratch: gradients of the pre-activations r, z, n before the norms */
+    float *dGX, *DU_rz, *DU_n;  /* (T, B, 3H), (T, B, 2H), (T, B, H) out: of gx, gh_rz, gh_n as the caller made them */
+    double *acc;                /* (9H,) += d g_ih (3H), d g_hh (3H), d b (3H) (layer norm) */
+} rk_gru_before_backward;
+
+/* r, z, r * h_in and the factor of d_r for one row; ln is a constant at each call (branch-free loops). */
+static inline __attribute__((always_inline)) void reset_gates(const int ln, const float *gx, const float *gh,
+                                                              const float *gi, const float *gg, const float *bias,
+                                                              const float *h, const float *mask, int H, float *Rr,
+                                                              float *Zr, float *rh, float *Cr) {
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        const int q0 = j, q1 = H + j;
+        const float pr = ln ? gx[q0] * gi[q0] + bias[q0] + gh[q0] * gg[q0] : gx[q0] + gh[q0];
+        const float pz = ln ? gx[q1] * gi[q1] + bias[q1] + gh[q1] * gg[q1] : gx[q1] + gh[q1];
+        const float r = sigmoidf(pr), z = sigmoidf(pz), h_in = mask ? h[j] * mask[j] : h[j];
+        Rr[j] = r, Zr[j] = z, rh[j] = r * h_in;
+        Cr[j] = h_in * r * (1.0f - r);
+    }
 }
 
+static inline __attribute__((always_inline)) void reset_row(const rk_gru_before_forward *a, int b) {
+    const int B = a->B, H = a->H;
+    const size_t row = (size_t)a->t * B + b, G = 3 * (size_t)H;
+    float *gx = a->gx + row * G, *gh = a->gh_rz + row * 2 * H;
+    const float *h = a->hs + row * H, *mask = a->rec_mask ? a->rec_mask + (size_t)b * H : NULL;
+    float *Cr = a->C + row * G, *Zr = a->Z + row * H, *Rr = a->R + row * H, *rh = a->RH + row * H;
+    if (a->ln_ih) {
+        for (int k = 0; k < 3; k++) a->rstd_x[row * 3 + k] = normalise(gx + (size_t)k * H, H);
+        for (int k = 0; k < 2; k++) a->rstd_rz[row * 2 + k] = normalise(gh + (size_t)k * H, H);
+        reset_gates(1, gx, gh, a->ln_ih, a->ln_hh, a->bias, h, mask, H, Rr, Zr, rh, Cr);
+    } else {
+        reset_gates(0, gx, gh, NULL, NULL, NULL, h, mask, H, Rr, Zr, rh, Cr);
+    }
+}
+
+/* n, h' and the factors of d_z and d_n for one row; ln is a constant at each call. */
+static inline __attribute__((always_inline)) void update_gates(const int ln, const float *gx, const float *gh,
+                                                               const float *gi, const float *gg, const float *bias,
+                                                               const float *h_prev, const float *Zr, int H, float *Cr,
+                                                               float *h_out) {
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        const float p = ln ? gx[j] * gi[j] + bias[j] + gh[j] * gg[j] : gx[j] + gh[j];
+        const float n = tanhf(p), z = Zr[j];
+        Cr[H + j] = (h_prev[j] - n) * z * (1.0f - z);
+        Cr[2 * H + j] = (1.0f - z) * (1.0f - n * n);
+        h_out[j] = n + z * (h_prev[j] - n);
+    }
+}
+
+static inline __attribute__((always_inline)) void update_row(const rk_gru_before_forward *a, int b) {
+    const int B = a->B, H = a->H;
+    const size_t row = (size_t)a->t * B + b, G = 3 * (size_t)H;
+    const float *gx = a->gx + row * G + 2 * H, *h_prev = a->hs + row * H, *Zr = a->Z + row * H;
+    float *gh = a->gh_n + row * H, *Cr = a->C + row * G, *h_out = a->hs + (row + B) * H;
+    if (a->ln_ih) {
+        a->rstd_n[row] = normalise(gh, H);
+        update_gates(1, gx, gh, a->ln_ih + 2 * H, a->ln_hh + 2 * H, a->bias + 2 * H, h_prev, Zr, H, Cr, h_out);
+    } else {
+        update_gates(0, gx, gh, NULL, NULL, NULL, h_prev, Zr, H, Cr, h_out);
+    }
+    if (a->valid && !a->valid[row]) {
+        for (int j = 0; j < H; j++) h_out[j] = h_prev[j];
+    } else if (a->zh) {
+        const float *zh = a->zh + row * H;
+#pragma omp simd
+        for (int j = 0; j < H; j++) h_out[j] += zh[j] * (h_prev[j] - h_out[j]);
+    }
+}
+
+static inline __attribute__((always_inline)) void gradient_n_row(const rk_gru_before_backward *a, int b) {
+    const int B = a->B, H = a->H, t = a->t;
+    const size_t row = (size_t)t * B + b, G = 3 * (size_t)H;
+    const float *dh = a->dh + (size_t)b * H, *Cr = a->C + row * G, *Zr = a->Z + row * H;
+    const float *u = a->u ? a->u + row * H : NULL, *d_prev = t > 0 ? a->d_hs + (row - B) * H : NULL;
+    const int ln = a->ln_ih != NULL;
+    float *D = ln ? a->D + (size_t)b * G : a->dGX + row * G, *base = a->base + (size_t)b * H;
+    float *du_n = a->DU_n + row * H;
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        const float d = u ? dh[j] * u[j] : dh[j];
+        D[H + j] = d * Cr[H + j];
+        D[2 * H + j] = d * Cr[2 * H + j];
+        base[j] = (d_prev ? d_prev[j] : 0.0f) + d * Zr[j] + (dh[j] - d);
+    }
+    if (ln)
+        normalise_grad(D + 2 * H, a->ln_hh + 2 * H, a->y_n + row * H, a->rstd_n[row], H, du_n);
+    else
+        for (int j = 0; j < H; j++) du_n[j] = D[2 * H + j];
+}
+
+static inline __attribute__((always_inline)) void gradient_r_row(const rk_gru_before_backward *a, int b) {
+    const int B = a->B, H = a->H;
+    const size_t row = (size_t)a->t * B + b, G = 3 * (size_t)H;
+    const float *Cr = a->C + row * G, *Rr = a->R + row * H, *d_rh = a->d_rh + (size_t)b * H;
+    const float *mask = a->rec_mask ? a->rec_mask + (size_t)b * H : NULL;
+    const int ln = a->ln_ih != NULL;
+    float *D = ln ? a->D + (size_t)b * G : a->dGX + row * G, *base = a->base + (size_t)b * H;
+    float *du_rz = a->DU_rz + row * 2 * H;
+#pragma omp simd
+    for (int j = 0; j < H; j++) {
+        D[j] = d_rh[j] * Cr[j];
+        base[j] += mask ? d_rh[j] * Rr[j] * mask[j] : d_rh[j] * Rr[j];
+    }
+    if (!ln) {
+        for (int j = 0; j < 2 * H; j++) du_rz[j] = D[j];
+    } else {
+        for (int k = 0; k < 3; k++) {
+            const size_t q = (size_t)k * H;
+            normalise_grad(D + q, a->ln_ih + q, a->y_x + row * G + q, a->rstd_x[row * 3 + k], H, a->dGX + row * G + q);
+        }
+        for (int k = 0; k < 2; k++) {
+            const size_t q = (size_t)k * H;
+            normalise_grad(D + q, a->ln_hh + q, a->y_rz + row * 2 * H + q, a->rstd_rz[row * 2 + k], H, du_rz + q);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void reset_body(const rk_gru_before_forward *a) {
+#pragma omp for schedule(static)
+    for (int b = 0; b < a->B; b++) reset_row(a, b);
+}
+static inline __attribute__((always_inline)) void update_body(const rk_gru_before_forward *a) {
+#pragma omp for schedule(static)
+    for (int b = 0; b < a->B; b++) update_row(a, b);
+}
+static inline __attribute__((always_inline)) void gradient_n_body(const rk_gru_before_backward *a) {
+#pragma omp for schedule(static)
+    for (int b = 0; b < a->B; b++) gradient_n_row(a, b);
+}
+static inline __attribute__((always_inline)) void gradient_r_body(const rk_gru_before_backward *a) {
+    const int B = a->B, H = a->H, G = 3 * H;
+#pragma omp for schedule(static)
+    for (int b = 0; b < B; b++) gradient_r_row(a, b);
+    if (a->ln_ih) { /* the gains' and the bias's gradients from D (B, 3H) */
+        const size_t first = (size_t)a->t * B;
+        sum_rows(a->acc, a->D, G, a->y_x + first * G, G, B, G);
+        sum_rows(a->acc + G, a->D, G, a->y_rz + first * 2 * H, 2 * H, B, 2 * H);
+        sum_rows(a->acc + G + 2 * H, a->D + 2 * H, G, a->y_n + first * H, H, B, H);
+        sum_rows(a->acc + 2 * G, a->D, G, NULL, 0, B, G);
+    }
+}
+
+/* Every body compiled twice, for AVX2 + FMA and for any CPU (_kernels.h), and one exported function
+ * per body that runs it on a team of threads. */
 static int fast_cpu = -1; /* unknown until the first call */
 
-/* One step t (a->t) of the forward; the caller has put W_hh h_{t-1} in gh. */
-void rk_gru_forward_step(const rk_gru_forward *a) {
-    if (fast_cpu < 0) fast_cpu = use_fast();
-    (fast_cpu ? forward_fast : forward_any)(a);
-}
+#define RK_ENTRY(name, body, type)                                  \
+    RK_FAST static void body##_fast(const type *a) {                \
+        _Pragma("omp parallel num_threads(a->threads)") body(a);    \
+    }                                                               \
+    static void body##_any(const type *a) {                         \
+        _Pragma("omp parallel num_threads(a->threads)") body(a);    \
+    }                                                               \
+    void name(const type *a) {                                      \
+        if (fast_cpu < 0) fast_cpu = use_fast();                    \
+        (fast_cpu ? body##_fast : body##_any)(a);                   \
+    }
 
+/* One step t (a->t) of the forward; the caller has put W_hh h_{t-1} in gh. */
+RK_ENTRY(rk_gru_forward_step, forward_body, rk_gru_forward)
 /* One step t (a->t) of the backward, from t = T-1 down to 0; see the top for what it leaves. */
-void rk_gru_backward_step(const rk_gru_backward *a) {
-    if (fast_cpu < 0) fast_cpu = use_fast();
-    (fast_cpu ? backward_fast : backward_any)(a);
-}
+RK_ENTRY(rk_gru_backward_step, backward_body, rk_gru_backward)
+/* reset="before", the four calls of a step (see above) */
+RK_ENTRY(rk_gru_before_reset, reset_body, rk_gru_before_forward)
+RK_ENTRY(rk_gru_before_update, update_body, rk_gru_before_forward)
+RK_ENTRY(rk_gru_before_gradient_n, gradient_n_body, rk_gru_before_backward)
+RK_ENTRY(rk_gru_before_gradient_r, gradient_r_body, rk_gru_before_backward)

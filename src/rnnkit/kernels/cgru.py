@@ -1,11 +1,12 @@
-"""The GRU recurrence (reset="after") with each step's element-wise work in C (``_gru.c``): float32, CPU.
+"""The GRU recurrence with each step's element-wise work in C (``_gru.c``): float32 on the CPU.
 
 :class:`rnnkit.kernels.gru.GRURecurrence` hands its forward and backward here when :func:`applies`: the
-loops of ``gru.py`` (one GEMM per step by torch, the weight gradients as GEMMs over all steps) with the
-rest of a step in one C call (see ``_gru.c``), as :mod:`rnnkit.kernels.clstm` does for the LSTM.
+loops of ``gru.py`` (torch's GEMMs per step, the weight gradients as GEMMs over all steps) with the rest
+of a step in C (see ``_gru.c``), as :mod:`rnnkit.kernels.clstm` does for the LSTM. reset="after" takes
+one C call per step; reset="before" two, around the step's second GEMM ``W_hn (r * h)``.
 
-Covers layer norm, recurrent dropout, zoneout and lengths. The reset="before" form (a second GEMM
-inside the step), float64 and CUDA go through ``gru.py``; ``RNNKIT_C_CELLS=0`` turns the C steps off.
+Covers both reset forms, layer norm, recurrent dropout, zoneout and lengths; float64 and CUDA go
+through ``gru.py``. ``RNNKIT_C_CELLS=0`` turns the C steps off.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ class _Backward(ctypes.Structure):  # rk_gru_backward
     _fields_ = struct_fields("B H threads t", "dh base d_hs u C Z y_x y_h rstd_x rstd_h ln_ih ln_hh dx du dGX DU acc")
 
 
+class _BeforeForward(ctypes.Structure):  # rk_gru_before_forward
+    _fields_ = struct_fields(
+        "B H threads t", "gx gh_rz gh_n ln_ih ln_hh bias rec_mask rstd_x rstd_rz rstd_n hs zh valid RH C Z R"
+    )
+
+
+class _BeforeBackward(ctypes.Structure):  # rk_gru_before_backward
+    _fields_ = struct_fields(
+        "B H threads t",
+        "dh base d_rh d_hs u rec_mask C Z R y_x y_rz y_n rstd_x rstd_rz rstd_n ln_ih ln_hh D dGX DU_rz DU_n acc",
+    )
+
+
 _LIB = load_library("_gru")
 
 
@@ -35,16 +49,16 @@ def available() -> bool:
     return _LIB is not None and switched_on("RNNKIT_C_CELLS")
 
 
-def applies(x: Tensor, W_hh: Tensor, before: bool) -> bool:
+def applies(x: Tensor, W_hh: Tensor) -> bool:
     """Whether this recurrence runs its steps in C (see the module doc)."""
-    return (
-        available() and not before and x.device.type == "cpu" and x.dtype == torch.float32
-        and W_hh.dtype == torch.float32
-    )  # fmt: skip
+    return available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
 
 
-def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad) -> Tensor:
-    """The forward of GRURecurrence for reset="after" (same arguments): hs[1:]."""
+def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad) -> Tensor:
+    """The forward of GRURecurrence (same arguments): hs[1:]."""
+    ctx.before = before
+    if before:
+        return _before_forward(ctx, x, h0, W_ih, W_hh, b_ih, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad)
     T, B = x.shape[:2]
     H = W_hh.shape[1]
     layer_norm = ln_ih is not None
@@ -83,6 +97,8 @@ def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, vali
 
 def backward(ctx, d_hs: Tensor) -> tuple:
     """The backward of GRURecurrence for a forward that ran in :func:`forward`."""
+    if ctx.before:
+        return _before_backward(ctx, d_hs)
     x, W_ih, W_hh, hs, C, Z, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid = ctx.saved_tensors
     T, B, H = Z.shape
     layer_norm = ln_ih is not None
@@ -120,3 +136,90 @@ def backward(ctx, d_hs: Tensor) -> tuple:
             d_b_ih, d_b_hh = dGX.sum((0, 1)), DU.sum((0, 1))
     return (dx, dh, d_W_ih, d_W_hh, d_b_ih if ctx.has_b_ih else None, d_b_hh if ctx.has_b_hh else None, d_ln_ih,
             d_ln_hh, None, None, None, None, None)  # fmt: skip
+
+
+def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad) -> Tensor:
+    """reset="before": ``bias`` is b_ih + b_hh (all of it adds outside r); two C calls per step."""
+    T, B = x.shape[:2]
+    H = W_hh.shape[1]
+    layer_norm = ln_ih is not None
+    GX = project_inputs(x, W_ih, None if layer_norm else bias)  # layer norm: the normalised W_ih x on return
+    ctx.has_bias = bias is not None
+    if layer_norm and bias is None:
+        bias = GX.new_zeros(3 * H)
+    hs = GX.new_empty(T + 1, B, H)
+    hs[0] = h0
+    zh_full = full_mask(zh, (T, B, H))
+    valid_rows = None if valid is None else valid.reshape(T, B).contiguous()
+    with Scratch() as scratch:
+        keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        store = keep if layer_norm else (lambda shape: scratch.empty(shape, GX))  # normalised products: LN only
+        gh_rz, gh_n = store((T, B, 2 * H)), store((T, B, H))
+        RH, C, Z, R = keep((T, B, H)), keep((T, B, 3 * H)), keep((T, B, H)), keep((T, B, H))
+        rstd_x, rstd_rz, rstd_n = (keep((T, B, 3)), keep((T, B, 2)), keep((T, B))) if layer_norm else (None,) * 3
+        mask = None if rec_mask is None else rec_mask.to(GX.dtype).expand(B, H).contiguous()
+        args = _BeforeForward(
+            B, H, torch.get_num_threads(), 0, ptr(GX), ptr(gh_rz), ptr(gh_n), ptr(ln_ih), ptr(ln_hh),
+            ptr(bias) if layer_norm else None, ptr(mask), ptr(rstd_x), ptr(rstd_rz), ptr(rstd_n), ptr(hs),
+            ptr(zh_full), ptr(valid_rows), ptr(RH), ptr(C), ptr(Z), ptr(R),
+        )  # fmt: skip
+        reset, update, ref = _LIB.rk_gru_before_reset, _LIB.rk_gru_before_update, ctypes.byref(args)
+        W_rz_t, W_n_t = W_hh[: 2 * H].t(), W_hh[2 * H :].t()
+        hs_t, RH_t, rz_t, n_t = hs.unbind(0), RH.unbind(0), gh_rz.unbind(0), gh_n.unbind(0)
+        h_in = scratch.empty((B, H), GX) if mask is not None else None
+        for t in range(T):
+            h = hs_t[t] if mask is None else torch.mul(hs_t[t], mask, out=h_in)
+            torch.mm(h, W_rz_t, out=rz_t[t])
+            args.t = t
+            reset(ref)
+            torch.mm(RH_t[t], W_n_t, out=n_t[t])
+            update(ref)
+    if needs_grad:
+        y_x, y_rz, y_n = (GX, gh_rz, gh_n) if layer_norm else (None, None, None)
+        ctx.save_for_backward(x, W_ih, W_hh, hs, RH, C, Z, R, y_x, y_rz, y_n, rstd_x, rstd_rz, rstd_n, ln_ih, ln_hh,
+                              mask, zh, valid)  # fmt: skip
+    return hs[1:]
+
+
+def _before_backward(ctx, d_hs: Tensor) -> tuple:
+    (x, W_ih, W_hh, hs, RH, C, Z, R, y_x, y_rz, y_n, rstd_x, rstd_rz, rstd_n, ln_ih, ln_hh, mask, zh,
+     valid) = ctx.saved_tensors  # fmt: skip
+    T, B, H = Z.shape
+    layer_norm = ln_ih is not None
+    d_hs = d_hs.contiguous()
+    dh = d_hs[T - 1].clone()
+    u = full_mask(mixing_coefficients(zh, valid, Z.dtype), (T, B, H))
+    acc = torch.zeros(9 * H, dtype=torch.float64) if layer_norm else None
+    W_rz, W_n = W_hh[: 2 * H], W_hh[2 * H :]
+    with Scratch() as scratch:  # the gradients of the products never leave this backward
+        dGX, DU_rz, DU_n = scratch.empty((T, B, 3 * H), Z), scratch.empty((T, B, 2 * H), Z), scratch.empty((T, B, H), Z)
+        base, d_rh = scratch.empty((B, H), Z), scratch.empty((B, H), Z)
+        D = scratch.empty((B, 3 * H), Z) if layer_norm else None
+        args = _BeforeBackward(
+            B, H, torch.get_num_threads(), 0, ptr(dh), ptr(base), ptr(d_rh), ptr(d_hs), ptr(u), ptr(mask), ptr(C),
+            ptr(Z), ptr(R), ptr(y_x), ptr(y_rz), ptr(y_n), ptr(rstd_x), ptr(rstd_rz), ptr(rstd_n), ptr(ln_ih),
+            ptr(ln_hh), ptr(D), ptr(dGX), ptr(DU_rz), ptr(DU_n), ptr(acc),
+        )  # fmt: skip
+        gradient_n, gradient_r = _LIB.rk_gru_before_gradient_n, _LIB.rk_gru_before_gradient_r
+        ref = ctypes.byref(args)
+        DU_rz_t, DU_n_t = DU_rz.unbind(0), DU_n.unbind(0)
+        masked = scratch.empty((B, H), Z) if mask is not None else None
+        for t in range(T - 1, -1, -1):
+            args.t = t
+            gradient_n(ref)
+            torch.mm(DU_n_t[t], W_n, out=d_rh)
+            gradient_r(ref)
+            if mask is None:
+                torch.addmm(base, DU_rz_t[t], W_rz, out=dh)
+            else:
+                torch.addcmul(base, torch.mm(DU_rz_t[t], W_rz, out=masked), mask, out=dh)
+        h_in = hs[:-1] if mask is None else hs[:-1] * mask
+        d_W_hh = torch.cat([matmul_steps(DU_rz, h_in), matmul_steps(DU_n, RH)])
+        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        d_ln_ih = d_ln_hh = None
+        if layer_norm:
+            d_ln_ih, d_ln_hh, d_bias = acc.to(Z.dtype).split(3 * H)
+        else:
+            d_bias = dGX.sum((0, 1))
+    return (dx, dh, d_W_ih, d_W_hh, d_bias if ctx.has_bias else None, None, d_ln_ih, d_ln_hh, None, None, None, None,
+            None)  # fmt: skip

@@ -291,9 +291,10 @@ class GRURecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad):
-        ctx.in_c = cgru.applies(x, W_hh, before)
+        ctx.in_c = cgru.applies(x, W_hh)
         if ctx.in_c:  # the same loops with each step's element-wise work in C
-            return cgru.forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad)
+            return cgru.forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before,
+                                needs_grad)  # fmt: skip
         GX = project_inputs(x, W_ih, None if ln_ih is not None else b_ih)
         T, B, G3 = GX.shape
         H = G3 // 3
