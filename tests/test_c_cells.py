@@ -28,6 +28,7 @@ SETTINGS = {
 
 CELLS = {
     "lstm": (rnnkit.LSTM, {}, clstm),
+    "lstm peephole": (rnnkit.LSTM, dict(peephole=True), clstm),
     "gru": (rnnkit.GRU, {}, cgru),
     "gru before": (rnnkit.GRU, dict(reset="before"), cgru),
 }
@@ -46,11 +47,11 @@ def outputs_and_grads(cell, setting, backend, c_steps, monkeypatch, dtype=torch.
     n = layers * (2 if bidirectional else 1)
     x = torch.randn(T, B, I, generator=g).to(dtype).requires_grad_()
     state = tuple(
-        torch.randn(n, B, H, generator=g).to(dtype).requires_grad_() for _ in range(2 if cell == "lstm" else 1)
+        torch.randn(n, B, H, generator=g).to(dtype).requires_grad_() for _ in range(2 if cls is rnnkit.LSTM else 1)
     )
     lengths = torch.tensor([T, 2, 4, T, 1]) if with_lengths else None
     torch.manual_seed(5)  # the masks: the same draws on every path
-    out, final = layer(x, state if cell == "lstm" else state[0], lengths=lengths)
+    out, final = layer(x, state if cls is rnnkit.LSTM else state[0], lengths=lengths)
     g = torch.Generator().manual_seed(11)
     loss = sum((t * torch.randn(t.shape, generator=g)).sum() for t in (out, *as_tuple(final)))
     names = ["x", "h0", "c0"][: 1 + len(state)] + [name for name, _ in layer.named_parameters()]
@@ -100,15 +101,14 @@ def test_c_steps_as_close_to_float64_as_pytorch_float32(cell, setting, monkeypat
         assert in_c[name] <= max(4 * in_torch[name], 2e-6), (name, in_c[name], in_torch[name])
 
 
-def test_c_steps_apply_to_float32_cpu_only_and_not_to_peepholes_or_projections(monkeypatch):
+def test_c_steps_apply_to_float32_cpu_only_and_not_to_projections(monkeypatch):
     monkeypatch.setenv("RNNKIT_C_CELLS", "1")
     x, W = torch.zeros(2, 1, 3), torch.zeros(8, 2)
-    assert clstm.applies(x, W, None, None) == clstm.available()
+    assert clstm.applies(x, W, None) == clstm.available()
     assert cgru.applies(x, W) == cgru.available()
-    assert not clstm.applies(x.double(), W.double(), None, None)
+    assert not clstm.applies(x.double(), W.double(), None)
     assert not cgru.applies(x.double(), W.double())
-    assert not clstm.applies(x, W, torch.zeros(6), None)
-    assert not clstm.applies(x, W, None, torch.zeros(1, 2))
+    assert not clstm.applies(x, W, torch.zeros(1, 2))  # a projection
     monkeypatch.setenv("RNNKIT_C_CELLS", "0")
-    assert not clstm.applies(x, W, None, None)
+    assert not clstm.applies(x, W, None)
     assert not cgru.applies(x, W)

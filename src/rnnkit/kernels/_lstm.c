@@ -9,16 +9,17 @@
  * Forward, row b of step t (gate order i, f, g, o of torch; LN normalises each gate block of H units):
  *     pre = LN(W_ih x) * g_ih + LN(W_hh h) * g_hh + b      (layer norm; the rows are normalised in place)
  *     pre = W_ih x + b + W_hh h                             (otherwise: the caller adds them in gx)
- *     i, f, o = sigmoid(pre_i, pre_f, pre_o),  g = tanh(pre_g)
- *     c' = f * c + i * g,   h' = o * tanh(LN(c') * w_c + b_c)   (cell norm with layer norm)
+ *     i, f = sigmoid(pre_i [+ p_i c], pre_f [+ p_f c]),  g = tanh(pre_g)     [peepholes]
+ *     c' = f * c + i * g,   o = sigmoid(pre_o [+ p_o c'])
+ *     h' = o * tanh(LN(c') * w_c + b_c)   (cell norm with layer norm; else tanh(c'))
  *     (h, c) <- valid ? lerp((h', c'), (h, c), zoneout) : (h, c)
  * and the factors of the backward (see lstm.py): A = (i(1-i)g, f(1-f)c, i(1-g^2), tanh(c')o(1-o)),
  * K = o(1 - tanh(c')^2), F = f.
  *
  * Backward, row b of step t, from dh and dc (the gradients of the carried h_t and c_t):
  *     dh' = dh * Uh, dc' = dc * Uc (U = (1 - zoneout) * valid: the share that reaches the new state)
- *     dG_o = dh' A_o,  dc' += LN_c backward of dh' K  (or dh' K),  dG_ifg = dc' A_ifg
- *     dc <- dc' F + (dc - dc * Uc),   base <- d_hs[t-1] + (dh - dh * Uh)
+ *     dG_o = dh' A_o,  dc' += LN_c backward of dh' K  (or dh' K) [+ dG_o p_o],  dG_ifg = dc' A_ifg
+ *     dc <- dc' F [+ dG_i p_i + dG_f p_f] + (dc - dc * Uc),   base <- d_hs[t-1] + (dh - dh * Uh)
  *     layer norm: dGX = LN backward of dG * g_ih, DU = LN backward of dG * g_hh
  * after which the caller computes dh_{t-1} = base + DU W_hh (one GEMM). The gains' and biases'
  * gradients are summed over the rows into double accumulators.
@@ -47,6 +48,8 @@ typedef struct {
     const uint8_t *valid;       /* (T, B) 1 for real steps, or NULL */
     float *A, *K, *F;           /* (T, B, 4H), (T, B, H), (T, B, H) out: the backward's factors; A may be gx
                                  * (without layer norm): each row of gx is read before A's is written */
+    const float *peephole;      /* (3H,) p_i, p_f, p_o, or NULL */
+    float *c_new;               /* (T, B, H) out: c' before mixing (for the peepholes' gradient), or NULL */
 } rk_lstm_forward;
 
 typedef struct {
@@ -63,14 +66,16 @@ typedef struct {
     float *dG;                  /* (T, B, 4H) out: gradient of the gate pre-activations */
     float *dGX, *DU;            /* (T, B, 4H) out: of the raw W_ih x and W_hh h (layer norm) */
     double *acc;                /* (14H,) += d g_ih (4H), d g_hh (4H), d b (4H), d w_c (H), d b_c (H) */
+    const float *peephole;      /* (3H,), or NULL */
 } rk_lstm_backward;
 
-/* The gates, c' and (without cell norm) h' of one row: ln and cell_norm are constants at each call,
+/* The gates, c' and (without cell norm) h' of one row: ln, cell_norm and peep are constants at each call,
  * so that every variant is compiled to its own branch-free vector loop. */
-static inline __attribute__((always_inline)) void gates_row(const int ln, const int cell_norm, const float *gx,
-                                                            const float *gh, const float *gi, const float *gg,
-                                                            const float *bias, const float *c_prev, int H, float *Ar,
-                                                            float *Kr, float *Fr, float *h_out, float *c_out) {
+static inline __attribute__((always_inline)) void gates_row(const int ln, const int cell_norm, const int peep,
+                                                            const float *gx, const float *gh, const float *gi,
+                                                            const float *gg, const float *bias, const float *pp,
+                                                            const float *c_prev, int H, float *Ar, float *Kr,
+                                                            float *Fr, float *h_out, float *c_out) {
 #pragma omp simd
     for (int j = 0; j < H; j++) {
         const int q0 = j, q1 = H + j, q2 = 2 * H + j, q3 = 3 * H + j;
@@ -78,10 +83,13 @@ static inline __attribute__((always_inline)) void gates_row(const int ln, const 
         const float p1 = ln ? gx[q1] * gi[q1] + gh[q1] * gg[q1] + bias[q1] : gx[q1];
         const float p2 = ln ? gx[q2] * gi[q2] + gh[q2] * gg[q2] + bias[q2] : gx[q2];
         const float p3 = ln ? gx[q3] * gi[q3] + gh[q3] * gg[q3] + bias[q3] : gx[q3];
-        const float i = sigmoidf(p0), f = sigmoidf(p1), g = tanhf(p2), o = sigmoidf(p3);
-        const float c = f * c_prev[j] + i * g;
+        const float cp = c_prev[j];
+        const float i = sigmoidf(peep ? p0 + pp[q0] * cp : p0), f = sigmoidf(peep ? p1 + pp[q1] * cp : p1);
+        const float g = tanhf(p2);
+        const float c = f * cp + i * g;
+        const float o = sigmoidf(peep ? p3 + pp[q2] * c : p3);
         Ar[q0] = i * (1.0f - i) * g;
-        Ar[q1] = f * (1.0f - f) * c_prev[j];
+        Ar[q1] = f * (1.0f - f) * cp;
         Ar[q2] = i * (1.0f - g * g);
         Fr[j] = f;
         c_out[j] = c; /* before mixing */
@@ -108,12 +116,17 @@ static inline __attribute__((always_inline)) void forward_row(const rk_lstm_forw
             a->rstd_x[row * 4 + k] = normalise(gx + (size_t)k * H, H);
             a->rstd_h[row * 4 + k] = normalise(gh + (size_t)k * H, H);
         }
-        if (a->ln_c_w)
-            gates_row(1, 1, gx, gh, a->ln_ih, a->ln_hh, a->bias, c_prev, H, Ar, Kr, Fr, h_out, c_out);
+        const float *gi = a->ln_ih, *gg = a->ln_hh, *bias = a->bias, *pp = a->peephole;
+        if (a->ln_c_w && pp)
+            gates_row(1, 1, 1, gx, gh, gi, gg, bias, pp, c_prev, H, Ar, Kr, Fr, h_out, c_out);
+        else if (a->ln_c_w)
+            gates_row(1, 1, 0, gx, gh, gi, gg, bias, NULL, c_prev, H, Ar, Kr, Fr, h_out, c_out);
         else
-            gates_row(1, 0, gx, gh, a->ln_ih, a->ln_hh, a->bias, c_prev, H, Ar, Kr, Fr, h_out, c_out);
+            gates_row(1, 0, 0, gx, gh, gi, gg, bias, NULL, c_prev, H, Ar, Kr, Fr, h_out, c_out);
+    } else if (a->peephole) {
+        gates_row(0, 0, 1, gx, NULL, NULL, NULL, NULL, a->peephole, c_prev, H, Ar, Kr, Fr, h_out, c_out);
     } else {
-        gates_row(0, 0, gx, NULL, NULL, NULL, NULL, c_prev, H, Ar, Kr, Fr, h_out, c_out);
+        gates_row(0, 0, 0, gx, NULL, NULL, NULL, NULL, NULL, c_prev, H, Ar, Kr, Fr, h_out, c_out);
     }
     if (a->ln_c_w) {
         float *yc = a->y_c + row * H;
@@ -127,6 +140,10 @@ static inline __attribute__((always_inline)) void forward_row(const rk_lstm_forw
             Kr[j] = o * (1.0f - tc * tc);
             h_out[j] = o * tc;
         }
+    }
+    if (a->c_new) {
+        float *c_new = a->c_new + row * H;
+        for (int j = 0; j < H; j++) c_new[j] = c_out[j];
     }
     if (a->valid && !a->valid[row]) { /* a padded step keeps the state */
         for (int j = 0; j < H; j++) h_out[j] = h_prev[j], c_out[j] = c_prev[j];
@@ -162,6 +179,7 @@ static inline __attribute__((always_inline)) void backward_row(const rk_lstm_bac
         base[j] = (d_prev ? d_prev[j] : 0.0f) + (dh[j] - dm);
     }
     float *dcn = dh; /* dh is spent: it holds dc' from here on */
+    const float *pp = a->peephole;
     if (a->ln_c_w) {
         normalise_grad(work, a->ln_c_w, a->y_c + row * H, a->rstd_c[row], H, dcn);
 #pragma omp simd
@@ -170,13 +188,24 @@ static inline __attribute__((always_inline)) void backward_row(const rk_lstm_bac
 #pragma omp simd
         for (int j = 0; j < H; j++) dcn[j] = work[j] + (uc ? dc[j] * uc[j] : dc[j]);
     }
+    if (pp) { /* o reads c' through p_o; i and f read c through p_i and p_f */
 #pragma omp simd
-    for (int j = 0; j < H; j++) {
-        const float d = dcn[j];
-        dG[j] = d * Ar[j];
-        dG[H + j] = d * Ar[H + j];
-        dG[2 * H + j] = d * Ar[2 * H + j];
-        dc[j] = d * Fr[j] + (uc ? dc[j] - dc[j] * uc[j] : 0.0f);
+        for (int j = 0; j < H; j++) {
+            const float d = dcn[j] + dG[3 * H + j] * pp[2 * H + j];
+            dG[j] = d * Ar[j];
+            dG[H + j] = d * Ar[H + j];
+            dG[2 * H + j] = d * Ar[2 * H + j];
+            dc[j] = d * Fr[j] + dG[j] * pp[j] + dG[H + j] * pp[H + j] + (uc ? dc[j] - dc[j] * uc[j] : 0.0f);
+        }
+    } else {
+#pragma omp simd
+        for (int j = 0; j < H; j++) {
+            const float d = dcn[j];
+            dG[j] = d * Ar[j];
+            dG[H + j] = d * Ar[H + j];
+            dG[2 * H + j] = d * Ar[2 * H + j];
+            dc[j] = d * Fr[j] + (uc ? dc[j] - dc[j] * uc[j] : 0.0f);
+        }
     }
     if (a->ln_ih) {
         for (int k = 0; k < 4; k++) {

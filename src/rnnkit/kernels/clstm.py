@@ -9,7 +9,7 @@ this is what brings the LayerNorm-LSTM near torch.nn.LSTM's time (benchmarks/spe
 What is saved for the backward differs from ``lstm.py``: the layer norms' normalised values (written
 over their inputs) and 1/std, not the raw inputs; the backward's factors A, K, F as there.
 
-Covers layer norm (with the cell norm), recurrent dropout, zoneout and lengths; peepholes and the
+Covers layer norm (with the cell norm), peepholes, recurrent dropout, zoneout and lengths; the
 projection, float64 and CUDA go through ``lstm.py``. ``RNNKIT_C_CELLS=0`` turns the C steps off.
 """
 
@@ -26,14 +26,15 @@ from rnnkit.kernels.native import full_mask, load_library, ptr, struct_fields, s
 
 class _Forward(ctypes.Structure):  # rk_lstm_forward in _lstm.c
     _fields_ = struct_fields(
-        "B H threads t", "gx gh ln_ih ln_hh bias ln_c_w ln_c_b rstd_x rstd_h y_c rstd_c hs cs zh zc valid A K F"
+        "B H threads t",
+        "gx gh ln_ih ln_hh bias ln_c_w ln_c_b rstd_x rstd_h y_c rstd_c hs cs zh zc valid A K F peephole c_new",
     )
 
 
 class _Backward(ctypes.Structure):  # rk_lstm_backward
     _fields_ = struct_fields(
         "B H threads t",
-        "dh dc base work d_hs uh uc A K F y_x y_h rstd_x rstd_h ln_ih ln_hh y_c rstd_c ln_c_w dG dGX DU acc",
+        "dh dc base work d_hs uh uc A K F y_x y_h rstd_x rstd_h ln_ih ln_hh y_c rstd_c ln_c_w dG dGX DU acc peephole",
     )
 
 
@@ -45,17 +46,17 @@ def available() -> bool:
     return _LIB is not None and switched_on("RNNKIT_C_CELLS")
 
 
-def applies(x: Tensor, W_hh: Tensor, peephole: Tensor | None, W_hr: Tensor | None) -> bool:
+def applies(x: Tensor, W_hh: Tensor, W_hr: Tensor | None) -> bool:
     """Whether this recurrence runs its steps in C (see the module doc)."""
     return (
         available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
-        and peephole is None and W_hr is None
+        and W_hr is None
     )  # fmt: skip
 
 
-def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b, rec_mask, zh, zc, valid,
-            needs_grad) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """The forward of LSTMRecurrence (same arguments, without peephole and projection): (hs[1:], c_T)."""
+def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, rec_mask, zh, zc,
+            valid, needs_grad) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The forward of LSTMRecurrence (same arguments, without the projection): (hs[1:], c_T)."""
     T, B = x.shape[:2]
     H = W_hh.shape[1]
     layer_norm = ln_ih is not None
@@ -74,8 +75,12 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b
     valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
     with Scratch() as scratch:  # what only the backward needs, when there is no backward
         keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
-        cs = scratch.empty((T + 1, B, H), GX)
+        # the peepholes' gradient needs c before and after each step (and before mixing, when there is mixing)
+        keep_c = needs_grad and peephole is not None
+        mixed = zh_full is not None or valid_rows is not None
+        cs = GX.new_empty(T + 1, B, H) if keep_c else scratch.empty((T + 1, B, H), GX)
         cs[0] = c0
+        c_new = GX.new_empty(T, B, H) if keep_c and mixed else None
         # A is written over W_ih x + b + W_hh h row by row (each row read before it is written); with layer
         # norm GX keeps the normalised W_ih x for the backward
         A = keep((T, B, 4 * H)) if layer_norm else GX
@@ -88,7 +93,7 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b
             B, H, torch.get_num_threads(), 0, ptr(GX), ptr(gh), ptr(ln_ih), ptr(ln_hh),
             ptr(bias) if layer_norm else None, ptr(ln_cell_w), ptr(ln_cell_b), ptr(rstd_x), ptr(rstd_h),
             ptr(y_c), ptr(rstd_c), ptr(hs), ptr(cs), ptr(zh_full), ptr(zc_full), ptr(valid_rows), ptr(A),
-            ptr(K), ptr(F),
+            ptr(K), ptr(F), ptr(peephole), ptr(c_new),
         )  # fmt: skip
         step, ref = _LIB.rk_lstm_forward_step, ctypes.byref(args)
         W_t = W_hh.t()
@@ -106,8 +111,9 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b
         c_T = cs[T].clone()
     if needs_grad:
         y_x = GX if layer_norm else None
+        c_before, c_after = (cs[:-1], c_new if c_new is not None else cs[1:]) if keep_c else (None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, A, K, F, y_x, gh, rstd_x, rstd_h, y_c, rstd_c, bias, ln_ih, ln_hh,
-                              ln_cell_w, rec_mask, zh, zc, valid)  # fmt: skip
+                              ln_cell_w, rec_mask, zh, zc, valid, peephole, c_before, c_after)  # fmt: skip
         ctx.has_bias = has_bias
     return hs[1:], c_T
 
@@ -115,7 +121,7 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b
 def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
     """The backward of LSTMRecurrence for a forward that ran in :func:`forward`."""
     (x, W_ih, W_hh, hs, A, K, F, y_x, y_h, rstd_x, rstd_h, y_c, rstd_c, bias, ln_ih, ln_hh, ln_cell_w, rec_mask, zh,
-     zc, valid) = ctx.saved_tensors  # fmt: skip
+     zc, valid, peephole, c_before, c_after) = ctx.saved_tensors  # fmt: skip
     T, B, H = K.shape
     layer_norm = ln_ih is not None
     d_hs = d_hs.contiguous()
@@ -133,7 +139,7 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
             B, H, torch.get_num_threads(), 0, ptr(dh), ptr(dc), ptr(base), ptr(work), ptr(d_hs), ptr(uh),
             ptr(uc), ptr(A), ptr(K), ptr(F), ptr(y_x if layer_norm else None), ptr(y_h), ptr(rstd_x),
             ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(y_c), ptr(rstd_c), ptr(ln_cell_w), ptr(dG),
-            ptr(dGX) if layer_norm else None, ptr(DU) if layer_norm else None, ptr(acc),
+            ptr(dGX) if layer_norm else None, ptr(DU) if layer_norm else None, ptr(acc), ptr(peephole),
         )  # fmt: skip
         step, ref = _LIB.rk_lstm_backward_step, ctypes.byref(args)
         DU_t = DU.unbind(0)
@@ -149,11 +155,16 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
         d_bias = dG.sum((0, 1)) if not layer_norm else None
+        d_peephole = None
+        if peephole is not None:  # p_i, p_f read c_{t-1}; p_o reads c' (before mixing)
+            dG4 = dG.view(T, B, 4, H)
+            d_peephole = torch.cat([(dG4[:, :, :2] * c_before.unsqueeze(2)).sum((0, 1)).reshape(-1),
+                                    (dG4[:, :, 3] * c_after).sum((0, 1))])  # fmt: skip
     d_ln_ih = d_ln_hh = d_ln_cell_w = d_ln_cell_b = None
     if layer_norm:
         sums = acc.to(A.dtype)
         d_ln_ih, d_ln_hh, d_bias = sums[: 4 * H], sums[4 * H : 8 * H], sums[8 * H : 12 * H]
         if ln_cell_w is not None:
             d_ln_cell_w, d_ln_cell_b = sums[12 * H : 13 * H], sums[13 * H :]
-    return (dx, dh, dc, d_W_ih, d_W_hh, d_bias if ctx.has_bias else None, d_ln_ih, d_ln_hh, None, d_ln_cell_w,
+    return (dx, dh, dc, d_W_ih, d_W_hh, d_bias if ctx.has_bias else None, d_ln_ih, d_ln_hh, d_peephole, d_ln_cell_w,
             d_ln_cell_b, None, None, None, None, None, None)  # fmt: skip

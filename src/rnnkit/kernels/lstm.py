@@ -221,10 +221,10 @@ class LSTMRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, W_hr, rec_mask, zh,
                 zc, valid, needs_grad):  # fmt: skip
-        ctx.in_c = clstm.applies(x, W_hh, peephole, W_hr)
+        ctx.in_c = clstm.applies(x, W_hh, W_hr)
         if ctx.in_c:  # the same loops with each step's element-wise work in C
-            return clstm.forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, ln_cell_w, ln_cell_b, rec_mask, zh, zc,
-                                 valid, needs_grad)  # fmt: skip
+            return clstm.forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b,
+                                 rec_mask, zh, zc, valid, needs_grad)  # fmt: skip
         T, B = x.shape[:2]
         H, P = W_hh.shape[0] // 4, h0.shape[-1]
         layer_norm = ln_ih is not None
