@@ -134,23 +134,6 @@ static inline __attribute__((always_inline)) void backward_row(const rk_gru_back
     }
 }
 
-/* acc[q] += sum_b d[b, q] y[b, q] (or sum_b d[b, q] when y is NULL) for q < n, in double: the gains' and
- * biases' gradients. The columns are shared out in blocks that run down the rows (vector inner loops). */
-#define RK_BLOCK 64
-
-static inline __attribute__((always_inline)) void sum_rows(double *acc, const float *d, size_t d_stride,
-                                                           const float *y, size_t y_stride, int B, int n) {
-#pragma omp for schedule(static)
-    for (int q0 = 0; q0 < n; q0 += RK_BLOCK) {
-        const int q1 = q0 + RK_BLOCK < n ? q0 + RK_BLOCK : n;
-        for (int b = 0; b < B; b++) {
-            const float *db = d + b * d_stride, *yb = y ? y + b * y_stride : NULL;
-#pragma omp simd
-            for (int q = q0; q < q1; q++) acc[q] += (double)(yb ? db[q] * yb[q] : db[q]);
-        }
-    }
-}
-
 static inline __attribute__((always_inline)) void accumulate(const rk_gru_backward *a) {
     const int B = a->B, G = 3 * a->H;
     const float *yx = a->y_x + (size_t)a->t * B * G, *yh = a->y_h + (size_t)a->t * B * G;
@@ -347,22 +330,6 @@ static inline __attribute__((always_inline)) void gradient_r_body(const rk_gru_b
         sum_rows(a->acc + 2 * G, a->D, G, NULL, 0, B, G);
     }
 }
-
-/* Every body compiled twice, for AVX2 + FMA and for any CPU (_kernels.h), and one exported function
- * per body that runs it on a team of threads. */
-static int fast_cpu = -1; /* unknown until the first call */
-
-#define RK_ENTRY(name, body, type)                                  \
-    RK_FAST static void body##_fast(const type *a) {                \
-        _Pragma("omp parallel num_threads(a->threads)") body(a);    \
-    }                                                               \
-    static void body##_any(const type *a) {                         \
-        _Pragma("omp parallel num_threads(a->threads)") body(a);    \
-    }                                                               \
-    void name(const type *a) {                                      \
-        if (fast_cpu < 0) fast_cpu = use_fast();                    \
-        (fast_cpu ? body##_fast : body##_any)(a);                   \
-    }
 
 /* One step t (a->t) of the forward; the caller has put W_hh h_{t-1} in gh. */
 RK_ENTRY(rk_gru_forward_step, forward_body, rk_gru_forward)

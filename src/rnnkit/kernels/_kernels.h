@@ -8,6 +8,7 @@
 #define RK_KERNELS_H
 
 #include <math.h>
+#include <stddef.h>
 
 #define RK_LAYER_NORM_EPS 1e-5f /* rnnkit.cells.LAYER_NORM_EPS */
 
@@ -48,5 +49,38 @@ static inline int use_fast(void) { return __builtin_cpu_supports("avx2") && __bu
 #define RK_FAST
 static inline int use_fast(void) { return 0; }
 #endif
+
+/* acc[q] += sum_b d[b, q] y[b, q] (or sum_b d[b, q] when y is NULL) for q < n, in double: the gains' and
+ * biases' gradients. The columns are shared out in blocks that run down the rows (vector inner loops);
+ * call from every thread of a team. */
+#define RK_BLOCK 64
+
+static inline __attribute__((always_inline)) void sum_rows(double *acc, const float *d, size_t d_stride,
+                                                           const float *y, size_t y_stride, int B, int n) {
+#pragma omp for schedule(static)
+    for (int q0 = 0; q0 < n; q0 += RK_BLOCK) {
+        const int q1 = q0 + RK_BLOCK < n ? q0 + RK_BLOCK : n;
+        for (int b = 0; b < B; b++) {
+            const float *db = d + b * d_stride, *yb = y ? y + b * y_stride : NULL;
+#pragma omp simd
+            for (int q = q0; q < q1; q++) acc[q] += (double)(yb ? db[q] * yb[q] : db[q]);
+        }
+    }
+}
+
+/* An exported function `name` that runs `body` (an always_inline function of one `type` *a) on a team of
+ * a->threads threads, compiled for AVX2 + FMA and for any CPU, the first chosen where the CPU has them. */
+#define RK_ENTRY(name, body, type)                               \
+    RK_FAST static void body##_fast(const type *a) {             \
+        _Pragma("omp parallel num_threads(a->threads)") body(a); \
+    }                                                            \
+    static void body##_any(const type *a) {                      \
+        _Pragma("omp parallel num_threads(a->threads)") body(a); \
+    }                                                            \
+    void name(const type *a) {                                   \
+        static int fast = -1; /* unknown until the first call */ \
+        if (fast < 0) fast = use_fast();                         \
+        (fast ? body##_fast : body##_any)(a);                    \
+    }
 
 #endif

@@ -216,41 +216,17 @@ static inline __attribute__((always_inline)) void backward_row(const rk_lstm_bac
     }
 }
 
-/* The gains' and biases' gradients: sums over the B rows of this step, in double. The columns are
- * shared out in blocks, and each block runs down the rows so that its inner loop is a vector loop. */
-#define RK_BLOCK 64
-
+/* The gains' and biases' gradients: sums over the B rows of this step (_kernels.h). */
 static inline __attribute__((always_inline)) void accumulate(const rk_lstm_backward *a) {
     const int B = a->B, H = a->H, G = 4 * H;
     const size_t first = (size_t)a->t * B;
-    double *acc_ih = a->acc, *acc_hh = a->acc + G, *acc_b = a->acc + 2 * G;
-    double *acc_w = a->acc + 3 * G, *acc_c = a->acc + 3 * G + H;
-#pragma omp for schedule(static)
-    for (int q0 = 0; q0 < G; q0 += RK_BLOCK) {
-        const int q1 = q0 + RK_BLOCK < G ? q0 + RK_BLOCK : G;
-        for (int b = 0; b < B; b++) {
-            const float *d = a->dG + (first + b) * G, *yx = a->y_x + (first + b) * G, *yh = a->y_h + (first + b) * G;
-#pragma omp simd
-            for (int q = q0; q < q1; q++) {
-                acc_ih[q] += (double)(d[q] * yx[q]);
-                acc_hh[q] += (double)(d[q] * yh[q]);
-                acc_b[q] += (double)d[q];
-            }
-        }
-    }
+    const float *dG = a->dG + first * G;
+    sum_rows(a->acc, dG, G, a->y_x + first * G, G, B, G);
+    sum_rows(a->acc + G, dG, G, a->y_h + first * G, G, B, G);
+    sum_rows(a->acc + 2 * G, dG, G, NULL, 0, B, G);
     if (a->ln_c_w) {
-#pragma omp for schedule(static)
-        for (int j0 = 0; j0 < H; j0 += RK_BLOCK) {
-            const int j1 = j0 + RK_BLOCK < H ? j0 + RK_BLOCK : H;
-            for (int b = 0; b < B; b++) {
-                const float *d = a->work + (size_t)b * H, *yc = a->y_c + (first + b) * H;
-#pragma omp simd
-                for (int j = j0; j < j1; j++) {
-                    acc_w[j] += (double)(d[j] * yc[j]);
-                    acc_c[j] += (double)d[j];
-                }
-            }
-        }
+        sum_rows(a->acc + 3 * G, a->work, H, a->y_c + first * H, H, B, H);
+        sum_rows(a->acc + 3 * G + H, a->work, H, NULL, 0, B, H);
     }
 }
 
@@ -260,35 +236,7 @@ static inline __attribute__((always_inline)) void backward_body(const rk_lstm_ba
     if (a->ln_ih) accumulate(a);
 }
 
-/* Compiled twice, for AVX2 + FMA and for any CPU (_kernels.h). */
-
-RK_FAST static void forward_fast(const rk_lstm_forward *a) {
-#pragma omp parallel num_threads(a->threads)
-    forward_body(a);
-}
-static void forward_any(const rk_lstm_forward *a) {
-#pragma omp parallel num_threads(a->threads)
-    forward_body(a);
-}
-RK_FAST static void backward_fast(const rk_lstm_backward *a) {
-#pragma omp parallel num_threads(a->threads)
-    backward_body(a);
-}
-static void backward_any(const rk_lstm_backward *a) {
-#pragma omp parallel num_threads(a->threads)
-    backward_body(a);
-}
-
-static int fast_cpu = -1; /* unknown until the first call */
-
 /* One step t (a->t) of the forward; the caller has put W_hh h_{t-1} in gh (or added it to gx). */
-void rk_lstm_forward_step(const rk_lstm_forward *a) {
-    if (fast_cpu < 0) fast_cpu = use_fast();
-    (fast_cpu ? forward_fast : forward_any)(a);
-}
-
+RK_ENTRY(rk_lstm_forward_step, forward_body, rk_lstm_forward)
 /* One step t (a->t) of the backward, from t = T-1 down to 0; see the top for what it leaves. */
-void rk_lstm_backward_step(const rk_lstm_backward *a) {
-    if (fast_cpu < 0) fast_cpu = use_fast();
-    (fast_cpu ? backward_fast : backward_any)(a);
-}
+RK_ENTRY(rk_lstm_backward_step, backward_body, rk_lstm_backward)
