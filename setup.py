@@ -2,7 +2,7 @@
 
 - src/rnnkit/kernels/_generate.c: the generation loop (rnnkit/kernels/cgeneration.py);
 - src/rnnkit/kernels/_lstm.c: the LSTM training step's element-wise part (rnnkit/kernels/clstm.py);
-- src/rnnkit/kernels/_gru.c: the same for the GRU (rnnkit/kernels/cgru.py);
+- src/rnnkit/kernels/_gru.c, _rnn.c: the same for the GRU and the vanilla RNN (cgru.py, crnn.py);
 - src/rnnkit/kernels/_kernels.h: what they all include.
 
 All are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
@@ -27,4 +27,4 @@ def kernel(name: str) -> Extension:
     )
 
 
-setup(ext_modules=[kernel("_generate"), kernel("_lstm"), kernel("_gru")])
+setup(ext_modules=[kernel(name) for name in ("_generate", "_lstm", "_gru", "_rnn")])

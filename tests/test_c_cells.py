@@ -7,7 +7,7 @@ import torch
 
 import rnnkit
 from rnnkit.cells import as_tuple
-from rnnkit.kernels import cgru, clstm
+from rnnkit.kernels import cgru, clstm, crnn
 
 # (options, training mode, lengths, bidirectional, layers); H=13 leaves a remainder after the vector lanes
 SETTINGS = {
@@ -31,6 +31,8 @@ CELLS = {
     "lstm peephole": (rnnkit.LSTM, dict(peephole=True), clstm),
     "gru": (rnnkit.GRU, {}, cgru),
     "gru before": (rnnkit.GRU, dict(reset="before"), cgru),
+    "rnn tanh": (rnnkit.RNN, {}, crnn),
+    "rnn relu": (rnnkit.RNN, dict(nonlinearity="relu"), crnn),
 }
 
 
@@ -68,10 +70,10 @@ def scaled_errors(a: dict, b: dict) -> dict[str, float]:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the C steps are built and tested on Linux")
 def test_c_steps_are_built():
-    assert clstm.available() and cgru.available(), "the C training steps were not built (setup.py)"
+    assert clstm.available() and cgru.available() and crnn.available(), "the C training steps were not built"
 
 
-@pytest.mark.skipif(not (clstm.available() and cgru.available()), reason="the C steps were not built")
+@pytest.mark.skipif(not (clstm.available() and cgru.available() and crnn.available()), reason="C steps not built")
 @pytest.mark.parametrize("setting", list(SETTINGS))
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_c_steps_match_the_pytorch_loops(cell, setting, monkeypatch):
@@ -88,7 +90,7 @@ def test_c_steps_match_the_pytorch_loops(cell, setting, monkeypatch):
     assert max(errors.values()) < 2e-5, errors
 
 
-@pytest.mark.skipif(not (clstm.available() and cgru.available()), reason="the C steps were not built")
+@pytest.mark.skipif(not (clstm.available() and cgru.available() and crnn.available()), reason="C steps not built")
 @pytest.mark.parametrize("setting", ["plain", "layer_norm", "layer_norm without biases", "zoneout eval bidir lengths"])
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_c_steps_as_close_to_float64_as_pytorch_float32(cell, setting, monkeypatch):
@@ -108,7 +110,8 @@ def test_c_steps_apply_to_float32_cpu_only_and_not_to_projections(monkeypatch):
     assert cgru.applies(x, W) == cgru.available()
     assert not clstm.applies(x.double(), W.double(), None)
     assert not cgru.applies(x.double(), W.double())
+    assert crnn.applies(x, W) == crnn.available() and not crnn.applies(x.double(), W.double())
     assert not clstm.applies(x, W, torch.zeros(1, 2))  # a projection
     monkeypatch.setenv("RNNKIT_C_CELLS", "0")
     assert not clstm.applies(x, W, None)
-    assert not cgru.applies(x, W)
+    assert not cgru.applies(x, W) and not crnn.applies(x, W)

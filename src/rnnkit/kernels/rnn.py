@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnkit.kernels import crnn
 from rnnkit.kernels.common import (
     Scratch,
     compiled,
@@ -122,6 +123,9 @@ class RNNRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad):
+        ctx.in_c = crnn.applies(x, W_hh)
+        if ctx.in_c:  # the same loops with each step's element-wise work in C
+            return crnn.forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad)
         GX = project_inputs(x, W_ih, None if ln_ih is not None else bias)
         T, B, H = GX.shape
         hs = GX.new_empty(T + 1, B, H)
@@ -146,6 +150,8 @@ class RNNRecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs):
+        if ctx.in_c:
+            return crnn.backward(ctx, d_hs)
         fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
         x, GX, W_ih, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
         T, B, H = C.shape
