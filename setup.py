@@ -1,21 +1,21 @@
 """Builds the C kernels; the rest is in pyproject.toml.
 
-- src/rnnkit/kernels/_generate.c: the generation loop (rnnkit/kernels/cgeneration.py);
-- src/rnnkit/kernels/_lstm.c: the LSTM training step's element-wise part (rnnkit/kernels/clstm.py);
-- src/rnnkit/kernels/_gru.c, _rnn.c: the same for the GRU and the vanilla RNN (cgru.py, crnn.py);
-- src/rnnkit/kernels/_kernels.h: what they all include.
+- rnnkit.kernels._generate from _generate.c: the generation loop (rnnkit/kernels/cgeneration.py);
+- rnnkit.kernels._cells from _lstm.c, _gru.c and _rnn.c: the element-wise part of each cell's training
+  step, forward and backward (rnnkit/kernels/clstm.py, cgru.py, crnn.py);
+- _kernels.h: what they all include.
 
-All are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
+Both are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
 """
 
 from setuptools import Extension, setup
 
 
-def kernel(name: str) -> Extension:
-    """src/rnnkit/kernels/<name>.c as the optional extension rnnkit.kernels.<name>."""
+def kernel(name: str, sources: list[str]) -> Extension:
+    """The C files ``sources`` of src/rnnkit/kernels/ as the optional extension rnnkit.kernels.<name>."""
     return Extension(
         f"rnnkit.kernels.{name}",
-        [f"src/rnnkit/kernels/{name}.c"],
+        [f"src/rnnkit/kernels/{source}" for source in sources],
         depends=["src/rnnkit/kernels/_kernels.h"],
         # fast-math for the vectorised expf/tanhf of glibc's libmvec; at compile time only: linking with it
         # would set flush-to-zero for the whole process. -fno-wrapv undoes Python's -fwrapv, under which
@@ -27,4 +27,4 @@ def kernel(name: str) -> Extension:
     )
 
 
-setup(ext_modules=[kernel(name) for name in ("_generate", "_lstm", "_gru", "_rnn")])
+setup(ext_modules=[kernel("_generate", ["_generate.c"]), kernel("_cells", ["_lstm.c", "_gru.c", "_rnn.c"])])

@@ -28,7 +28,7 @@ from torch import nn
 import rnnkit
 from rnnkit.bench import machine_info, make_layer, matvec_floor, plain_token_loop, step_loop, training_memory
 from rnnkit.decoding import generate
-from rnnkit.kernels import cgeneration, clstm
+from rnnkit.kernels import cgeneration, native
 
 SIZES = dict(T=100, B=32, I=128, H=256)  # the training configuration
 SMOKE = dict(T=6, B=2, I=8, H=16)
@@ -80,7 +80,7 @@ def training(sizes: dict, repeats: int, device: torch.device) -> dict[str, float
     }
     fns = {name: training_step(layer, x) for name, layer in layers.items()}
     # the same LayerNorm-LSTM with its steps in PyTorch (TorchScript) instead of C: what the C steps gain
-    if clstm.available() and device.type == "cpu":
+    if native.cells_available() and device.type == "cpu":
         fns["LayerNorm-LSTM fused, PyTorch steps"] = with_environment(fns["LayerNorm-LSTM fused"], RNNKIT_C_CELLS="0")
     loops = {
         "LSTM step loop": "lstm", "LayerNorm-LSTM step loop": "lstm-layernorm", "GRU reset=before step loop":

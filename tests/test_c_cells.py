@@ -7,7 +7,7 @@ import torch
 
 import rnnkit
 from rnnkit.cells import as_tuple
-from rnnkit.kernels import cgru, clstm, crnn
+from rnnkit.kernels import cgru, clstm, crnn, native
 
 # (options, training mode, lengths, bidirectional, layers); H=13 leaves a remainder after the vector lanes
 SETTINGS = {
@@ -70,10 +70,10 @@ def scaled_errors(a: dict, b: dict) -> dict[str, float]:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the C steps are built and tested on Linux")
 def test_c_steps_are_built():
-    assert clstm.available() and cgru.available() and crnn.available(), "the C training steps were not built"
+    assert native.cells_available(), "the C training steps were not built (setup.py)"
 
 
-@pytest.mark.skipif(not (clstm.available() and cgru.available() and crnn.available()), reason="C steps not built")
+@pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
 @pytest.mark.parametrize("setting", list(SETTINGS))
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_c_steps_match_the_pytorch_loops(cell, setting, monkeypatch):
@@ -90,7 +90,7 @@ def test_c_steps_match_the_pytorch_loops(cell, setting, monkeypatch):
     assert max(errors.values()) < 2e-5, errors
 
 
-@pytest.mark.skipif(not (clstm.available() and cgru.available() and crnn.available()), reason="C steps not built")
+@pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
 @pytest.mark.parametrize("setting", ["plain", "layer_norm", "layer_norm without biases", "zoneout eval bidir lengths"])
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_c_steps_as_close_to_float64_as_pytorch_float32(cell, setting, monkeypatch):
@@ -106,12 +106,9 @@ def test_c_steps_as_close_to_float64_as_pytorch_float32(cell, setting, monkeypat
 def test_c_steps_apply_to_float32_cpu_only_and_not_to_projections(monkeypatch):
     monkeypatch.setenv("RNNKIT_C_CELLS", "1")
     x, W = torch.zeros(2, 1, 3), torch.zeros(8, 2)
-    assert clstm.applies(x, W, None) == clstm.available()
-    assert cgru.applies(x, W) == cgru.available()
-    assert not clstm.applies(x.double(), W.double(), None)
-    assert not cgru.applies(x.double(), W.double())
-    assert crnn.applies(x, W) == crnn.available() and not crnn.applies(x.double(), W.double())
+    assert native.c_steps_apply(x, W) == native.cells_available()
+    assert clstm.applies(x, W, None) == native.cells_available()
+    assert not native.c_steps_apply(x.double(), W.double())
     assert not clstm.applies(x, W, torch.zeros(1, 2))  # a projection
     monkeypatch.setenv("RNNKIT_C_CELLS", "0")
-    assert not clstm.applies(x, W, None)
-    assert not cgru.applies(x, W) and not crnn.applies(x, W)
+    assert not native.c_steps_apply(x, W)

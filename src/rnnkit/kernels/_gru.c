@@ -91,13 +91,7 @@ static inline __attribute__((always_inline)) void forward_row(const rk_gru_forwa
     } else {
         gates_row(0, gx, gh, NULL, NULL, NULL, bh, h_prev, H, a->C + row * 4 * H, a->Z + row * H, h_out);
     }
-    if (a->valid && !a->valid[row]) { /* a padded step keeps the state */
-        for (int j = 0; j < H; j++) h_out[j] = h_prev[j];
-    } else if (a->zh) {
-        const float *zh = a->zh + row * H;
-#pragma omp simd
-        for (int j = 0; j < H; j++) h_out[j] += zh[j] * (h_prev[j] - h_out[j]);
-    }
+    mix_row(h_out, h_prev, a->zh ? a->zh + row * H : NULL, !a->valid || a->valid[row], H);
 }
 
 static inline __attribute__((always_inline)) void forward_body(const rk_gru_forward *a) {
@@ -249,13 +243,7 @@ static inline __attribute__((always_inline)) void update_row(const rk_gru_before
     } else {
         update_gates(0, gx, gh, NULL, NULL, NULL, h_prev, Zr, H, Cr, h_out);
     }
-    if (a->valid && !a->valid[row]) {
-        for (int j = 0; j < H; j++) h_out[j] = h_prev[j];
-    } else if (a->zh) {
-        const float *zh = a->zh + row * H;
-#pragma omp simd
-        for (int j = 0; j < H; j++) h_out[j] += zh[j] * (h_prev[j] - h_out[j]);
-    }
+    mix_row(h_out, h_prev, a->zh ? a->zh + row * H : NULL, !a->valid || a->valid[row], H);
 }
 
 static inline __attribute__((always_inline)) void gradient_n_row(const rk_gru_before_backward *a, int b) {

@@ -50,6 +50,19 @@ static inline int use_fast(void) { return __builtin_cpu_supports("avx2") && __bu
 static inline int use_fast(void) { return 0; }
 #endif
 
+/* The new state of one row after the step: a padded step (valid = 0) keeps the old one, zoneout keeps each
+ * unit with weight z (eval: the probability; train: the mask), as torch.where and torch.lerp do in the
+ * PyTorch loops. x (n,) holds the new state on entry; z is the row's zoneout weights or NULL. */
+static inline __attribute__((always_inline)) void mix_row(float *x, const float *old, const float *z, int valid,
+                                                          int n) {
+    if (!valid) {
+        for (int j = 0; j < n; j++) x[j] = old[j];
+    } else if (z) {
+#pragma omp simd
+        for (int j = 0; j < n; j++) x[j] += z[j] * (old[j] - x[j]);
+    }
+}
+
 /* acc[q] += sum_b d[b, q] y[b, q] (or sum_b d[b, q] when y is NULL) for q < n, in double: the gains' and
  * biases' gradients. The columns are shared out in blocks that run down the rows (vector inner loops);
  * call from every thread of a team. */

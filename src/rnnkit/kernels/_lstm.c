@@ -145,16 +145,9 @@ static inline __attribute__((always_inline)) void forward_row(const rk_lstm_forw
         float *c_new = a->c_new + row * H;
         for (int j = 0; j < H; j++) c_new[j] = c_out[j];
     }
-    if (a->valid && !a->valid[row]) { /* a padded step keeps the state */
-        for (int j = 0; j < H; j++) h_out[j] = h_prev[j], c_out[j] = c_prev[j];
-    } else if (a->zh) {
-        const float *zh = a->zh + row * H, *zc = a->zc + row * H;
-#pragma omp simd
-        for (int j = 0; j < H; j++) {
-            h_out[j] += zh[j] * (h_prev[j] - h_out[j]);
-            c_out[j] += zc[j] * (c_prev[j] - c_out[j]);
-        }
-    }
+    const int valid = !a->valid || a->valid[row];
+    mix_row(h_out, h_prev, a->zh ? a->zh + row * H : NULL, valid, H);
+    mix_row(c_out, c_prev, a->zc ? a->zc + row * H : NULL, valid, H);
 }
 
 static inline __attribute__((always_inline)) void forward_body(const rk_lstm_forward *a) {

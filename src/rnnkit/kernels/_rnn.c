@@ -76,13 +76,7 @@ static inline __attribute__((always_inline)) void forward_row(const rk_rnn_forwa
     } else {
         cell_row(0, 0, gx, NULL, NULL, NULL, NULL, H, Cr, h_out);
     }
-    if (a->valid && !a->valid[row]) {
-        for (int j = 0; j < H; j++) h_out[j] = h_prev[j];
-    } else if (a->zh) {
-        const float *zh = a->zh + row * H;
-#pragma omp simd
-        for (int j = 0; j < H; j++) h_out[j] += zh[j] * (h_prev[j] - h_out[j]);
-    }
+    mix_row(h_out, h_prev, a->zh ? a->zh + row * H : NULL, !a->valid || a->valid[row], H);
 }
 
 static inline __attribute__((always_inline)) void forward_body(const rk_rnn_forward *a) {

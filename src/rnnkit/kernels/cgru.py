@@ -17,7 +17,14 @@ import torch
 from torch import Tensor
 
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
-from rnnkit.kernels.native import full_mask, load_library, ptr, struct_fields, switched_on
+from rnnkit.kernels.native import (
+    CELLS,
+    backward_steps,
+    forward_steps,
+    full_mask,
+    ptr,
+    struct_fields,
+)
 
 
 class _Forward(ctypes.Structure):  # rk_gru_forward in _gru.c
@@ -39,19 +46,6 @@ class _BeforeBackward(ctypes.Structure):  # rk_gru_before_backward
         "B H threads t",
         "dh base d_rh d_hs u rec_mask C Z R y_x y_rz y_n rstd_x rstd_rz rstd_n ln_ih ln_hh D dGX DU_rz DU_n acc",
     )
-
-
-_LIB = load_library("_gru")
-
-
-def available() -> bool:
-    """Whether the C steps were built and are switched on."""
-    return _LIB is not None and switched_on("RNNKIT_C_CELLS")
-
-
-def applies(x: Tensor, W_hh: Tensor) -> bool:
-    """Whether this recurrence runs its steps in C (see the module doc)."""
-    return available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
 
 
 def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad) -> Tensor:
@@ -80,15 +74,7 @@ def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, vali
             ptr(b_ih if b_ih is not None else zeros) if layer_norm else None, ptr(b_hh if b_hh is not None else zeros),
             ptr(rstd_x), ptr(rstd_h), ptr(hs), ptr(zh_full), ptr(valid_rows), ptr(C), ptr(Z),
         )  # fmt: skip
-        step, ref = _LIB.rk_gru_forward_step, ctypes.byref(args)
-        W_t = W_hh.t()
-        hs_t, gh_t = hs.unbind(0), gh.unbind(0)
-        h_in = scratch.empty((B, H), GX) if rec_mask is not None else None
-        for t in range(T):
-            h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
-            torch.mm(h, W_t, out=gh_t[t])
-            args.t = t
-            step(ref)
+        forward_steps(CELLS.rk_gru_forward_step, args, hs, W_hh, gh, rec_mask, scratch, add=False)
     if needs_grad:
         y_x, y_h = (GX, gh) if layer_norm else (None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, C, Z, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid)
@@ -116,16 +102,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
             ptr(y_h), ptr(rstd_x), ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(dx_raw), ptr(du_raw), ptr(dGX), ptr(DU),
             ptr(acc),
         )  # fmt: skip
-        step, ref = _LIB.rk_gru_backward_step, ctypes.byref(args)
-        DU_t = DU.unbind(0)
-        masked = scratch.empty((B, H), Z) if rec_mask is not None else None
-        for t in range(T - 1, -1, -1):
-            args.t = t
-            step(ref)
-            if rec_mask is None:
-                torch.addmm(base, DU_t[t], W_hh, out=dh)
-            else:
-                torch.addcmul(base, torch.mm(DU_t[t], W_hh, out=masked), rec_mask, out=dh)
+        backward_steps(CELLS.rk_gru_backward_step, args, DU, W_hh, base, dh, rec_mask, scratch)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
@@ -163,7 +140,7 @@ def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, va
             ptr(bias) if layer_norm else None, ptr(mask), ptr(rstd_x), ptr(rstd_rz), ptr(rstd_n), ptr(hs),
             ptr(zh_full), ptr(valid_rows), ptr(RH), ptr(C), ptr(Z), ptr(R),
         )  # fmt: skip
-        reset, update, ref = _LIB.rk_gru_before_reset, _LIB.rk_gru_before_update, ctypes.byref(args)
+        reset, update, ref = CELLS.rk_gru_before_reset, CELLS.rk_gru_before_update, ctypes.byref(args)
         W_rz_t, W_n_t = W_hh[: 2 * H].t(), W_hh[2 * H :].t()
         hs_t, RH_t, rz_t, n_t = hs.unbind(0), RH.unbind(0), gh_rz.unbind(0), gh_n.unbind(0)
         h_in = scratch.empty((B, H), GX) if mask is not None else None
@@ -200,7 +177,7 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
             ptr(Z), ptr(R), ptr(y_x), ptr(y_rz), ptr(y_n), ptr(rstd_x), ptr(rstd_rz), ptr(rstd_n), ptr(ln_ih),
             ptr(ln_hh), ptr(D), ptr(dGX), ptr(DU_rz), ptr(DU_n), ptr(acc),
         )  # fmt: skip
-        gradient_n, gradient_r = _LIB.rk_gru_before_gradient_n, _LIB.rk_gru_before_gradient_r
+        gradient_n, gradient_r = CELLS.rk_gru_before_gradient_n, CELLS.rk_gru_before_gradient_r
         ref = ctypes.byref(args)
         DU_rz_t, DU_n_t = DU_rz.unbind(0), DU_n.unbind(0)
         masked = scratch.empty((B, H), Z) if mask is not None else None

@@ -21,7 +21,15 @@ import torch
 from torch import Tensor
 
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
-from rnnkit.kernels.native import full_mask, load_library, ptr, struct_fields, switched_on
+from rnnkit.kernels.native import (
+    CELLS,
+    backward_steps,
+    c_steps_apply,
+    forward_steps,
+    full_mask,
+    ptr,
+    struct_fields,
+)
 
 
 class _Forward(ctypes.Structure):  # rk_lstm_forward in _lstm.c
@@ -38,20 +46,9 @@ class _Backward(ctypes.Structure):  # rk_lstm_backward
     )
 
 
-_LIB = load_library("_lstm")
-
-
-def available() -> bool:
-    """Whether the C steps were built and are switched on."""
-    return _LIB is not None and switched_on("RNNKIT_C_CELLS")
-
-
 def applies(x: Tensor, W_hh: Tensor, W_hr: Tensor | None) -> bool:
     """Whether this recurrence runs its steps in C (see the module doc)."""
-    return (
-        available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
-        and W_hr is None
-    )  # fmt: skip
+    return c_steps_apply(x, W_hh) and W_hr is None
 
 
 def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, rec_mask, zh, zc,
@@ -68,16 +65,12 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w,
     hs = GX.new_empty(T + 1, B, H)
     hs[0] = h0
     zh_full, zc_full = full_mask(zh, (T, B, H)), full_mask(zc, (T, B, H))
-    if zh_full is None and zc_full is not None:
-        zh_full = GX.new_zeros(T, B, H)
-    if zc_full is None and zh_full is not None:
-        zc_full = GX.new_zeros(T, B, H)
     valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
     with Scratch() as scratch:  # what only the backward needs, when there is no backward
         keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
         # the peepholes' gradient needs c before and after each step (and before mixing, when there is mixing)
         keep_c = needs_grad and peephole is not None
-        mixed = zh_full is not None or valid_rows is not None
+        mixed = zh_full is not None or zc_full is not None or valid_rows is not None
         cs = GX.new_empty(T + 1, B, H) if keep_c else scratch.empty((T + 1, B, H), GX)
         cs[0] = c0
         c_new = GX.new_empty(T, B, H) if keep_c and mixed else None
@@ -95,19 +88,8 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w,
             ptr(y_c), ptr(rstd_c), ptr(hs), ptr(cs), ptr(zh_full), ptr(zc_full), ptr(valid_rows), ptr(A),
             ptr(K), ptr(F), ptr(peephole), ptr(c_new),
         )  # fmt: skip
-        step, ref = _LIB.rk_lstm_forward_step, ctypes.byref(args)
-        W_t = W_hh.t()
-        hs_t, gx_t = hs.unbind(0), GX.unbind(0)
-        gh_t = gh.unbind(0) if gh is not None else None
-        h_in = scratch.empty((B, H), GX) if rec_mask is not None else None
-        for t in range(T):
-            h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
-            if gh_t is not None:
-                torch.mm(h, W_t, out=gh_t[t])
-            else:
-                gx_t[t].addmm_(h, W_t)
-            args.t = t
-            step(ref)
+        products = gh if layer_norm else GX  # without layer norm W_hh h is added to W_ih x + b
+        forward_steps(CELLS.rk_lstm_forward_step, args, hs, W_hh, products, rec_mask, scratch, add=not layer_norm)
         c_T = cs[T].clone()
     if needs_grad:
         y_x = GX if layer_norm else None
@@ -141,16 +123,7 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
             ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(y_c), ptr(rstd_c), ptr(ln_cell_w), ptr(dG),
             ptr(dGX) if layer_norm else None, ptr(DU) if layer_norm else None, ptr(acc), ptr(peephole),
         )  # fmt: skip
-        step, ref = _LIB.rk_lstm_backward_step, ctypes.byref(args)
-        DU_t = DU.unbind(0)
-        masked = scratch.empty((B, H), A) if rec_mask is not None else None
-        for t in range(T - 1, -1, -1):
-            args.t = t
-            step(ref)
-            if rec_mask is None:
-                torch.addmm(base, DU_t[t], W_hh, out=dh)
-            else:
-                torch.addcmul(base, torch.mm(DU_t[t], W_hh, out=masked), rec_mask, out=dh)
+        backward_steps(CELLS.rk_lstm_backward_step, args, DU, W_hh, base, dh, rec_mask, scratch)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])

@@ -14,7 +14,14 @@ import torch
 from torch import Tensor
 
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
-from rnnkit.kernels.native import full_mask, load_library, ptr, struct_fields, switched_on
+from rnnkit.kernels.native import (
+    CELLS,
+    backward_steps,
+    forward_steps,
+    full_mask,
+    ptr,
+    struct_fields,
+)
 
 
 class _Forward(ctypes.Structure):  # rk_rnn_forward in _rnn.c
@@ -23,19 +30,6 @@ class _Forward(ctypes.Structure):  # rk_rnn_forward in _rnn.c
 
 class _Backward(ctypes.Structure):  # rk_rnn_backward
     _fields_ = struct_fields("B H threads t", "dh base d_hs u C y_x y_h rstd_x rstd_h ln_ih ln_hh D dGX DU acc")
-
-
-_LIB = load_library("_rnn")
-
-
-def available() -> bool:
-    """Whether the C steps were built and are switched on."""
-    return _LIB is not None and switched_on("RNNKIT_C_CELLS")
-
-
-def applies(x: Tensor, W_hh: Tensor) -> bool:
-    """Whether this recurrence runs its steps in C (see the module doc)."""
-    return available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
 
 
 def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad) -> Tensor:
@@ -60,19 +54,8 @@ def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, rel
             B, H, torch.get_num_threads(), 0, int(relu), ptr(GX), ptr(gh), ptr(ln_ih), ptr(ln_hh),
             ptr(bias) if layer_norm else None, ptr(rstd_x), ptr(rstd_h), ptr(hs), ptr(zh_full), ptr(valid_rows), ptr(C),
         )  # fmt: skip
-        step, ref = _LIB.rk_rnn_forward_step, ctypes.byref(args)
-        W_t = W_hh.t()
-        hs_t, gx_t = hs.unbind(0), GX.unbind(0)
-        gh_t = gh.unbind(0) if gh is not None else None
-        h_in = scratch.empty((B, H), GX) if rec_mask is not None else None
-        for t in range(T):
-            h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
-            if gh_t is not None:
-                torch.mm(h, W_t, out=gh_t[t])
-            else:
-                gx_t[t].addmm_(h, W_t)
-            args.t = t
-            step(ref)
+        products = gh if layer_norm else GX  # without layer norm W_hh h is added to W_ih x + b
+        forward_steps(CELLS.rk_rnn_forward_step, args, hs, W_hh, products, rec_mask, scratch, add=not layer_norm)
     if needs_grad:
         y_x, y_h = (GX, gh) if layer_norm else (None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, C, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid)
@@ -97,16 +80,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
             ptr(rstd_x), ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(D), ptr(dGX) if layer_norm else None,
             ptr(DU) if layer_norm else None, ptr(acc),
         )  # fmt: skip
-        step, ref = _LIB.rk_rnn_backward_step, ctypes.byref(args)
-        DU_t = DU.unbind(0)
-        masked = scratch.empty((B, H), C) if rec_mask is not None else None
-        for t in range(T - 1, -1, -1):
-            args.t = t
-            step(ref)
-            if rec_mask is None:
-                torch.addmm(base, DU_t[t], W_hh, out=dh)
-            else:
-                torch.addcmul(base, torch.mm(DU_t[t], W_hh, out=masked), rec_mask, out=dh)
+        backward_steps(CELLS.rk_rnn_backward_step, args, DU, W_hh, base, dh, rec_mask, scratch)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])

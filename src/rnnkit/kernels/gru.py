@@ -41,6 +41,7 @@ from rnnkit.kernels.common import (
     saved_lists,
     split_grad,
 )
+from rnnkit.kernels.native import c_steps_apply
 
 
 def gru_after_forward_loop(
@@ -291,7 +292,7 @@ class GRURecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad):
-        ctx.in_c = cgru.applies(x, W_hh)
+        ctx.in_c = c_steps_apply(x, W_hh)
         if ctx.in_c:  # the same loops with each step's element-wise work in C
             return cgru.forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before,
                                 needs_grad)  # fmt: skip

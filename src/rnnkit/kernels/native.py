@@ -1,4 +1,5 @@
-"""The C extensions that ``setup.py`` builds at install time: finding them and handing them tensors.
+"""The C extensions that ``setup.py`` builds at install time: finding them, handing them tensors, and the
+step loops of the training kernels around their per-step C calls.
 
 The extensions have no Python API of their own; their functions are called through ctypes (which
 releases the GIL for the call) with structs of sizes and data pointers.
@@ -34,6 +35,19 @@ def switched_on(variable: str) -> bool:
     return os.environ.get(variable, "1") != "0"
 
 
+CELLS = load_library("_cells")  # the training steps: _lstm.c, _gru.c, _rnn.c
+
+
+def cells_available() -> bool:
+    """Whether the cells' C training steps were built and are switched on (``RNNKIT_C_CELLS``)."""
+    return CELLS is not None and switched_on("RNNKIT_C_CELLS")
+
+
+def c_steps_apply(x: Tensor, W_hh: Tensor) -> bool:
+    """Whether a recurrence over ``x`` with ``W_hh`` runs its steps in C: float32 on the CPU, when available."""
+    return cells_available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
+
+
 def ptr(t: Tensor | None) -> int | None:
     """The address of a tensor's data for a C pointer; None (NULL) for a missing tensor."""
     return None if t is None else t.data_ptr()
@@ -47,3 +61,35 @@ def struct_fields(sizes: str, pointers: str) -> list[tuple[str, type]]:
 def full_mask(mask: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
     """A float32 mask broadcastable to ``shape``, written out in full and contiguous for a C loop."""
     return None if mask is None else mask.to(torch.float32).expand(shape).contiguous()
+
+
+def forward_steps(step, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, products: Tensor, rec_mask: Tensor | None,
+                  scratch, add: bool) -> None:  # fmt: skip
+    """The forward's loop of a C training kernel: per step t, torch writes ``W_hh h_in`` into ``products[t]``
+    (or adds it there when ``add``), with ``h_in = hs[t] * rec_mask``, then ``step`` runs with ``args.t = t``."""
+    ref, W_t = ctypes.byref(args), W_hh.t()
+    hs_t, out_t = hs.unbind(0), products.unbind(0)
+    h_in = scratch.empty(hs.shape[1:], hs) if rec_mask is not None else None
+    for t in range(products.shape[0]):
+        h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
+        if add:
+            out_t[t].addmm_(h, W_t)
+        else:
+            torch.mm(h, W_t, out=out_t[t])
+        args.t = t
+        step(ref)
+
+
+def backward_steps(step, args: ctypes.Structure, DU: Tensor, W_hh: Tensor, base: Tensor, dh: Tensor,
+                   rec_mask: Tensor | None, scratch) -> None:  # fmt: skip
+    """The backward's loop: per step t from the last, ``step`` (which leaves ``DU[t]`` and ``base``), then torch
+    writes ``dh = base + (DU[t] W_hh) * rec_mask``, the gradient of the carried h of step t-1."""
+    ref, DU_t = ctypes.byref(args), DU.unbind(0)
+    masked = scratch.empty(dh.shape, dh) if rec_mask is not None else None
+    for t in range(DU.shape[0] - 1, -1, -1):
+        args.t = t
+        step(ref)
+        if rec_mask is None:
+            torch.addmm(base, DU_t[t], W_hh, out=dh)
+        else:
+            torch.addcmul(base, torch.mm(DU_t[t], W_hh, out=masked), rec_mask, out=dh)

@@ -28,6 +28,7 @@ from rnnkit.kernels.common import (
     saved_lists,
     split_grad,
 )
+from rnnkit.kernels.native import c_steps_apply
 
 
 def rnn_forward_loop(
@@ -123,7 +124,7 @@ class RNNRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad):
-        ctx.in_c = crnn.applies(x, W_hh)
+        ctx.in_c = c_steps_apply(x, W_hh)
         if ctx.in_c:  # the same loops with each step's element-wise work in C
             return crnn.forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad)
         GX = project_inputs(x, W_ih, None if ln_ih is not None else bias)
