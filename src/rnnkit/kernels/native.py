@@ -49,8 +49,13 @@ def c_steps_apply(x: Tensor, W_hh: Tensor) -> bool:
 
 
 def ptr(t: Tensor | None) -> int | None:
-    """The address of a tensor's data for a C pointer; None (NULL) for a missing tensor."""
-    return None if t is None else t.data_ptr()
+    """The address of a tensor's data for a C pointer; None (NULL) for a missing tensor. The C loops index
+    rows themselves, so a strided view would be read wrongly: it is refused (a bug in the caller)."""
+    if t is None:
+        return None
+    if not t.is_contiguous():
+        raise RuntimeError(f"rnnkit: a C kernel was handed a non-contiguous tensor of shape {tuple(t.shape)}")
+    return t.data_ptr()
 
 
 def struct_fields(sizes: str, pointers: str) -> list[tuple[str, type]]:
