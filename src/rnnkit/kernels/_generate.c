@@ -52,6 +52,9 @@ typedef struct {
     const float *ln_c_w;   /* (H,) LSTM cell norm: weight and bias, or NULL */
     const float *ln_c_b;
     float zoneout;         /* eval-mode zoneout: h <- h' + p (h - h'), likewise c; 0 for none */
+    const float *peephole; /* LSTM: (3H,) p_i, p_f, p_o (zeros for none) */
+    const float *w_hr;     /* LSTM projection: W_hr (P, H) packed, or NULL */
+    int32_t output_size;   /* P: the size of h (H without a projection) */
 } rk_layer;
 
 /* y[n, r] = b[r] + sum_k W[r, k] x[n, k] for r < R, n < N; x rows of length K (stride K).
@@ -118,7 +121,7 @@ static inline __attribute__((always_inline)) void products(const rk_layer *L, co
                                                            float *gx, float *gh) {
     const int H = L->hidden_size, ln = L->ln_ih != NULL;
     matvec_body(L->w_ih, ln ? NULL : L->b_ih, x, N, G * H, L->input_size, gx);
-    matvec_body(L->w_hh, ln ? NULL : L->b_hh, L->h, N, rows, H, gh);
+    matvec_body(L->w_hh, ln ? NULL : L->b_hh, L->h, N, rows, L->output_size, gh);
     if (ln) {
         norm_gates(gx, N, G * H, G, H, L->ln_ih, L->b_ih);
         norm_gates(gh, N, rows, rows / H, H, L->ln_hh, L->b_hh);
@@ -137,34 +140,54 @@ static inline __attribute__((always_inline)) void layer_step_body(const rk_layer
     const float p = L->zoneout;
     float *hs = L->h, *cs = L->c;
     if (L->kind == RK_LSTM) {
-        const int cell_norm = L->ln_c_w != NULL;
+        /* peepholes always (zeros without): a branch-free loop; the cell norm and the projection need
+         * whole rows, so then o and c' wait in the spent gate buffers for a second pass */
+        const int rows_after = L->ln_c_w != NULL || L->w_hr != NULL;
+        const float *pp = L->peephole;
 #pragma omp for simd collapse(2) schedule(static)
         for (int n = 0; n < N; n++) {
             for (int j = 0; j < H; j++) {
                 float *a = gx + n * GH, *b = gh + n * GH;
-                float i = sigmoidf(a[j] + b[j]), f = sigmoidf(a[H + j] + b[H + j]);
-                float g = tanhf(a[2 * H + j] + b[2 * H + j]), o = sigmoidf(a[3 * H + j] + b[3 * H + j]);
                 const size_t u = (size_t)n * H + j;
-                float c_old = cs[u], c = f * c_old + i * g;
+                const float c_old = cs[u];
+                const float i = sigmoidf(a[j] + b[j] + pp[j] * c_old);
+                const float f = sigmoidf(a[H + j] + b[H + j] + pp[H + j] * c_old);
+                const float g = tanhf(a[2 * H + j] + b[2 * H + j]), c = f * c_old + i * g;
+                const float o = sigmoidf(a[3 * H + j] + b[3 * H + j] + pp[2 * H + j] * c);
                 cs[u] = c + p * (c_old - c);
-                if (cell_norm) {
-                    a[3 * H + j] = o, b[H + j] = c; /* for the cell norm below (this unit's b[H + j] is read) */
+                if (rows_after) {
+                    a[3 * H + j] = o, b[H + j] = c; /* (this unit's b[H + j] is read above) */
                 } else {
                     const float h = o * tanhf(c);
                     hs[u] = h + p * (hs[u] - h);
                 }
             }
         }
-        if (cell_norm) { /* h' = o tanh(LN(c') w + b) needs the whole row of c' */
+        if (rows_after) { /* h' = o tanh([LN] c'), then W_hr h' with a projection */
 #pragma omp for schedule(static)
             for (int n = 0; n < N; n++) {
-                float *c = gh + n * GH + H, *o = gx + n * GH + 3 * H, *h = hs + (size_t)n * H;
-                normalise(c, H);
+                float *c = gh + n * GH + H, *o = gx + n * GH + 3 * H;
+                float *h = L->w_hr ? rh + (size_t)n * H : hs + (size_t)n * H;
+                if (L->ln_c_w) {
+                    normalise(c, H);
+#pragma omp simd
+                    for (int j = 0; j < H; j++) c[j] = c[j] * L->ln_c_w[j] + L->ln_c_b[j];
+                }
 #pragma omp simd
                 for (int j = 0; j < H; j++) {
-                    const float v = o[j] * tanhf(c[j] * L->ln_c_w[j] + L->ln_c_b[j]);
-                    h[j] = v + p * (h[j] - v);
+                    const float v = o[j] * tanhf(c[j]);
+                    h[j] = L->w_hr ? v : v + p * (h[j] - v);
                 }
+            }
+            if (L->w_hr) {
+                const int P = L->output_size;
+                matvec_body(L->w_hr, NULL, rh, N, P, H, gx); /* the gates are spent */
+#pragma omp for simd collapse(2) schedule(static)
+                for (int n = 0; n < N; n++)
+                    for (int j = 0; j < P; j++) {
+                        const size_t u = (size_t)n * P + j;
+                        hs[u] = gx[u] + p * (hs[u] - gx[u]);
+                    }
             }
         }
     } else if (L->kind == RK_GRU && before) { /* n = tanh(W_in x + b_n + W_hn (r * h)) */
@@ -294,27 +317,33 @@ static int64_t draw(const float *logits, const float *race, int V, float tempera
 /* Generate n_steps tokens for N sequences from their current tokens and state, on n_threads threads.
  *
  * tokens (N,): the last token of each sequence, overwritten with the newest; out (n_steps, N): the
- * tokens; race (n_steps, N, V): Exp(1) draws, or NULL for greedy decoding; top_k: 0 for none.
- * Returns 0, -1 on a token outside the embedding table, or -2 when the scratch memory cannot be had.
+ * tokens; race (n_steps, N, V): Exp(1) draws, or NULL for greedy decoding; top_k: 0 for none. With skip
+ * (skip connections) every layer above the first reads [x, h of the layer below] and the head reads the
+ * h of every layer, concatenated. Returns 0, -1 on a token outside the embedding table, or -2 when the
+ * scratch memory cannot be had.
  */
 int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, int V_in, int E,
                 const float *head_w, const float *head_b, int V, int N, int n_steps, int64_t *tokens,
-                const float *race, float temperature, int top_k, int64_t *out, int n_threads) {
-    int width = 0, widest = 0; /* the largest G*H and H of the layers */
+                const float *race, float temperature, int top_k, int64_t *out, int n_threads, int skip) {
+    int width = 0, widest = 0, all = 0; /* the largest G*H and H of the layers, the sum of their P */
     for (int l = 0; l < n_layers; l++) {
         int G = layers[l].kind == RK_LSTM ? 4 : layers[l].kind == RK_GRU ? 3 : 1;
         if (G * layers[l].hidden_size > width) width = G * layers[l].hidden_size;
         if (layers[l].hidden_size > widest) widest = layers[l].hidden_size;
+        all += layers[l].output_size;
     }
     for (int n = 0; n < N; n++)
         if (tokens[n] < 0 || tokens[n] >= V_in) return -1;
     fast_cpu = use_fast();
     /* scratch: inputs (N, E), both sides' gate pre-activations (N, width) each, logits (N, V), top-k's V,
-     * r * h of the GRU's reset="before" form (N, widest) */
-    float *scratch = malloc(sizeof(float) * ((size_t)N * (E + 2 * (size_t)width + V + widest) + V));
+     * r * h of the GRU's reset="before" form or the LSTM's h before its projection (N, widest), and with
+     * skip connections a layer's input (N, E + widest) and the head's (N, all) */
+    const size_t cat = skip ? (size_t)N * (E + widest + all) : 0;
+    float *scratch = malloc(sizeof(float) * ((size_t)N * (E + 2 * (size_t)width + V + widest) + V + cat));
     if (scratch == NULL) return -2;
     float *x = scratch, *gx = x + (size_t)N * E, *gh = gx + (size_t)N * width, *logits = gh + (size_t)N * width;
-    float *work = logits + (size_t)N * V, *rh = work + V;
+    float *work = logits + (size_t)N * V, *rh = work + V, *layer_in = rh + (size_t)N * widest;
+    float *head_in = layer_in + (size_t)N * (E + widest);
     /* One team for the whole run: the threads share out each matrix's rows and meet at the barriers
      * that end every `omp for` and `omp single`, instead of forking for every product. */
 #pragma omp parallel num_threads(n_threads)
@@ -323,10 +352,28 @@ int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, in
         for (int n = 0; n < N; n++) memcpy(x + (size_t)n * E, embedding + (size_t)tokens[n] * E, sizeof(float) * E);
         const float *input = x;
         for (int l = 0; l < n_layers; l++) {
+            if (skip && l > 0) { /* [x, h of the layer below] */
+                const int P = layers[l - 1].output_size;
+#pragma omp single
+                for (int n = 0; n < N; n++) {
+                    memcpy(layer_in + (size_t)n * (E + P), x + (size_t)n * E, sizeof(float) * E);
+                    memcpy(layer_in + (size_t)n * (E + P) + E, layers[l - 1].h + (size_t)n * P, sizeof(float) * P);
+                }
+                input = layer_in;
+            }
             layer_step(&layers[l], input, N, gx, gh, rh);
             input = layers[l].h;
         }
-        matvec(head_w, head_b, input, N, V, layers[n_layers - 1].hidden_size, logits);
+        int K = layers[n_layers - 1].output_size;
+        if (skip) { /* the head reads every layer's h */
+#pragma omp single
+            for (int n = 0; n < N; n++)
+                for (int l = 0, at = 0; l < n_layers; at += layers[l].output_size, l++)
+                    memcpy(head_in + (size_t)n * all + at, layers[l].h + (size_t)n * layers[l].output_size,
+                           sizeof(float) * layers[l].output_size);
+            input = head_in, K = all;
+        }
+        matvec(head_w, head_b, input, N, V, K, logits);
 #pragma omp single
         for (int n = 0; n < N; n++) {
             const float *q = race ? race + ((size_t)t * N + n) * V : NULL;

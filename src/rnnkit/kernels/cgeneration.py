@@ -5,12 +5,13 @@ At batch 1 a generated token costs a few matrix-vector products; from Python (ev
 dispatch than in arithmetic. :class:`CLoop` hands whole runs of tokens to ``rk_generate``, which does
 the embedding lookup, the cell steps, the head and the draw in one C loop.
 
-It covers what torch.nn.LSTM/GRU/RNN compute and rnnkit's cells with layer norm, zoneout (eval mode) and
-the GRU's reset="before" form (not peepholes or projections): float32 on the CPU, one direction, no skip
-connections, an ``nn.Embedding`` in and an ``nn.Linear`` out, sampling with
-a temperature and top-k (or greedy). The draw is the exponential race of :func:`rnnkit.decoding.sample_logits`
-fed with the same generator, so the tokens are the PyTorch path's. Everything else, and a machine
-where the extension was not built, goes through the Stepper. ``RNNKIT_C_GENERATION=0`` turns it off.
+It covers what torch.nn.LSTM/GRU/RNN compute (projections too) and rnnkit's cells with every option
+(layer norm, peepholes, projections, zoneout in eval mode, the GRU's reset="before" form, skip
+connections): float32 on the CPU, one direction, an ``nn.Embedding`` in and an ``nn.Linear`` out,
+sampling with a temperature and top-k (or greedy). The draw is the exponential race of
+:func:`rnnkit.decoding.sample_logits` fed with the same generator, so the tokens are the PyTorch path's.
+Nucleus (top-p) sampling, other modules, and a machine where the extension was not built go through the
+Stepper. ``RNNKIT_C_GENERATION=0`` turns it off.
 
 The extension is compiled by setuptools when the package is installed (``setup.py``; optional: a
 failed build leaves only the Stepper) and loaded with ctypes (:mod:`rnnkit.kernels.native`).
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from rnnkit.kernels.native import load_library, ptr, switched_on
 
 KINDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 CHUNK = 32  # tokens per C call: the Exp(1) draws of a chunk are made at once, (CHUNK, N, V) ...
 RACE_FLOATS = 1 << 22  # ... in at most 16 MiB: fewer tokens per call for large vocabularies and batches
 
@@ -47,6 +49,9 @@ class _Layer(ctypes.Structure):
         ("ln_c_w", ctypes.c_void_p),
         ("ln_c_b", ctypes.c_void_p),
         ("zoneout", ctypes.c_float),
+        ("peephole", ctypes.c_void_p),
+        ("w_hr", ctypes.c_void_p),
+        ("output_size", ctypes.c_int32),
     ]
 
 
@@ -92,38 +97,42 @@ class CLoop:
         N, V = self.state[0][0].shape[0], head_w.shape[0]
         self.N, self.V = N, V
         self.chunk = max(1, min(CHUNK, RACE_FLOATS // (N * V)))  # tokens per call to run()
+        self.skip = int(stepper.skip)
 
     def _layer(self, cell, state: tuple[Tensor, ...]) -> _Layer:
         """One layer's struct: weights packed in panels, the GRU's W_hn apart in the reset="before" form."""
-        H = cell.W_hh.shape[1]
+        H = cell.W_hh.shape[0] // GATES[cell.kind]
         kind = "rnn_relu" if cell.relu else "rnn_tanh" if cell.kind == "rnn" else cell.kind
         W_hh, W_hn, b_ih, b_hh = cell.W_hh, None, cell.b_ih, cell.b_hh
         if cell.before:  # r applies to h before its product: two products, and b_hn joins the x side
             W_hh, W_hn = cell.W_hh[: 2 * H], cell.W_hh[2 * H :]
             b_ih, b_hh = (None if b_ih is None else b_ih + b_hh), None
+        peephole = cell.peephole
+        if kind == "lstm" and peephole is None:  # the C loop always adds the peephole terms: zeros here
+            peephole = cell.W_hh.new_zeros(3 * H)
         tensors = [pack(cell.W_ih), pack(W_hh), _float32(b_ih), _float32(b_hh), None if W_hn is None else pack(W_hn)]
-        tensors += [_float32(t) for t in (cell.ln_ih, cell.ln_hh, cell.ln_cell_w, cell.ln_cell_b)]
+        tensors += [_float32(t) for t in (cell.ln_ih, cell.ln_hh, cell.ln_cell_w, cell.ln_cell_b, peephole)]
+        tensors.append(None if cell.W_hr is None else pack(cell.W_hr))
         self.keep += tensors
-        W_ih, W_hh, b_ih, b_hh, W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b = (ptr(t) for t in tensors)
-        I = cell.W_ih.shape[1]
+        W_ih, W_hh, b_ih, b_hh, W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b, peephole, W_hr = (ptr(t) for t in tensors)
+        I, P = cell.W_ih.shape[1], cell.W_hh.shape[1]  # P: the size of h (H without a projection)
         h, c = state[0], state[1] if kind == "lstm" else None
         return _Layer(KINDS[kind], I, H, W_ih, W_hh, b_ih, b_hh, ptr(h), ptr(c), W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b,
-                      cell.zoneout)  # fmt: skip
+                      cell.zoneout, peephole, W_hr, P)  # fmt: skip
 
     @staticmethod
     def make(stepper, temperature: float, top_k: int | None, top_p: float | None) -> CLoop | None:
         """A C loop for this stepper and sampling, or None where it does not apply (see the module doc)."""
-        if not available() or stepper.skip or top_p is not None:
+        if not available() or top_p is not None:
             return None
         emb, head = stepper.embedding, stepper.head
         if type(emb) is not nn.Embedding or emb.max_norm is not None or type(head) is not nn.Linear:
             return None
-        if head.in_features != stepper.cells[-1].W_hh.shape[1]:
+        sizes = [cell.W_hh.shape[1] for cell in stepper.cells]  # each layer's h
+        if head.in_features != (sum(sizes) if stepper.skip else sizes[-1]):
             return None
         tensors = [emb.weight, head.weight] + [t for s in stepper.state for t in s]
         for cell in stepper.cells:
-            if cell.peephole is not None or cell.W_hr is not None:
-                return None
             tensors += [cell.W_ih, cell.W_hh]
         if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
             return None
@@ -141,6 +150,7 @@ class CLoop:
             self.table.shape[1], ctypes.c_void_p(self.head_w.data_ptr()), ctypes.c_void_p(ptr(self.head_b)),
             self.V, self.N, n_steps, ctypes.c_void_p(current.data_ptr()), ctypes.c_void_p(ptr(race)),
             ctypes.c_float(self.temperature), self.top_k, ctypes.c_void_p(out.data_ptr()), torch.get_num_threads(),
+            self.skip,
         )  # fmt: skip
         if status == -2:
             raise MemoryError("no memory for the C generation loop's scratch buffers")
