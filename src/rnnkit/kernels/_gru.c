@@ -1,9 +1,10 @@
-/* The element-wise part of the GRU's training steps in C (float32, CPU), reset="after" (torch's form).
+/* The element-wise part of the GRU's training steps in C (float32, CPU): reset="after" (torch's form)
+ * here, reset="before" (Cho et al.) further down.
  *
  * As _lstm.c for the LSTM: rnnkit/kernels/cgru.py runs one GEMM per step (torch.mm) and calls these
  * once per step; rnnkit/kernels/gru.py computes the same in PyTorch, and the tests compare the two.
  *
- * Forward, row b of step t (gate order r, z, n of torch; LN normalises each gate block of H units):
+ * reset="after", forward, row b of step t (gate order r, z, n; LN normalises each gate block of H units):
  *     gx = LN(W_ih x) * g_ih + b_ih   or  W_ih x + b_ih (the caller's projection)
  *     gh = LN(W_hh h) * g_hh + b_hh   or  W_hh h + b_hh
  *     r, z = sigmoid(gx_rz + gh_rz),  n = tanh(gx_n + r * gh_n),  h' = n + z * (h - n)
