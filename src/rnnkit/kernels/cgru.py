@@ -1,9 +1,10 @@
 """The GRU recurrence with each step's element-wise work in C (``_gru.c``): float32 on the CPU.
 
-:class:`rnnkit.kernels.gru.GRURecurrence` hands its forward and backward here when :func:`applies`: the
-loops of ``gru.py`` (torch's GEMMs per step, the weight gradients as GEMMs over all steps) with the rest
-of a step in C (see ``_gru.c``), as :mod:`rnnkit.kernels.clstm` does for the LSTM. reset="after" takes
-one C call per step; reset="before" two, around the step's second GEMM ``W_hn (r * h)``.
+:class:`rnnkit.kernels.gru.GRURecurrence` hands its forward and backward here when
+:func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``gru.py`` (torch's GEMMs per step, the weight
+gradients as GEMMs over all steps) with the rest of a step in C (see ``_gru.c``), as
+:mod:`rnnkit.kernels.clstm` does for the LSTM. reset="after" takes one C call per step; reset="before"
+two, around the step's second GEMM ``W_hn (r * h)``.
 
 Covers both reset forms, layer norm, recurrent dropout, zoneout and lengths; float64 and CUDA go
 through ``gru.py``. ``RNNKIT_C_CELLS=0`` turns the C steps off.

@@ -1,8 +1,9 @@
 """The vanilla RNN recurrence with each step's element-wise work in C (``_rnn.c``): float32 on the CPU.
 
-:class:`rnnkit.kernels.rnn.RNNRecurrence` hands its forward and backward here when :func:`applies`: the
-loops of ``rnn.py`` (one GEMM per step by torch, the weight gradients as GEMMs over all steps) with the
-rest of a step in one C call, as :mod:`rnnkit.kernels.clstm` does for the LSTM. Covers tanh and relu,
+:class:`rnnkit.kernels.rnn.RNNRecurrence` hands its forward and backward here when
+:func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``rnn.py`` (one GEMM per step by torch, the
+weight gradients as GEMMs over all steps) with the rest of a step in one C call, as
+:mod:`rnnkit.kernels.clstm` does for the LSTM. Covers tanh and relu,
 layer norm, recurrent dropout, zoneout and lengths; ``RNNKIT_C_CELLS=0`` turns the C steps off.
 """
 
