@@ -58,7 +58,6 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w,
     H = W_hh.shape[1]
     layer_norm = ln_ih is not None
     GX = project_inputs(x, W_ih, None if layer_norm else bias)  # layer norm: the normalised W_ih x on return
-    gh = torch.empty_like(GX) if layer_norm else None  # the normalised W_hh h on return
     has_bias = bias is not None
     if layer_norm and bias is None:
         bias = GX.new_zeros(4 * H)
@@ -68,6 +67,7 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w,
     valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
     with Scratch() as scratch:  # what only the backward needs, when there is no backward
         keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        gh = keep(GX.shape) if layer_norm else None  # W_hh h per step, normalised in place for the backward
         # the peepholes' gradient needs c before and after each step (and before mixing, when there is mixing)
         keep_c = needs_grad and peephole is not None
         mixed = zh_full is not None or zc_full is not None or valid_rows is not None

@@ -39,7 +39,6 @@ def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, rel
     H = W_hh.shape[1]
     layer_norm = ln_ih is not None
     GX = project_inputs(x, W_ih, None if layer_norm else bias)  # layer norm: the normalised W_ih x on return
-    gh = torch.empty_like(GX) if layer_norm else None  # the normalised W_hh h on return
     ctx.has_bias = bias is not None
     if layer_norm and bias is None:
         bias = GX.new_zeros(H)
@@ -49,6 +48,7 @@ def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, rel
     valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
     with Scratch() as scratch:
         keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        gh = keep(GX.shape) if layer_norm else None  # W_hh h per step, normalised in place for the backward
         C = keep((T, B, H))
         rstd_x, rstd_h = (keep((T, B)), keep((T, B))) if layer_norm else (None, None)
         args = _Forward(
