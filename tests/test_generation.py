@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.decoding import generate, sample_logits
+from rnnkit.decoding import sample_logits
 from rnnkit.kernels import cgeneration
 from rnnkit.kernels.generation import make_stepper
 
@@ -66,7 +66,7 @@ def test_fast_path_gives_the_tokens_of_the_plain_loop(name):
     head = head_for(rnn)
     assert make_stepper(embedding, rnn, head) is not None, "this layer should take the fast path"
     for kwargs in [dict(seed=3), dict(seed=4, num_samples=5, top_k=4, temperature=0.7), dict(temperature=0)]:
-        fast = generate(embedding, rnn, head, 25, prime=[1, 2, 3], **kwargs)
+        fast = rnnkit.generate(embedding, rnn, head, 25, prime=[1, 2, 3], **kwargs)
         seed = kwargs.pop("seed", 0)
         plain = plain_generate(embedding, rnn, head, 25, prime=[1, 2, 3], seed=seed, **kwargs)
         assert torch.equal(fast, plain), kwargs
@@ -95,7 +95,7 @@ def test_bidirectional_and_custom_modules_fall_back_to_module_calls():
     embedding, head = nn.Embedding(V, E), nn.Linear(2 * H, V)
     bidirectional = rnnkit.GRU(E, H, bidirectional=True)
     assert make_stepper(embedding, bidirectional, head) is None
-    fast = generate(embedding, bidirectional, head, 10, prime=[1], seed=1)
+    fast = rnnkit.generate(embedding, bidirectional, head, 10, prime=[1], seed=1)
     assert torch.equal(fast, plain_generate(embedding, bidirectional, head, 10, prime=[1], seed=1))
 
     class Wrapped(nn.Module):  # not a recurrent layer the stepper knows
@@ -108,7 +108,7 @@ def test_bidirectional_and_custom_modules_fall_back_to_module_calls():
 
     wrapped = Wrapped()
     assert make_stepper(embedding, wrapped, nn.Linear(H, V)) is None
-    assert generate(embedding, wrapped, nn.Linear(H, V), 4, seed=0).shape == (1, 4)
+    assert rnnkit.generate(embedding, wrapped, nn.Linear(H, V), 4, seed=0).shape == (1, 4)
 
 
 def test_any_embedding_module_and_head():
@@ -116,7 +116,7 @@ def test_any_embedding_module_and_head():
     embedding = nn.Sequential(nn.Embedding(V, E), nn.Tanh())
     rnn = rnnkit.LSTM(E, H, batch_first=True)
     head = nn.Sequential(nn.Linear(H, 8), nn.ReLU(), nn.Linear(8, V))
-    fast = generate(embedding, rnn, head, 15, prime=[5, 6], seed=9, num_samples=3)
+    fast = rnnkit.generate(embedding, rnn, head, 15, prime=[5, 6], seed=9, num_samples=3)
     assert torch.equal(fast, plain_generate(embedding, rnn, head, 15, prime=[5, 6], seed=9, num_samples=3))
 
 
@@ -125,9 +125,9 @@ def test_cuda_graph_steps_give_the_same_tokens(monkeypatch):
     torch.manual_seed(4)
     embedding, rnn = nn.Embedding(V, E).cuda(), rnnkit.LSTM(E, H, 2, layer_norm=True).cuda()
     head = nn.Linear(H, V).cuda()
-    with_graphs = generate(embedding, rnn, head, 30, prime=[1, 2], seed=5, num_samples=4)
+    with_graphs = rnnkit.generate(embedding, rnn, head, 30, prime=[1, 2], seed=5, num_samples=4)
     monkeypatch.setenv("RNNKIT_CUDA_GRAPHS", "0")
-    without = generate(embedding, rnn, head, 30, prime=[1, 2], seed=5, num_samples=4)
+    without = rnnkit.generate(embedding, rnn, head, 30, prime=[1, 2], seed=5, num_samples=4)
     assert torch.equal(with_graphs, without)
 
 
@@ -170,7 +170,7 @@ def test_c_loop_gives_the_tokens_of_the_plain_loop(name):
     options = [dict(seed=3), dict(seed=4, num_samples=5, temperature=0.7), dict(temperature=0, num_samples=2),
                dict(seed=6, num_samples=3, top_k=4), dict(seed=7, top_k=1)]  # fmt: skip
     for kwargs in options:
-        fast = generate(embedding, rnn, head, n, prime=[1, 2, 3], **kwargs)
+        fast = rnnkit.generate(embedding, rnn, head, n, prime=[1, 2, 3], **kwargs)
         seed = kwargs.pop("seed", 0)
         plain = plain_generate(embedding, rnn, head, n, prime=[1, 2, 3], seed=seed, **kwargs)
         assert torch.equal(fast, plain), kwargs

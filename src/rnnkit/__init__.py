@@ -1,6 +1,7 @@
 """rnnkit: recurrent neural networks written from their equations, trained by backpropagation through time."""
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.decoding import generate
 from rnnkit.layers import GRU, LSTM, RNN, Recurrent, RecurrentConfig
 
 __version__ = "0.1.0"
@@ -14,4 +15,5 @@ __all__ = [
     "RNNCell",
     "Recurrent",
     "RecurrentConfig",
+    "generate",
 ]
