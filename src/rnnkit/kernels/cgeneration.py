@@ -65,11 +65,11 @@ def available() -> bool:
     return _LIB is not None and switched_on("RNNKIT_C_GENERATION")
 
 
-PANEL = 16  # rows per panel, RK_PANEL in _generate.c
+PANEL = 24  # rows per panel, RK_PANEL in _generate.c
 
 
 def pack(W: Tensor) -> Tensor:
-    """W (R, K) in the C loop's layout: panels of 16 rows stored column by column, (ceil(R/16), K, 16),
+    """W (R, K) in the C loop's layout: panels of 24 rows stored column by column, (ceil(R/24), K, 24),
     the rows past R zero. Made once per generation; then every product reads its panel front to back."""
     W = _float32(W)
     R, K = W.shape
