@@ -2,7 +2,8 @@
 
 - rnnkit.kernels._generate from _generate.c: the generation loop (rnnkit/kernels/cgeneration.py);
 - rnnkit.kernels._cells from _lstm.c, _gru.c and _rnn.c: the element-wise part of each cell's training
-  step, forward and backward (rnnkit/kernels/clstm.py, cgru.py, crnn.py);
+  step, forward and backward (rnnkit/kernels/clstm.py, cgru.py, crnn.py); and from _matvec.c the per-step
+  product of the weights with a small batch (rnnkit/kernels/native.py);
 - _kernels.h: what they all include.
 
 Both are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
@@ -27,4 +28,9 @@ def kernel(name: str, sources: list[str]) -> Extension:
     )
 
 
-setup(ext_modules=[kernel("_generate", ["_generate.c"]), kernel("_cells", ["_lstm.c", "_gru.c", "_rnn.c"])])
+setup(
+    ext_modules=[
+        kernel("_generate", ["_generate.c"]),
+        kernel("_cells", ["_lstm.c", "_gru.c", "_rnn.c", "_matvec.c"]),
+    ]
+)

@@ -73,16 +73,23 @@ def test_c_steps_are_built():
     assert native.cells_available(), "the C training steps were not built (setup.py)"
 
 
+PRODUCTS = {"torch.mm": 10**9, "packed C": 1}  # each loop's per-step products: C_PRODUCT_MIN_STEPS
+
+
 @pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
+@pytest.mark.parametrize("product", list(PRODUCTS))
 @pytest.mark.parametrize("setting", list(SETTINGS))
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_c_steps_match_the_pytorch_loops(cell, setting, monkeypatch):
-    calls = []
+def test_c_steps_match_the_pytorch_loops(cell, setting, product, monkeypatch):
+    calls, products = [], []
     module = CELLS[cell][2]
-    forward = module.forward
+    forward, matvec = module.forward, native.CELLS.rk_matvec
     monkeypatch.setattr(module, "forward", lambda *args: calls.append(1) or forward(*args))
+    monkeypatch.setattr(native.CELLS, "rk_matvec", lambda *args: products.append(1) or matvec(*args))
+    monkeypatch.setattr(native, "C_PRODUCT_MIN_STEPS", PRODUCTS[product])
     in_c = outputs_and_grads(cell, setting, "fused", True, monkeypatch)
     assert calls, f"the fused {cell} did not run its steps in C"
+    assert bool(products) == (product == "packed C")
     calls.clear()
     in_torch = outputs_and_grads(cell, setting, "fused", False, monkeypatch)
     assert not calls
@@ -91,11 +98,13 @@ def test_c_steps_match_the_pytorch_loops(cell, setting, monkeypatch):
 
 
 @pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
+@pytest.mark.parametrize("product", list(PRODUCTS))
 @pytest.mark.parametrize("setting", ["plain", "layer_norm", "layer_norm without biases", "zoneout eval bidir lengths"])
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_c_steps_as_close_to_float64_as_pytorch_float32(cell, setting, monkeypatch):
+def test_c_steps_as_close_to_float64_as_pytorch_float32(cell, setting, product, monkeypatch):
     """Against the reference backend in float64 (settings without random masks, whose draws depend on the
     dtype), the C steps' float32 error is of the order of PyTorch's own float32 error."""
+    monkeypatch.setattr(native, "C_PRODUCT_MIN_STEPS", PRODUCTS[product])
     exact = outputs_and_grads(cell, setting, "reference", False, monkeypatch, dtype=torch.float64)
     in_c = scaled_errors(outputs_and_grads(cell, setting, "fused", True, monkeypatch), exact)
     in_torch = scaled_errors(outputs_and_grads(cell, setting, "reference", False, monkeypatch), exact)
@@ -112,3 +121,25 @@ def test_c_steps_apply_to_float32_cpu_only_and_not_to_projections(monkeypatch):
     assert not clstm.applies(x, W, torch.zeros(1, 2))  # a projection
     monkeypatch.setenv("RNNKIT_C_CELLS", "0")
     assert not native.c_steps_apply(x, W)
+
+
+@pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
+@pytest.mark.parametrize("steps", [1, 10**9])
+def test_step_product_matches_torch(steps, monkeypatch):
+    """out = add + x W^T for W and its transposed view, rows not a multiple of the 24-row panels, batches
+    that leave every remainder after the blocks of four, and add absent, the output itself, or apart."""
+    monkeypatch.setattr(native, "C_PRODUCT_MIN_STEPS", steps)  # 1: packed C; 10**9: torch.mm
+    g = torch.Generator().manual_seed(0)
+    for R, K in [(13, 7), (52, 13), (24, 48), (100, 61)]:
+        base = torch.randn(K, R, generator=g)
+        for W in (base.t().contiguous(), base.t()):
+            product = native.StepProduct(W, steps=20)
+            assert (product.args is not None) == (steps == 1)
+            for B in range(1, 8):
+                x, add = torch.randn(B, K, generator=g), torch.randn(B, R, generator=g)
+                expected = x.double() @ W.double().t()
+                out = torch.full((B, R), float("nan"))
+                torch.testing.assert_close(product(x, out).double(), expected, rtol=0, atol=1e-5)
+                torch.testing.assert_close(product(x, out, add).double(), add + expected, rtol=0, atol=1e-5)
+                out = add.clone()
+                torch.testing.assert_close(product(x, out, out).double(), add + expected, rtol=0, atol=1e-5)

@@ -18,7 +18,8 @@
  *
  * Why C: at batch 1 a step is a few matrix-vector products of 0.1-10 MB of weights; from Python every
  * one of the step's ~15 tensor operations costs more dispatch time than its arithmetic. Here the
- * weights stream through once per step, in the order they lie in memory, and serve all N sequences.
+ * weights stream through once per step, in the order they lie in memory, and serve all N sequences
+ * (matvec_body, _kernels.h).
  *
  * Built by setuptools at install time as an (optional) extension module, with OpenMP for the threads
  * (torch's own thread count), and loaded with ctypes by rnnkit/kernels/cgeneration.py; it has no
@@ -57,55 +58,6 @@ typedef struct {
     int32_t output_size;   /* P: the size of h (H without a projection) */
 } rk_layer;
 
-/* y[n, r] = b[r] + sum_k W[r, k] x[n, k] for r < R, n < N; x rows of length K (stride K).
- *
- * W comes packed in panels of 24 rows, each stored column by column: panel p holds W[24p + j, k] at
- * [p][k][j] (K * 24 floats, rows past R zero). A panel is then read front to back, and for every k the
- * 24 weights of a column (three AVX2 registers) are multiplied by a broadcast x[n, k] into 24 accumulators
- * per sequence: no horizontal sums, and each weight load serves up to four sequences. Four sequences take
- * 12 of the 16 vector registers; that block, 24 rows by 4, ran 1.3-1.5x faster than 16 by 4 at batch 16
- * and 1.4x at batch 1, where three independent accumulator chains per sequence hide the FMA latency. */
-#define RK_PANEL 24
-
-static inline __attribute__((always_inline)) void panel_block(const int NB, const float *panel, const float *x,
-                                                              int n0, int K, float acc[][RK_PANEL]) {
-    const float *u[4];
-    for (int m = 0; m < NB; m++) u[m] = x + (size_t)(n0 + m) * K;
-    for (int m = 0; m < NB; m++)
-        for (int j = 0; j < RK_PANEL; j++) acc[m][j] = 0.0f;
-    for (int k = 0; k < K; k++) {
-        const float *w = panel + (size_t)k * RK_PANEL;
-        for (int m = 0; m < NB; m++) {
-            const float xv = u[m][k];
-#pragma omp simd
-            for (int j = 0; j < RK_PANEL; j++) acc[m][j] += w[j] * xv;
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) void matvec_body(const float *W, const float *b, const float *x,
-                                                              int N, int R, int K, float *y) {
-    const int panels = (R + RK_PANEL - 1) / RK_PANEL;
-#pragma omp for schedule(static)
-    for (int p = 0; p < panels; p++) {
-        const float *panel = W + (size_t)p * K * RK_PANEL;
-        const int r0 = p * RK_PANEL, rows = R - r0 < RK_PANEL ? R - r0 : RK_PANEL;
-        float acc[4][RK_PANEL];
-        for (int n0 = 0; n0 < N;) {
-            const int NB = N - n0 >= 4 ? 4 : N - n0; /* four sequences per pass, then the rest together */
-            switch (NB) { /* a constant block size each, so that the accumulators stay in registers */
-            case 1: panel_block(1, panel, x, n0, K, acc); break;
-            case 2: panel_block(2, panel, x, n0, K, acc); break;
-            case 3: panel_block(3, panel, x, n0, K, acc); break;
-            default: panel_block(4, panel, x, n0, K, acc);
-            }
-            for (int m = 0; m < NB; m++)
-                for (int j = 0; j < rows; j++) y[(size_t)(n0 + m) * R + r0 + j] = (b ? b[r0 + j] : 0.0f) + acc[m][j];
-            n0 += NB;
-        }
-    }
-}
-
 /* y (N rows of `stride`), each of its `blocks` gate blocks of H: y <- LN(y) * gain + bias (bias may be NULL). */
 static inline __attribute__((always_inline)) void norm_gates(float *y, int N, int stride, int blocks, int H,
                                                              const float *gain, const float *bias) {
@@ -124,8 +76,8 @@ static inline __attribute__((always_inline)) void norm_gates(float *y, int N, in
 static inline __attribute__((always_inline)) void products(const rk_layer *L, const float *x, int N, int G, int rows,
                                                            float *gx, float *gh) {
     const int H = L->hidden_size, ln = L->ln_ih != NULL;
-    matvec_body(L->w_ih, ln ? NULL : L->b_ih, x, N, G * H, L->input_size, gx);
-    matvec_body(L->w_hh, ln ? NULL : L->b_hh, L->h, N, rows, L->output_size, gh);
+    matvec_body(L->w_ih, ln ? NULL : L->b_ih, NULL, x, N, G * H, L->input_size, gx);
+    matvec_body(L->w_hh, ln ? NULL : L->b_hh, NULL, L->h, N, rows, L->output_size, gh);
     if (ln) {
         norm_gates(gx, N, G * H, G, H, L->ln_ih, L->b_ih);
         norm_gates(gh, N, rows, rows / H, H, L->ln_hh, L->b_hh);
@@ -185,7 +137,7 @@ static inline __attribute__((always_inline)) void layer_step_body(const rk_layer
             }
             if (L->w_hr) {
                 const int P = L->output_size;
-                matvec_body(L->w_hr, NULL, rh, N, P, H, gx); /* the gates are spent */
+                matvec_body(L->w_hr, NULL, NULL, rh, N, P, H, gx); /* the gates are spent */
 #pragma omp for simd collapse(2) schedule(static)
                 for (int n = 0; n < N; n++)
                     for (int j = 0; j < P; j++) {
@@ -206,7 +158,7 @@ static inline __attribute__((always_inline)) void layer_step_body(const rk_layer
             }
         }
         float *ghn = gh; /* the r, z products are spent */
-        matvec_body(L->w_hn, NULL, rh, N, H, H, ghn);
+        matvec_body(L->w_hn, NULL, NULL, rh, N, H, H, ghn);
         if (L->ln_hh) norm_gates(ghn, N, H, 1, H, L->ln_hh + 2 * H, NULL);
 #pragma omp for simd collapse(2) schedule(static)
         for (int n = 0; n < N; n++) {
@@ -248,10 +200,10 @@ static inline __attribute__((always_inline)) void layer_step_body(const rk_layer
 static int fast_cpu; /* set by rk_generate before its threads start */
 
 RK_FAST static void matvec_fast(const float *W, const float *b, const float *x, int N, int R, int K, float *y) {
-    matvec_body(W, b, x, N, R, K, y);
+    matvec_body(W, b, NULL, x, N, R, K, y);
 }
 static void matvec_any(const float *W, const float *b, const float *x, int N, int R, int K, float *y) {
-    matvec_body(W, b, x, N, R, K, y);
+    matvec_body(W, b, NULL, x, N, R, K, y);
 }
 RK_FAST static void layer_step_fast(const rk_layer *L, const float *x, int N, float *gx, float *gh, float *rh) {
     layer_step_body(L, x, N, gx, gh, rh);

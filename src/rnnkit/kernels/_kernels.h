@@ -1,5 +1,6 @@
-/* What the C kernels share (_generate.c, _lstm.c, _gru.c): the cells' layer norm and sigmoid, and the choice
- * between code compiled for AVX2 with fused multiply-add and code for any x86-64 CPU.
+/* What the C kernels share (_generate.c, _lstm.c, _gru.c, _rnn.c, _matvec.c): the cells' layer norm and
+ * sigmoid, the product of packed weights with a few rows, and the choice between code compiled for AVX2 with
+ * fused multiply-add and code for any x86-64 CPU.
  *
  * Each kernel writes its loops once, as always_inline bodies, and compiles them twice: in an RK_FAST
  * function (8 float lanes, libmvec's 8-wide expf/tanhf) and in a plain one; use_fast() picks at run time.
@@ -77,6 +78,58 @@ static inline __attribute__((always_inline)) void sum_rows(double *acc, const fl
             const float *db = d + b * d_stride, *yb = y ? y + b * y_stride : NULL;
 #pragma omp simd
             for (int q = q0; q < q1; q++) acc[q] += (double)(yb ? db[q] * yb[q] : db[q]);
+        }
+    }
+}
+
+/* y[n, r] = b[r] + c[n, r] + sum_k W[r, k] x[n, k] for r < R, n < N; x rows of length K (stride K), y and c
+ * rows of length R; b and c may be NULL, and c may be y (y += x W^T).
+ *
+ * W comes packed in panels of 24 rows, each stored column by column: panel p holds W[24p + j, k] at
+ * [p][k][j] (K * 24 floats, rows past R zero). A panel is then read front to back, and for every k the
+ * 24 weights of a column (three AVX2 registers) are multiplied by a broadcast x[n, k] into 24 accumulators
+ * per sequence: no horizontal sums, and each weight load serves up to four sequences. Four sequences take
+ * 12 of the 16 vector registers; that block, 24 rows by 4, ran 1.3-1.5x faster than 16 by 4 at batch 16
+ * and 1.4x at batch 1, where three independent accumulator chains per sequence hide the FMA latency. */
+#define RK_PANEL 24
+
+static inline __attribute__((always_inline)) void panel_block(const int NB, const float *panel, const float *x,
+                                                              int n0, int K, float acc[][RK_PANEL]) {
+    const float *u[4];
+    for (int m = 0; m < NB; m++) u[m] = x + (size_t)(n0 + m) * K;
+    for (int m = 0; m < NB; m++)
+        for (int j = 0; j < RK_PANEL; j++) acc[m][j] = 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float *w = panel + (size_t)k * RK_PANEL;
+        for (int m = 0; m < NB; m++) {
+            const float xv = u[m][k];
+#pragma omp simd
+            for (int j = 0; j < RK_PANEL; j++) acc[m][j] += w[j] * xv;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void matvec_body(const float *W, const float *b, const float *c,
+                                                              const float *x, int N, int R, int K, float *y) {
+    const int panels = (R + RK_PANEL - 1) / RK_PANEL;
+#pragma omp for schedule(static)
+    for (int p = 0; p < panels; p++) {
+        const float *panel = W + (size_t)p * K * RK_PANEL;
+        const int r0 = p * RK_PANEL, rows = R - r0 < RK_PANEL ? R - r0 : RK_PANEL;
+        float acc[4][RK_PANEL];
+        for (int n0 = 0; n0 < N;) {
+            const int NB = N - n0 >= 4 ? 4 : N - n0; /* four sequences per pass, then the rest together */
+            switch (NB) { /* a constant block size each, so that the accumulators stay in registers */
+            case 1: panel_block(1, panel, x, n0, K, acc); break;
+            case 2: panel_block(2, panel, x, n0, K, acc); break;
+            case 3: panel_block(3, panel, x, n0, K, acc); break;
+            default: panel_block(4, panel, x, n0, K, acc);
+            }
+            for (int m = 0; m < NB; m++) {
+                const size_t at = (size_t)(n0 + m) * R + r0;
+                for (int j = 0; j < rows; j++) y[at + j] = (b ? b[r0 + j] : 0.0f) + (c ? c[at + j] : 0.0f) + acc[m][j];
+            }
+            n0 += NB;
         }
     }
 }

@@ -24,7 +24,7 @@ import ctypes
 import torch
 from torch import Tensor, nn
 
-from rnnkit.kernels.native import load_library, ptr, switched_on
+from rnnkit.kernels.native import load_library, pack, ptr, switched_on
 
 KINDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -63,19 +63,6 @@ if _LIB is not None:
 def available() -> bool:
     """Whether the C loop was built and is switched on."""
     return _LIB is not None and switched_on("RNNKIT_C_GENERATION")
-
-
-PANEL = 24  # rows per panel, RK_PANEL in _generate.c
-
-
-def pack(W: Tensor) -> Tensor:
-    """W (R, K) in the C loop's layout: panels of 24 rows stored column by column, (ceil(R/24), K, 24),
-    the rows past R zero. Made once per generation; then every product reads its panel front to back."""
-    W = _float32(W)
-    R, K = W.shape
-    padded = W.new_zeros(-(-R // PANEL) * PANEL, K)
-    padded[:R] = W
-    return padded.view(-1, PANEL, K).transpose(1, 2).contiguous()
 
 
 def _float32(t: Tensor | None) -> Tensor | None:

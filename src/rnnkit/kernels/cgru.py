@@ -20,6 +20,7 @@ from torch import Tensor
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
 from rnnkit.kernels.native import (
     CELLS,
+    StepProduct,
     backward_steps,
     forward_steps,
     full_mask,
@@ -142,15 +143,15 @@ def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, va
             ptr(zh_full), ptr(valid_rows), ptr(RH), ptr(C), ptr(Z), ptr(R),
         )  # fmt: skip
         reset, update, ref = CELLS.rk_gru_before_reset, CELLS.rk_gru_before_update, ctypes.byref(args)
-        W_rz_t, W_n_t = W_hh[: 2 * H].t(), W_hh[2 * H :].t()
+        product_rz, product_n = StepProduct(W_hh[: 2 * H], T), StepProduct(W_hh[2 * H :], T)
         hs_t, RH_t, rz_t, n_t = hs.unbind(0), RH.unbind(0), gh_rz.unbind(0), gh_n.unbind(0)
         h_in = scratch.empty((B, H), GX) if mask is not None else None
         for t in range(T):
             h = hs_t[t] if mask is None else torch.mul(hs_t[t], mask, out=h_in)
-            torch.mm(h, W_rz_t, out=rz_t[t])
+            product_rz(h, rz_t[t])
             args.t = t
             reset(ref)
-            torch.mm(RH_t[t], W_n_t, out=n_t[t])
+            product_n(RH_t[t], n_t[t])
             update(ref)
     if needs_grad:
         y_x, y_rz, y_n = (GX, gh_rz, gh_n) if layer_norm else (None, None, None)
@@ -168,7 +169,7 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
     dh = d_hs[T - 1].clone()
     u = full_mask(mixing_coefficients(zh, valid, Z.dtype), (T, B, H))
     acc = torch.zeros(9 * H, dtype=torch.float64) if layer_norm else None
-    W_rz, W_n = W_hh[: 2 * H], W_hh[2 * H :]
+    product_rz, product_n = StepProduct(W_hh[: 2 * H].t(), T), StepProduct(W_hh[2 * H :].t(), T)  # DU W
     with Scratch() as scratch:  # the gradients of the products never leave this backward
         dGX, DU_rz, DU_n = scratch.empty((T, B, 3 * H), Z), scratch.empty((T, B, 2 * H), Z), scratch.empty((T, B, H), Z)
         base, d_rh = scratch.empty((B, H), Z), scratch.empty((B, H), Z)
@@ -185,12 +186,12 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
         for t in range(T - 1, -1, -1):
             args.t = t
             gradient_n(ref)
-            torch.mm(DU_n_t[t], W_n, out=d_rh)
+            product_n(DU_n_t[t], d_rh)
             gradient_r(ref)
             if mask is None:
-                torch.addmm(base, DU_rz_t[t], W_rz, out=dh)
+                product_rz(DU_rz_t[t], dh, base)
             else:
-                torch.addcmul(base, torch.mm(DU_rz_t[t], W_rz, out=masked), mask, out=dh)
+                torch.addcmul(base, product_rz(DU_rz_t[t], masked), mask, out=dh)
         h_in = hs[:-1] if mask is None else hs[:-1] * mask
         d_W_hh = torch.cat([matmul_steps(DU_rz, h_in), matmul_steps(DU_n, RH)])
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])

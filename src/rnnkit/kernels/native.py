@@ -35,7 +35,7 @@ def switched_on(variable: str) -> bool:
     return os.environ.get(variable, "1") != "0"
 
 
-CELLS = load_library("_cells")  # the training steps: _lstm.c, _gru.c, _rnn.c
+CELLS = load_library("_cells")  # the training steps: _lstm.c, _gru.c, _rnn.c, and _matvec.c
 
 
 def cells_available() -> bool:
@@ -58,6 +58,24 @@ def ptr(t: Tensor | None) -> int | None:
     return t.data_ptr()
 
 
+PANEL = 24  # rows per panel: RK_PANEL in _kernels.h
+
+
+def pack(W: Tensor) -> Tensor:
+    """W (R, K) in the layout of the C products (``matvec_body`` in _kernels.h): panels of 24 rows stored
+    column by column, (ceil(R/24), K, 24), the rows past R zero. Made once per generation or training loop;
+    then every product reads its panels front to back. Written as columns of W, so that packing a transposed
+    view (``W_hh.t()`` for the backward) copies runs of 24 contiguous floats instead of transposing."""
+    R, K = W.shape
+    full, rest = divmod(R, PANEL)
+    packed = W.new_zeros(full + (rest > 0), K, PANEL, dtype=torch.float32)
+    columns = W.detach().t()  # (K, R)
+    packed[:full].permute(1, 0, 2).copy_(columns[:, : full * PANEL].view(K, full, PANEL))
+    if rest:
+        packed[full, :, :rest] = columns[:, full * PANEL :]
+    return packed
+
+
 def struct_fields(sizes: str, pointers: str) -> list[tuple[str, type]]:
     """ctypes ``_fields_`` for a struct of int32 sizes followed by pointers, named as in the C file."""
     return [(name, ctypes.c_int32) for name in sizes.split()] + [(name, ctypes.c_void_p) for name in pointers.split()]
@@ -68,33 +86,68 @@ def full_mask(mask: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
     return None if mask is None else mask.to(torch.float32).expand(shape).contiguous()
 
 
+class _Product(ctypes.Structure):  # rk_product in _matvec.c
+    _fields_ = struct_fields("N R K threads", "W x c y")
+
+
+# Packing W costs about what the C product saves over torch.mm in 10-20 steps (H 64-512): shorter loops,
+# such as a decoder fed one step at a time, keep torch.mm.
+C_PRODUCT_MIN_STEPS = 16
+
+
+class StepProduct:
+    """``out = add + x W^T`` at every step of a loop, x (B, K) and W (R, K); ``add`` is None, ``out`` itself
+    or another (B, R) tensor. Over a loop of at least ``C_PRODUCT_MIN_STEPS`` steps W is packed once and the
+    product runs in C (``_matvec.c``): at the batch sizes of recurrent training (1-256 rows) torch.mm runs
+    1.1-8x slower than that here, most at batch 1-16, where one row times a matrix is far from its tuned
+    cases. ``W`` may be a transposed view: the backward's ``W_hh.t()`` packs as cheaply as ``W_hh``."""
+
+    def __init__(self, W: Tensor, steps: int):
+        self.W_t = W.t()
+        self.args = None
+        if steps >= C_PRODUCT_MIN_STEPS:
+            self.packed = pack(W)
+            self.args = _Product(0, W.shape[0], W.shape[1], torch.get_num_threads(), ptr(self.packed))
+            self.ref = ctypes.byref(self.args)
+
+    def __call__(self, x: Tensor, out: Tensor, add: Tensor | None = None) -> Tensor:
+        if self.args is None:
+            if add is None:
+                return torch.mm(x, self.W_t, out=out)
+            if add is out:
+                return out.addmm_(x, self.W_t)
+            return torch.addmm(add, x, self.W_t, out=out)
+        args = self.args
+        args.N, args.x, args.c, args.y = x.shape[0], ptr(x), ptr(add), ptr(out)
+        CELLS.rk_matvec(self.ref)
+        return out
+
+
 def forward_steps(step, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, products: Tensor, rec_mask: Tensor | None,
                   scratch, add: bool) -> None:  # fmt: skip
-    """The forward's loop of a C training kernel: per step t, torch writes ``W_hh h_in`` into ``products[t]``
-    (or adds it there when ``add``), with ``h_in = hs[t] * rec_mask``, then ``step`` runs with ``args.t = t``."""
-    ref, W_t = ctypes.byref(args), W_hh.t()
+    """The forward's loop of a C training kernel: per step t, :class:`StepProduct` writes ``W_hh h_in`` into
+    ``products[t]`` (or adds it there when ``add``), with ``h_in = hs[t] * rec_mask``, then ``step`` runs with
+    ``args.t = t``."""
+    ref, product = ctypes.byref(args), StepProduct(W_hh, products.shape[0])
     hs_t, out_t = hs.unbind(0), products.unbind(0)
     h_in = scratch.empty(hs.shape[1:], hs) if rec_mask is not None else None
     for t in range(products.shape[0]):
         h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
-        if add:
-            out_t[t].addmm_(h, W_t)
-        else:
-            torch.mm(h, W_t, out=out_t[t])
+        product(h, out_t[t], out_t[t] if add else None)
         args.t = t
         step(ref)
 
 
 def backward_steps(step, args: ctypes.Structure, DU: Tensor, W_hh: Tensor, base: Tensor, dh: Tensor,
                    rec_mask: Tensor | None, scratch) -> None:  # fmt: skip
-    """The backward's loop: per step t from the last, ``step`` (which leaves ``DU[t]`` and ``base``), then torch
-    writes ``dh = base + (DU[t] W_hh) * rec_mask``, the gradient of the carried h of step t-1."""
-    ref, DU_t = ctypes.byref(args), DU.unbind(0)
+    """The backward's loop: per step t from the last, ``step`` (which leaves ``DU[t]`` and ``base``), then
+    ``dh = base + (DU[t] W_hh) * rec_mask``, the gradient of the carried h of step t-1."""
+    ref, DU_t, product = ctypes.byref(args), DU.unbind(0), StepProduct(W_hh.t(), DU.shape[0])
     masked = scratch.empty(dh.shape, dh) if rec_mask is not None else None
     for t in range(DU.shape[0] - 1, -1, -1):
         args.t = t
         step(ref)
         if rec_mask is None:
-            torch.addmm(base, DU_t[t], W_hh, out=dh)
+            product(DU_t[t], dh, base)
         else:
-            torch.addcmul(base, torch.mm(DU_t[t], W_hh, out=masked), rec_mask, out=dh)
+            torch.addcmul(base, product(DU_t[t], masked), rec_mask, out=dh)
