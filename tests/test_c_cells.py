@@ -81,15 +81,24 @@ PRODUCTS = {"torch.mm": 10**9, "packed C": 1}  # each loop's per-step products: 
 @pytest.mark.parametrize("setting", list(SETTINGS))
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_c_steps_match_the_pytorch_loops(cell, setting, product, monkeypatch):
-    calls, products = [], []
+    calls, in_c_loops = [], []
     module = CELLS[cell][2]
-    forward, matvec = module.forward, native.CELLS.rk_matvec
+    forward = module.forward
     monkeypatch.setattr(module, "forward", lambda *args: calls.append(1) or forward(*args))
-    monkeypatch.setattr(native.CELLS, "rk_matvec", lambda *args: products.append(1) or matvec(*args))
+    # the products in C: the whole loop in one call (rk_<cell>_forward_steps, ...), or one rk_matvec per step
+    for name in ["rk_matvec"] + [f"rk_{c}_{d}_steps" for c in ("lstm", "gru", "rnn") for d in ("forward", "backward")]:
+        function = getattr(native.CELLS, name)
+        monkeypatch.setattr(native.CELLS, name, lambda *args, f=function, n=name: in_c_loops.append(n) or f(*args))
     monkeypatch.setattr(native, "C_PRODUCT_MIN_STEPS", PRODUCTS[product])
     in_c = outputs_and_grads(cell, setting, "fused", True, monkeypatch)
     assert calls, f"the fused {cell} did not run its steps in C"
-    assert bool(products) == (product == "packed C")
+    if product == "torch.mm":
+        assert not in_c_loops
+    elif cell == "gru before":  # two C calls per step around the W_hn (r h) product: a Python loop
+        assert set(in_c_loops) == {"rk_matvec"}
+    else:
+        kind = cell.split()[0]
+        assert set(in_c_loops) == {f"rk_{kind}_forward_steps", f"rk_{kind}_backward_steps"}, set(in_c_loops)
     calls.clear()
     in_torch = outputs_and_grads(cell, setting, "fused", False, monkeypatch)
     assert not calls

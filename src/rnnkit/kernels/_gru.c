@@ -324,6 +324,9 @@ static inline __attribute__((always_inline)) void gradient_r_body(const rk_gru_b
 RK_ENTRY(rk_gru_forward_step, forward_body, rk_gru_forward)
 /* One step t (a->t) of the backward, from t = T-1 down to 0; see the top for what it leaves. */
 RK_ENTRY(rk_gru_backward_step, backward_body, rk_gru_backward)
+/* All T steps of the forward and of the backward with their products (rk_steps, _kernels.h). */
+RK_STEPS_ENTRY(rk_gru_forward_steps, forward_body, rk_gru_forward, 1)
+RK_STEPS_ENTRY(rk_gru_backward_steps, backward_body, rk_gru_backward, 0)
 /* reset="before", the four calls of a step (see above) */
 RK_ENTRY(rk_gru_before_reset, reset_body, rk_gru_before_forward)
 RK_ENTRY(rk_gru_before_update, update_body, rk_gru_before_forward)

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define RK_LAYER_NORM_EPS 1e-5f /* rnnkit.cells.LAYER_NORM_EPS */
 
@@ -133,6 +134,72 @@ static inline __attribute__((always_inline)) void matvec_body(const float *W, co
         }
     }
 }
+
+/* The loop over all steps of a training kernel, around its per-step body, in one team of threads: no
+ * Python, no fork and join per step. rnnkit/kernels/native.py fills it where the products run in C.
+ *   forward,  t = 0 .. T-1:  y[t] = (add ? y[t] : 0) + (x[t] * mask) W^T,  then the cell's step t
+ *             x = hs (T + 1, B, K), y = the products (T, B, R), W = W_hh packed (R = G H, K = H);
+ *   backward, t = T-1 .. 0:  the cell's step t,  then y = base + (x[t] W^T) * mask
+ *             x = DU (T, B, K), y = dh (B, R), W = W_hh^T packed (R = H, K = G H).
+ * The mask (recurrent dropout, (B, H) in full) may be NULL; scratch holds (B, H) floats. */
+typedef struct {
+    int32_t T, B, R, K, threads, add;
+    const float *W, *mask;
+    float *scratch;
+    const float *x;
+    float *y;
+    const float *base;
+} rk_steps;
+
+static inline __attribute__((always_inline)) void steps_forward_product(const rk_steps *s, int t) {
+    const size_t n = (size_t)s->B * s->K;
+    const float *x = s->x + t * n;
+    float *y = s->y + (size_t)t * s->B * s->R;
+    if (s->mask) {
+#pragma omp for simd schedule(static)
+        for (size_t i = 0; i < n; i++) s->scratch[i] = x[i] * s->mask[i];
+        x = s->scratch;
+    }
+    matvec_body(s->W, NULL, s->add ? y : NULL, x, s->B, s->R, s->K, y);
+}
+
+static inline __attribute__((always_inline)) void steps_backward_product(const rk_steps *s, int t) {
+    const float *x = s->x + (size_t)t * s->B * s->K;
+    if (!s->mask) {
+        matvec_body(s->W, NULL, s->base, x, s->B, s->R, s->K, s->y);
+        return;
+    }
+    matvec_body(s->W, NULL, NULL, x, s->B, s->R, s->K, s->scratch);
+    const size_t n = (size_t)s->B * s->R;
+#pragma omp for simd schedule(static)
+    for (size_t i = 0; i < n; i++) s->y[i] = s->base[i] + s->scratch[i] * s->mask[i];
+}
+
+/* Exported `name`(steps, args): the forward (forward = 1) or backward loop above around `body`, a kernel's
+ * per-step body of one `type` *a, which reads the step from a->t. Each thread steps its own copy of *a. */
+#define RK_STEPS_LOOP(s, a, body, type, forward)                                    \
+    _Pragma("omp parallel num_threads(s->threads)") {                               \
+        type step = *(a);                                                           \
+        for (int i = 0; i < s->T; i++) {                                            \
+            const int t = forward ? i : s->T - 1 - i;                               \
+            step.t = t;                                                             \
+            if (forward) steps_forward_product(s, t);                               \
+            body(&step);                                                            \
+            if (!forward) steps_backward_product(s, t);                             \
+        }                                                                           \
+    }
+#define RK_STEPS_ENTRY(name, body, type, forward)                                   \
+    RK_FAST static void name##_fast(const rk_steps *s, const type *a) {             \
+        RK_STEPS_LOOP(s, a, body, type, forward)                                    \
+    }                                                                               \
+    static void name##_any(const rk_steps *s, const type *a) {                      \
+        RK_STEPS_LOOP(s, a, body, type, forward)                                    \
+    }                                                                               \
+    void name(const rk_steps *s, const type *a) {                                   \
+        static int fast = -1;                                                       \
+        if (fast < 0) fast = use_fast();                                            \
+        (fast ? name##_fast : name##_any)(s, a);                                    \
+    }
 
 /* An exported function `name` that runs `body` (an always_inline function of one `type` *a) on a team of
  * a->threads threads, compiled for AVX2 + FMA and for any CPU, the first chosen where the CPU has them. */

@@ -118,3 +118,6 @@ static inline __attribute__((always_inline)) void backward_body(const rk_rnn_bac
 RK_ENTRY(rk_rnn_forward_step, forward_body, rk_rnn_forward)
 /* One step t (a->t) of the backward, from t = T-1 down to 0; see the top for what it leaves. */
 RK_ENTRY(rk_rnn_backward_step, backward_body, rk_rnn_backward)
+/* All T steps of the forward and of the backward with their products (rk_steps, _kernels.h). */
+RK_STEPS_ENTRY(rk_rnn_forward_steps, forward_body, rk_rnn_forward, 1)
+RK_STEPS_ENTRY(rk_rnn_backward_steps, backward_body, rk_rnn_backward, 0)

@@ -1,10 +1,11 @@
 """The GRU recurrence with each step's element-wise work in C (``_gru.c``): float32 on the CPU.
 
 :class:`rnnkit.kernels.gru.GRURecurrence` hands its forward and backward here when
-:func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``gru.py`` (torch's GEMMs per step, the weight
-gradients as GEMMs over all steps) with the rest of a step in C (see ``_gru.c``), as
-:mod:`rnnkit.kernels.clstm` does for the LSTM. reset="after" takes one C call per step; reset="before"
-two, around the step's second GEMM ``W_hn (r * h)``.
+:func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``gru.py`` (the products ``W_hh h`` per step,
+the weight gradients as GEMMs over all steps) with the rest of a step in C (see ``_gru.c``), as
+:mod:`rnnkit.kernels.clstm` does for the LSTM. reset="after" takes one C call per step, and over 16 steps
+or more the whole loop is one; reset="before" two per step, around the step's second product
+``W_hn (r * h)``, with the products in C (:class:`rnnkit.kernels.native.StepProduct`).
 
 Covers both reset forms, layer norm, recurrent dropout, zoneout and lengths; float64 and CUDA go
 through ``gru.py``. ``RNNKIT_C_CELLS=0`` turns the C steps off.
@@ -76,7 +77,7 @@ def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, vali
             ptr(b_ih if b_ih is not None else zeros) if layer_norm else None, ptr(b_hh if b_hh is not None else zeros),
             ptr(rstd_x), ptr(rstd_h), ptr(hs), ptr(zh_full), ptr(valid_rows), ptr(C), ptr(Z),
         )  # fmt: skip
-        forward_steps(CELLS.rk_gru_forward_step, args, hs, W_hh, gh, rec_mask, scratch, add=False)
+        forward_steps("gru", args, hs, W_hh, gh, rec_mask, scratch, add=False)
     if needs_grad:
         y_x, y_h = (GX, gh) if layer_norm else (None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, C, Z, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid)
@@ -104,7 +105,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
             ptr(y_h), ptr(rstd_x), ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(dx_raw), ptr(du_raw), ptr(dGX), ptr(DU),
             ptr(acc),
         )  # fmt: skip
-        backward_steps(CELLS.rk_gru_backward_step, args, DU, W_hh, base, dh, rec_mask, scratch)
+        backward_steps("gru", args, DU, W_hh, base, dh, rec_mask, scratch)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])

@@ -1,10 +1,12 @@
 """The LSTM recurrence with each step's element-wise work in C (``_lstm.c``): float32 on the CPU.
 
 :class:`rnnkit.kernels.lstm.LSTMRecurrence` hands its forward and backward here when :func:`applies`.
-The loops are those of ``lstm.py`` (one GEMM per step by torch, the weight gradients as GEMMs over all
-steps), but the rest of a step, ~25 tensor operations with layer norm and zoneout, is one C call that
-passes over each row once while it is in cache (see ``_lstm.c`` for the equations). On 2 CPU cores
-this is what brings the LayerNorm-LSTM near torch.nn.LSTM's time (benchmarks/speed.py).
+The loops are those of ``lstm.py`` (one product ``W_hh h`` per step, the weight gradients as GEMMs over
+all steps), but the rest of a step, ~25 tensor operations with layer norm and zoneout, is one C call that
+passes over each row once while it is in cache (see ``_lstm.c`` for the equations). Over 16 steps or more
+the per-step products run on packed weights in C too, and the whole loop is one C call
+(:func:`rnnkit.kernels.native.forward_steps`). On 2 CPU cores this is what brings the LayerNorm-LSTM near
+torch.nn.LSTM's time (benchmarks/speed.py).
 
 What is saved for the backward differs from ``lstm.py``: the layer norms' normalised values (written
 over their inputs) and 1/std, not the raw inputs; the backward's factors A, K, F as there.
@@ -22,7 +24,6 @@ from torch import Tensor
 
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
 from rnnkit.kernels.native import (
-    CELLS,
     backward_steps,
     c_steps_apply,
     forward_steps,
@@ -89,7 +90,7 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w,
             ptr(K), ptr(F), ptr(peephole), ptr(c_new),
         )  # fmt: skip
         products = gh if layer_norm else GX  # without layer norm W_hh h is added to W_ih x + b
-        forward_steps(CELLS.rk_lstm_forward_step, args, hs, W_hh, products, rec_mask, scratch, add=not layer_norm)
+        forward_steps("lstm", args, hs, W_hh, products, rec_mask, scratch, add=not layer_norm)
         c_T = cs[T].clone()
     if needs_grad:
         y_x = GX if layer_norm else None
@@ -123,7 +124,7 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
             ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(y_c), ptr(rstd_c), ptr(ln_cell_w), ptr(dG),
             ptr(dGX) if layer_norm else None, ptr(DU) if layer_norm else None, ptr(acc), ptr(peephole),
         )  # fmt: skip
-        backward_steps(CELLS.rk_lstm_backward_step, args, DU, W_hh, base, dh, rec_mask, scratch)
+        backward_steps("lstm", args, DU, W_hh, base, dh, rec_mask, scratch)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])

@@ -1,9 +1,9 @@
 """The vanilla RNN recurrence with each step's element-wise work in C (``_rnn.c``): float32 on the CPU.
 
 :class:`rnnkit.kernels.rnn.RNNRecurrence` hands its forward and backward here when
-:func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``rnn.py`` (one GEMM per step by torch, the
-weight gradients as GEMMs over all steps) with the rest of a step in one C call, as
-:mod:`rnnkit.kernels.clstm` does for the LSTM. Covers tanh and relu,
+:func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``rnn.py`` (one product ``W_hh h`` per step,
+the weight gradients as GEMMs over all steps) with the rest of a step in one C call, and over 16 steps or
+more the whole loop in one, as :mod:`rnnkit.kernels.clstm` does for the LSTM. Covers tanh and relu,
 layer norm, recurrent dropout, zoneout and lengths; ``RNNKIT_C_CELLS=0`` turns the C steps off.
 """
 
@@ -16,7 +16,6 @@ from torch import Tensor
 
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
 from rnnkit.kernels.native import (
-    CELLS,
     backward_steps,
     forward_steps,
     full_mask,
@@ -56,7 +55,7 @@ def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, rel
             ptr(bias) if layer_norm else None, ptr(rstd_x), ptr(rstd_h), ptr(hs), ptr(zh_full), ptr(valid_rows), ptr(C),
         )  # fmt: skip
         products = gh if layer_norm else GX  # without layer norm W_hh h is added to W_ih x + b
-        forward_steps(CELLS.rk_rnn_forward_step, args, hs, W_hh, products, rec_mask, scratch, add=not layer_norm)
+        forward_steps("rnn", args, hs, W_hh, products, rec_mask, scratch, add=not layer_norm)
     if needs_grad:
         y_x, y_h = (GX, gh) if layer_norm else (None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, C, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid)
@@ -81,7 +80,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
             ptr(rstd_x), ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(D), ptr(dGX) if layer_norm else None,
             ptr(DU) if layer_norm else None, ptr(acc),
         )  # fmt: skip
-        backward_steps(CELLS.rk_rnn_backward_step, args, DU, W_hh, base, dh, rec_mask, scratch)
+        backward_steps("rnn", args, DU, W_hh, base, dh, rec_mask, scratch)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])

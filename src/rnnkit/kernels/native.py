@@ -123,28 +123,49 @@ class StepProduct:
         return out
 
 
-def forward_steps(step, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, products: Tensor, rec_mask: Tensor | None,
-                  scratch, add: bool) -> None:  # fmt: skip
-    """The forward's loop of a C training kernel: per step t, :class:`StepProduct` writes ``W_hh h_in`` into
-    ``products[t]`` (or adds it there when ``add``), with ``h_in = hs[t] * rec_mask``, then ``step`` runs with
-    ``args.t = t``."""
-    ref, product = ctypes.byref(args), StepProduct(W_hh, products.shape[0])
-    hs_t, out_t = hs.unbind(0), products.unbind(0)
-    h_in = scratch.empty(hs.shape[1:], hs) if rec_mask is not None else None
-    for t in range(products.shape[0]):
+class _Steps(ctypes.Structure):  # rk_steps in _kernels.h
+    _fields_ = struct_fields("T B R K threads add", "W mask scratch x y base")
+
+
+def forward_steps(cell: str, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, products: Tensor,
+                  rec_mask: Tensor | None, scratch, add: bool) -> None:  # fmt: skip
+    """The forward's loop of the C training kernel ``rk_<cell>_forward_step``: per step t, ``W_hh h_in`` goes
+    into ``products[t]`` (or is added there when ``add``), with ``h_in = hs[t] * rec_mask``, then the step runs
+    with ``args.t = t``. Where the products run in C (:class:`StepProduct`) the whole loop does, in one call
+    to ``rk_<cell>_forward_steps``."""
+    T, B, H = products.shape[0], hs.shape[1], hs.shape[2]
+    ref, product = ctypes.byref(args), StepProduct(W_hh, T)
+    h_in = scratch.empty((B, H), hs) if rec_mask is not None else None
+    if product.args is not None:
+        mask = full_mask(rec_mask, (B, H))
+        steps = _Steps(T, B, W_hh.shape[0], H, product.args.threads, int(add), ptr(product.packed), ptr(mask),
+                       ptr(h_in), ptr(hs), ptr(products), None)  # fmt: skip
+        getattr(CELLS, f"rk_{cell}_forward_steps")(ctypes.byref(steps), ref)
+        return
+    step, hs_t, out_t = getattr(CELLS, f"rk_{cell}_forward_step"), hs.unbind(0), products.unbind(0)
+    for t in range(T):
         h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
         product(h, out_t[t], out_t[t] if add else None)
         args.t = t
         step(ref)
 
 
-def backward_steps(step, args: ctypes.Structure, DU: Tensor, W_hh: Tensor, base: Tensor, dh: Tensor,
+def backward_steps(cell: str, args: ctypes.Structure, DU: Tensor, W_hh: Tensor, base: Tensor, dh: Tensor,
                    rec_mask: Tensor | None, scratch) -> None:  # fmt: skip
-    """The backward's loop: per step t from the last, ``step`` (which leaves ``DU[t]`` and ``base``), then
-    ``dh = base + (DU[t] W_hh) * rec_mask``, the gradient of the carried h of step t-1."""
-    ref, DU_t, product = ctypes.byref(args), DU.unbind(0), StepProduct(W_hh.t(), DU.shape[0])
+    """The backward's loop: per step t from the last, ``rk_<cell>_backward_step`` (which leaves ``DU[t]`` and
+    ``base``), then ``dh = base + (DU[t] W_hh) * rec_mask``, the gradient of the carried h of step t-1; in one
+    call to ``rk_<cell>_backward_steps`` where the products run in C."""
+    T, (B, H) = DU.shape[0], dh.shape
+    ref, product = ctypes.byref(args), StepProduct(W_hh.t(), T)
     masked = scratch.empty(dh.shape, dh) if rec_mask is not None else None
-    for t in range(DU.shape[0] - 1, -1, -1):
+    if product.args is not None:
+        mask = full_mask(rec_mask, (B, H))
+        steps = _Steps(T, B, H, W_hh.shape[0], product.args.threads, 0, ptr(product.packed), ptr(mask),
+                       ptr(masked), ptr(DU), ptr(dh), ptr(base))  # fmt: skip
+        getattr(CELLS, f"rk_{cell}_backward_steps")(ctypes.byref(steps), ref)
+        return
+    step, DU_t = getattr(CELLS, f"rk_{cell}_backward_step"), DU.unbind(0)
+    for t in range(T - 1, -1, -1):
         args.t = t
         step(ref)
         if rec_mask is None:
