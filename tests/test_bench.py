@@ -79,4 +79,4 @@ def test_variants_are_valid_layer_configurations():
     for name, (cell, options) in VARIANTS.items():
         assert cell in ("lstm", "gru", "rnn") and name.startswith(cell)
         layer = rnnkit.Recurrent.from_config({"cell": cell, "input_size": 2, "hidden_size": 3, **options})
-        assert layer.backend == ("native" if not options else "fused")
+        assert layer.backend_for(1) == ("native" if not options else "fused")

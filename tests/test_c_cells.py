@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit import layers
 from rnnkit.cells import as_tuple
 from rnnkit.kernels import cgru, clstm, crnn, native
 
@@ -152,3 +153,27 @@ def test_step_product_matches_torch(steps, monkeypatch):
                 torch.testing.assert_close(product(x, out, add).double(), add + expected, rtol=0, atol=1e-5)
                 out = add.clone()
                 torch.testing.assert_close(product(x, out, out).double(), add + expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
+def test_auto_runs_plain_gru_and_rnn_in_the_c_loops_on_long_cpu_sequences(monkeypatch):
+    """torch's CPU GRU and RNN kernels are slower than the fused backend's C loops: auto takes those for
+    float32 on the CPU over C_PRODUCT_MIN_STEPS steps, and still computes what torch.nn does."""
+    monkeypatch.setenv("RNNKIT_C_CELLS", "1")
+    chosen = []
+    for name, run in list(layers.BACKENDS.items()):
+        monkeypatch.setitem(layers.BACKENDS, name, lambda *args, n=name, f=run: chosen.append(n) or f(*args))
+    torch.manual_seed(0)
+    for theirs in [torch.nn.GRU(3, 5, 2, bidirectional=True), torch.nn.RNN(3, 5, nonlinearity="relu")]:
+        ours = {torch.nn.GRU: rnnkit.GRU, torch.nn.RNN: rnnkit.RNN}[type(theirs)].from_torch(theirs)
+        steps = native.C_PRODUCT_MIN_STEPS
+        assert ours.backend_for(steps) == "fused" and ours.backend_for(steps - 1) == "native"
+        for T in (steps - 1, steps + 4):
+            chosen.clear()
+            x = torch.randn(T, 2, 3)
+            torch.testing.assert_close(ours(x)[0], theirs(x)[0], rtol=1e-5, atol=1e-5)
+            assert chosen == ["fused" if T >= steps else "native"]
+        assert ours.double().backend_for(100) == "native"
+    assert rnnkit.LSTM(3, 5).backend_for(100) == "native"  # torch's CPU LSTM kernel is as fast
+    monkeypatch.setenv("RNNKIT_C_CELLS", "0")
+    assert rnnkit.GRU(3, 5).backend_for(100) == "native"
