@@ -1,6 +1,6 @@
 /* What the C kernels share (_generate.c, _lstm.c, _gru.c, _rnn.c, _matvec.c): the cells' layer norm and
- * sigmoid, the product of packed weights with a few rows, and the choice between code compiled for AVX2 with
- * fused multiply-add and code for any x86-64 CPU.
+ * sigmoid, the product of packed weights with a batch of rows, the training loops around the per-step
+ * bodies, and the choice between code compiled for AVX2 with fused multiply-add and code for any x86-64 CPU.
  *
  * Each kernel writes its loops once, as always_inline bodies, and compiles them twice: in an RK_FAST
  * function (8 float lanes, libmvec's 8-wide expf/tanhf) and in a plain one; use_fast() picks at run time.
