@@ -147,5 +147,5 @@ def compare_throughput(rnnkit_model: nn.Module, batch_size: int, seq_len: int, d
         "rnnkit_tokens_per_s": statistics.median(ours),
         "torch_nn_lstm_tokens_per_s": statistics.median(theirs),
         "ratio": statistics.median(ours) / statistics.median(theirs),
-        "backend": rnnkit_model.rnn.backend,
+        "backend": rnnkit_model.rnn.backend_for(seq_len),
     }

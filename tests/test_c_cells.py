@@ -177,3 +177,42 @@ def test_auto_runs_plain_gru_and_rnn_in_the_c_loops_on_long_cpu_sequences(monkey
     assert rnnkit.LSTM(3, 5).backend_for(100) == "native"  # torch's CPU LSTM kernel is as fast
     monkeypatch.setenv("RNNKIT_C_CELLS", "0")
     assert rnnkit.GRU(3, 5).backend_for(100) == "native"
+
+
+@pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_c_loops_give_the_same_numbers_on_more_threads(cell, monkeypatch):
+    """The loops share out rows and panels among OpenMP threads with a barrier after each part; every
+    number is still computed by one thread in one order, so 2 and 3 threads (the suite runs on 1) must give
+    the same bits as 1. A missing barrier or a shared write shows here as a difference."""
+    monkeypatch.setattr(native, "C_PRODUCT_MIN_STEPS", 1)
+    results = {}
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results[threads] = outputs_and_grads(cell, "everything train", "fused", True, monkeypatch, T=12, H=50)
+    finally:
+        torch.set_num_threads(previous)
+    for threads in (2, 3):
+        for name, value in results[1].items():
+            assert torch.equal(results[threads][name], value), (threads, name)
+
+
+@pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
+@pytest.mark.parametrize("cls", [rnnkit.GRU, rnnkit.RNN, rnnkit.LSTM])
+def test_fused_under_cpu_autocast_computes_in_float32(cls, monkeypatch):
+    """Under autocast the fused backend runs its loops in the weights' dtype (its C loops take float32
+    only), giving what it gives outside autocast; auto leaves the plain cells to torch's kernels there."""
+    monkeypatch.setenv("RNNKIT_C_CELLS", "1")
+    torch.manual_seed(0)
+    layer = cls(3, 5, 2, backend="fused")
+    x = torch.randn(native.C_PRODUCT_MIN_STEPS + 2, 2, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = layer(x)[0]
+        assert rnnkit.GRU(3, 5).backend_for(100) == "native"
+    assert inside.dtype == torch.float32
+    torch.testing.assert_close(inside, layer(x)[0], rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="float32 only"):  # the last guard before the raw pointers
+        hs, W = torch.zeros(3, 1, 4), torch.zeros(16, 4)
+        native.forward_steps("lstm", None, hs, W, torch.zeros(2, 1, 16, dtype=torch.bfloat16), None, None, False)

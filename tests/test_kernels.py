@@ -137,6 +137,8 @@ def test_fused_gradcheck(name):
 
 
 def test_auto_picks_native_for_plain_cells_and_fused_otherwise():
+    # this file runs in float64, where no C loop applies; the float32 CPU exception for the GRU and RNN
+    # is tested in test_c_cells.py
     assert rnnkit.LSTM(3, 4).backend == "native"
     assert rnnkit.GRU(3, 4, bidirectional=True, num_layers=2).backend == "native"
     assert rnnkit.RNN(3, 4, nonlinearity="relu").backend == "native"

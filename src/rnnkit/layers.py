@@ -15,8 +15,8 @@ How a layer computes is chosen by ``backend``: ``"reference"`` runs the cells st
 definition of correct; ``"native"`` calls torch's own kernels (only for what they compute); ``"fused"``
 runs each cell as a fused recurrence with hand-written backpropagation through time
 (:mod:`rnnkit.kernels`, every option); ``"auto"`` picks native for plain cells and fused otherwise, but
-for the plain GRU and RNN in float32 on the CPU, where the fused backend's C loops are faster than torch's
-kernels (see :meth:`Recurrent.backend_for`).
+for the plain GRU and RNN in float32 on the CPU over 16 steps or more, where the fused backend's C loops
+are faster than torch's kernels (see :meth:`Recurrent.backend_for`).
 """
 
 from __future__ import annotations
@@ -210,16 +210,25 @@ class Recurrent(nn.Module):
         """The backend that ``forward`` uses on a sequence of ``steps`` steps: the configured one or, for
         ``"auto"``, the fastest that computes exactly this model. That is the fused backend for what torch's
         kernels do not compute and torch's own (native) for plain cells, with one exception. The plain GRU and
-        vanilla RNN in float32 on the CPU, over 16 steps or more, take the fused backend, whose C loops run
-        forward+backward in 0.1-0.9x the time of torch's CPU kernels (``rnnkit bench``, 2 cores, H 64-1024,
-        B 1-64). torch's CPU LSTM kernel is on a par with them (0.7-1.8x), so the LSTM stays native."""
+        vanilla RNN in float32 on the CPU, over 16 steps or more and outside autocast, take the fused backend,
+        whose C loops run forward+backward in 0.1-0.9x the time of torch's CPU kernels (``rnnkit bench``,
+        2 cores, H 64-1024, B 1-64). torch's CPU LSTM kernel is on a par with them (0.8-1.2x in training,
+        slower in inference at small sizes), so the LSTM stays native.
+
+        Like every fused path, that one differentiates once: double backward (``create_graph=True``) and
+        ``torch.func`` transforms need ``backend="native"`` (or ``RNNKIT_C_CELLS=0``, which sends auto there)."""
         c = self.config
         if c.backend != "auto":
             return c.backend
         if not c.is_plain:
             return "fused"
         W_hh = self.cells[0].weight_hh
-        if c.cell != "lstm" and steps >= native.C_PRODUCT_MIN_STEPS and native.c_steps_apply(W_hh, W_hh):
+        if (
+            c.cell != "lstm"
+            and steps >= native.C_PRODUCT_MIN_STEPS
+            and native.c_steps_apply(W_hh, W_hh)
+            and not torch.is_autocast_enabled("cpu")  # torch's kernels compute in autocast's dtype
+        ):
             return "fused"
         return "native"
 

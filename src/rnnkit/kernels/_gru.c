@@ -1,8 +1,9 @@
 /* The element-wise part of the GRU's training steps in C (float32, CPU): reset="after" (torch's form)
  * here, reset="before" (Cho et al.) further down.
  *
- * As _lstm.c for the LSTM: rnnkit/kernels/cgru.py runs one GEMM per step (torch.mm) and calls these
- * once per step; rnnkit/kernels/gru.py computes the same in PyTorch, and the tests compare the two.
+ * As _lstm.c for the LSTM: rnnkit/kernels/cgru.py calls these once per step around one product W_hh h,
+ * or over 16 steps or more (reset="after") runs the whole loop in C (rk_gru_*_steps); rnnkit/kernels/gru.py
+ * computes the same in PyTorch, and the tests compare the two.
  *
  * reset="after", forward, row b of step t (gate order r, z, n; LN normalises each gate block of H units):
  *     gx = LN(W_ih x) * g_ih + b_ih   or  W_ih x + b_ih (the caller's projection)
@@ -17,7 +18,7 @@
  *     du = (d_r, d_z, d_nh): gradient of gh,  dx = (d_r, d_z, d_nx): gradient of gx
  *     layer norm: DU = LN backward of du * g_hh, dGX = LN backward of dx * g_ih; else DU = du, dGX = dx
  *     base <- d_hs[t-1] + dh' z + (dh - dh')
- * after which the caller computes dh_{t-1} = base + DU W_hh (one GEMM). With layer norm the gains' and
+ * after which dh_{t-1} = base + DU W_hh (one product, by the caller or the C loop). With layer norm the gains' and
  * biases' gradients are summed over the rows into double accumulators.
  */
 

@@ -1,10 +1,11 @@
 /* The element-wise part of the LSTM's training steps in C (float32, CPU): forward and backward.
  *
- * rnnkit/kernels/lstm.py runs the recurrence as a loop of one GEMM per step (torch.mm) and the step's
+ * rnnkit/kernels/lstm.py runs the recurrence as a loop of one product W_hh h per step and the step's
  * element-wise update. With layer norm and zoneout that update is ~25 small tensor operations per step
  * in each direction, each a pass over memory and a dispatch; here it is one pass per row, in cache.
- * Called once per step from the Python loops in rnnkit/kernels/clstm.py; rnnkit/kernels/lstm.py computes
- * the same in PyTorch, and the tests compare the two.
+ * rnnkit/kernels/clstm.py calls it once per step from a Python loop (rk_lstm_*_step, torch.mm between),
+ * or, over 16 steps or more, runs the whole loop with its products in C (rk_lstm_*_steps: RK_STEPS_ENTRY
+ * in _kernels.h). rnnkit/kernels/lstm.py computes the same in PyTorch, and the tests compare the two.
  *
  * Forward, row b of step t (gate order i, f, g, o of torch; LN normalises each gate block of H units):
  *     pre = LN(W_ih x) * g_ih + LN(W_hh h) * g_hh + b      (layer norm; the rows are normalised in place)
@@ -21,8 +22,8 @@
  *     dG_o = dh' A_o,  dc' += LN_c backward of dh' K  (or dh' K) [+ dG_o p_o],  dG_ifg = dc' A_ifg
  *     dc <- dc' F [+ dG_i p_i + dG_f p_f] + (dc - dc * Uc),   base <- d_hs[t-1] + (dh - dh * Uh)
  *     layer norm: dGX = LN backward of dG * g_ih, DU = LN backward of dG * g_hh
- * after which the caller computes dh_{t-1} = base + DU W_hh (one GEMM). The gains' and biases'
- * gradients are summed over the rows into double accumulators.
+ * after which dh_{t-1} = base + DU W_hh (one product, by the caller or the C loop). The gains' and
+ * biases' gradients are summed over the rows into double accumulators.
  *
  * LN backward of y = (x - mean) * rstd, given dy: dx = rstd * (dy - mean(dy) - y * mean(dy * y)).
  */

@@ -1,7 +1,8 @@
 /* The element-wise part of the vanilla RNN's training steps in C (float32, CPU), as _lstm.c for the LSTM.
  *
- * rnnkit/kernels/crnn.py runs one GEMM per step (torch.mm) and calls these once per step;
- * rnnkit/kernels/rnn.py computes the same in PyTorch, and the tests compare the two.
+ * rnnkit/kernels/crnn.py calls these once per step around one product W_hh h, or over 16 steps or more
+ * runs the whole loop in C (rk_rnn_*_steps); rnnkit/kernels/rnn.py computes the same in PyTorch, and the
+ * tests compare the two.
  *
  * Forward, row b of step t:
  *     pre = LN(W_ih x) * g_ih + LN(W_hh h) * g_hh + b    (layer norm; the rows are normalised in place)
@@ -12,7 +13,7 @@
  * Backward, row b of step t, from dh (the gradient of the carried h_t):
  *     dh' = dh * U,  D = dh' C,  base <- d_hs[t-1] + (dh - dh')
  *     layer norm: dGX = LN backward of D * g_ih, DU = LN backward of D * g_hh; else both are D
- * after which the caller computes dh_{t-1} = base + DU W_hh (one GEMM).
+ * after which dh_{t-1} = base + DU W_hh (one product, by the caller or the C loop).
  */
 
 #include <math.h>

@@ -26,6 +26,13 @@ def fused_cell(cell: RecurrentCell, x: Tensor, state: State, valid: Tensor | Non
     ``valid`` (T, B) marks real steps (padded ones keep the state and give zero outputs); ``masks`` is
     the layer's (recurrent-dropout mask (B, H_out), zoneout masks (T, B, n) per state tensor).
     """
+    if torch.is_autocast_enabled(x.device.type):
+        # The recurrences compute in the weights' dtype: under autocast their products would come back in
+        # half precision, which neither the hand-written backward nor the C loops take.
+        dtype = cell.weight_ih.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            state = tuple(s.to(dtype) for s in state) if isinstance(state, tuple) else state.to(dtype)
+            return fused_cell(cell, x.to(dtype), state, valid, masks)
     T = x.shape[0]
     recurrent_mask, zoneout = _masks(cell, x, masks)
     valid3 = None if valid is None else valid.unsqueeze(-1)  # (T, B, 1)

@@ -123,6 +123,14 @@ class StepProduct:
         return out
 
 
+def _check_float32(*tensors: Tensor) -> None:
+    """The C loops read and write float32 through raw pointers: any other dtype (say, a buffer made under
+    autocast) would corrupt memory, so it is refused (a bug in the caller)."""
+    for t in tensors:
+        if t.dtype != torch.float32:
+            raise RuntimeError(f"rnnkit: a C training loop was handed a {t.dtype} tensor; it takes float32 only")
+
+
 class _Steps(ctypes.Structure):  # rk_steps in _kernels.h
     _fields_ = struct_fields("T B R K threads add", "W mask scratch x y base")
 
@@ -134,6 +142,7 @@ def forward_steps(cell: str, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, p
     with ``args.t = t``. Where the products run in C (:class:`StepProduct`) the whole loop does, in one call
     to ``rk_<cell>_forward_steps``."""
     T, B, H = products.shape[0], hs.shape[1], hs.shape[2]
+    _check_float32(hs, products, W_hh)
     ref, product = ctypes.byref(args), StepProduct(W_hh, T)
     h_in = scratch.empty((B, H), hs) if rec_mask is not None else None
     if product.args is not None:
@@ -156,6 +165,7 @@ def backward_steps(cell: str, args: ctypes.Structure, DU: Tensor, W_hh: Tensor, 
     ``base``), then ``dh = base + (DU[t] W_hh) * rec_mask``, the gradient of the carried h of step t-1; in one
     call to ``rk_<cell>_backward_steps`` where the products run in C."""
     T, (B, H) = DU.shape[0], dh.shape
+    _check_float32(DU, dh, base, W_hh)
     ref, product = ctypes.byref(args), StepProduct(W_hh.t(), T)
     masked = scratch.empty(dh.shape, dh) if rec_mask is not None else None
     if product.args is not None:
