@@ -216,3 +216,23 @@ def test_fused_under_cpu_autocast_computes_in_float32(cls, monkeypatch):
     with pytest.raises(RuntimeError, match="float32 only"):  # the last guard before the raw pointers
         hs, W = torch.zeros(3, 1, 4), torch.zeros(16, 4)
         native.forward_steps("lstm", None, hs, W, torch.zeros(2, 1, 16, dtype=torch.bfloat16), None, None, False)
+
+
+@pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
+def test_auto_stays_native_under_torch_func(monkeypatch):
+    """The fused Functions have no setup_context, so torch.func transforms cannot run them: where auto
+    would take the C loops for a plain GRU, a transform's wrapped weights or input send it to torch's kernel.
+    (torch.func.vmap has no batching rule for torch's GRU kernel either.)"""
+    monkeypatch.setenv("RNNKIT_C_CELLS", "1")
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(3, 5)
+    x = torch.randn(native.C_PRODUCT_MIN_STEPS + 4, 2, 3)
+    params = {name: p.detach() for name, p in layer.named_parameters()}
+
+    def loss(params, x):
+        return torch.func.functional_call(layer, params, (x,))[0].square().sum()
+
+    grads = torch.func.grad(loss)(params, x)
+    expected = torch.autograd.grad(layer(x)[0].square().sum(), list(layer.parameters()))
+    for name, g in zip(params, expected):
+        torch.testing.assert_close(grads[name], g, rtol=1e-5, atol=1e-6)

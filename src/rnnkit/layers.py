@@ -206,8 +206,8 @@ class Recurrent(nn.Module):
         ``C_PRODUCT_MIN_STEPS`` (16) steps or more: :meth:`backend_for` such a sequence."""
         return self.backend_for(native.C_PRODUCT_MIN_STEPS)
 
-    def backend_for(self, steps: int) -> str:
-        """The backend that ``forward`` uses on a sequence of ``steps`` steps: the configured one or, for
+    def backend_for(self, steps: int, input: Tensor | None = None) -> str:
+        """The backend that ``forward`` uses on ``input``, a sequence of ``steps`` steps: the configured one or, for
         ``"auto"``, the fastest that computes exactly this model. That is the fused backend for what torch's
         kernels do not compute and torch's own (native) for plain cells, with one exception. The plain GRU and
         vanilla RNN in float32 on the CPU, over 16 steps or more and outside autocast, take the fused backend,
@@ -215,8 +215,10 @@ class Recurrent(nn.Module):
         2 cores, H 64-1024, B 1-64). torch's CPU LSTM kernel is on a par with them (0.8-1.2x in training,
         slower in inference at small sizes), so the LSTM stays native.
 
-        Like every fused path, that one differentiates once: double backward (``create_graph=True``) and
-        ``torch.func`` transforms need ``backend="native"`` (or ``RNNKIT_C_CELLS=0``, which sends auto there)."""
+        Like every fused path, that one differentiates once and has no ``setup_context``: under a ``torch.func``
+        transform (the weights or ``input`` wrapped by grad, vmap, jvp) auto stays native, but double
+        backward (``create_graph=True``) needs ``backend="native"`` (or ``RNNKIT_C_CELLS=0``, which sends
+        auto there)."""
         c = self.config
         if c.backend != "auto":
             return c.backend
@@ -228,6 +230,7 @@ class Recurrent(nn.Module):
             and steps >= native.C_PRODUCT_MIN_STEPS
             and native.c_steps_apply(W_hh, W_hh)
             and not torch.is_autocast_enabled("cpu")  # torch's kernels compute in autocast's dtype
+            and not any(_under_functorch(t) for t in (W_hh, input) if t is not None)
         ):
             return "fused"
         return "native"
@@ -268,7 +271,8 @@ class Recurrent(nn.Module):
         initial = self._check_state(state, B, batched)
         masks = self._draw_masks(T, B, x)
 
-        output, final = BACKENDS[self.backend_for(T)](self, x, initial, lengths, masks)  # (T, B, F), each (L * D, B, *)
+        backend = BACKENDS[self.backend_for(T, x)]
+        output, final = backend(self, x, initial, lengths, masks)  # (T, B, F), each (L * D, B, *)
         if packed is not None:
             output = _pack_like(output, lengths, packed)
         elif self.config.batch_first and batched:
@@ -644,6 +648,11 @@ BACKENDS: dict[str, Backend] = {"reference": run_reference, "native": run_native
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _under_functorch(t: Tensor) -> bool:
+    """Whether a torch.func transform (grad, vmap, jvp) wraps ``t``."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
 def _torch_names(layer: Recurrent):
