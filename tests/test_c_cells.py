@@ -236,3 +236,17 @@ def test_auto_stays_native_under_torch_func(monkeypatch):
     expected = torch.autograd.grad(layer(x)[0].square().sum(), list(layer.parameters()))
     for name, g in zip(params, expected):
         torch.testing.assert_close(grads[name], g, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not native.cells_available(), reason="the C steps were not built")
+def test_pack_in_c_equals_the_torch_layout(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    for R, K in [(1, 1), (13, 7), (24, 64), (100, 61), (1024, 130)]:
+        W = torch.randn(R, K, generator=g)
+        in_c = native.pack(W)
+        monkeypatch.setenv("RNNKIT_C_CELLS", "0")
+        in_torch = native.pack(W)
+        monkeypatch.setenv("RNNKIT_C_CELLS", "1")
+        assert in_c.shape == in_torch.shape == (-(-R // native.PANEL), K, native.PANEL)
+        assert torch.equal(in_c, in_torch)
+        assert torch.equal(in_c.transpose(1, 2).reshape(-1, K)[:R], W)  # panel p, row j is W[24 p + j]

@@ -58,27 +58,36 @@ def ptr(t: Tensor | None) -> int | None:
     return t.data_ptr()
 
 
+def struct_fields(sizes: str, pointers: str) -> list[tuple[str, type]]:
+    """ctypes ``_fields_`` for a struct of int32 sizes followed by pointers, named as in the C file."""
+    return [(name, ctypes.c_int32) for name in sizes.split()] + [(name, ctypes.c_void_p) for name in pointers.split()]
+
+
 PANEL = 24  # rows per panel: RK_PANEL in _kernels.h
+
+
+class _Packing(ctypes.Structure):  # rk_packing in _matvec.c
+    _fields_ = struct_fields("R K threads", "W out")
 
 
 def pack(W: Tensor) -> Tensor:
     """W (R, K) in the layout of the C products (``matvec_body`` in _kernels.h): panels of 24 rows stored
     column by column, (ceil(R/24), K, 24), the rows past R zero. Made once per generation or training loop;
-    then every product reads its panels front to back. Written as columns of W, so that packing a transposed
-    view (``W_hh.t()`` for the backward) copies runs of 24 contiguous floats instead of transposing."""
+    then every product reads its panels front to back. A row-major float32 W is packed in C (``rk_pack``,
+    twice torch's speed at this transposing copy); otherwise torch copies W's columns, which for a
+    transposed view (``W_hh.t()`` for the backward) are runs of 24 contiguous floats."""
     R, K = W.shape
     full, rest = divmod(R, PANEL)
+    if cells_available() and W.dtype == torch.float32 and W.device.type == "cpu" and W.is_contiguous():
+        packed = W.new_empty(full + (rest > 0), K, PANEL)
+        CELLS.rk_pack(ctypes.byref(_Packing(R, K, torch.get_num_threads(), ptr(W.detach()), ptr(packed))))
+        return packed
     packed = W.new_zeros(full + (rest > 0), K, PANEL, dtype=torch.float32)
     columns = W.detach().t()  # (K, R)
     packed[:full].permute(1, 0, 2).copy_(columns[:, : full * PANEL].view(K, full, PANEL))
     if rest:
         packed[full, :, :rest] = columns[:, full * PANEL :]
     return packed
-
-
-def struct_fields(sizes: str, pointers: str) -> list[tuple[str, type]]:
-    """ctypes ``_fields_`` for a struct of int32 sizes followed by pointers, named as in the C file."""
-    return [(name, ctypes.c_int32) for name in sizes.split()] + [(name, ctypes.c_void_p) for name in pointers.split()]
 
 
 def full_mask(mask: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
