@@ -2,8 +2,8 @@
 
 - rnnkit.kernels._generate from _generate.c: the generation loop (rnnkit/kernels/cgeneration.py);
 - rnnkit.kernels._cells from _lstm.c, _gru.c and _rnn.c: the element-wise part of each cell's training
-  step, forward and backward (rnnkit/kernels/clstm.py, cgru.py, crnn.py); and from _matvec.c the per-step
-  product of the weights with a small batch (rnnkit/kernels/native.py);
+  step, forward and backward, and their loops (rnnkit/kernels/clstm.py, cgru.py, crnn.py); and from _pack.c
+  the packing of the weights for those loops' products (rnnkit/kernels/native.py);
 - _kernels.h: what they all include.
 
 Both are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
@@ -31,6 +31,6 @@ def kernel(name: str, sources: list[str]) -> Extension:
 setup(
     ext_modules=[
         kernel("_generate", ["_generate.c"]),
-        kernel("_cells", ["_lstm.c", "_gru.c", "_rnn.c", "_matvec.c"]),
+        kernel("_cells", ["_lstm.c", "_gru.c", "_rnn.c", "_pack.c"]),
     ]
 )

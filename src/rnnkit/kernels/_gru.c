@@ -2,8 +2,8 @@
  * here, reset="before" (Cho et al.) further down.
  *
  * As _lstm.c for the LSTM: rnnkit/kernels/cgru.py calls these once per step around one product W_hh h,
- * or over 16 steps or more (reset="after") runs the whole loop in C (rk_gru_*_steps); rnnkit/kernels/gru.py
- * computes the same in PyTorch, and the tests compare the two.
+ * or over 16 steps or more runs the whole loop in C (rk_gru_*_steps, rk_gru_before_*_steps);
+ * rnnkit/kernels/gru.py computes the same in PyTorch, and the tests compare the two.
  *
  * reset="after", forward, row b of step t (gate order r, z, n; LN normalises each gate block of H units):
  *     gx = LN(W_ih x) * g_ih + b_ih   or  W_ih x + b_ih (the caller's projection)
@@ -333,3 +333,50 @@ RK_ENTRY(rk_gru_before_reset, reset_body, rk_gru_before_forward)
 RK_ENTRY(rk_gru_before_update, update_body, rk_gru_before_forward)
 RK_ENTRY(rk_gru_before_gradient_n, gradient_n_body, rk_gru_before_backward)
 RK_ENTRY(rk_gru_before_gradient_r, gradient_r_body, rk_gru_before_backward)
+
+/* reset="before" over all T steps in one team of threads, with both products of a step in C: rz is the
+ * W_rz h product as rk_steps describes it (_kernels.h), n the W_n one around the reset:
+ *   forward,  t = 0 .. T-1: gh_rz[t] = (h_t * mask) W_rz^T, reset, gh_n[t] = RH[t] W_n^T, update
+ *             (n: x = RH (T, B, H), y = gh_n (T, B, H), W = W_n packed);
+ *   backward, t = T-1 .. 0: gradient_n, d_rh = DU_n[t] W_n, gradient_r, dh = base + (DU_rz[t] W_rz) * mask
+ *             (n: x = DU_n (T, B, H), y = d_rh (B, H), W = W_n^T packed). */
+static inline __attribute__((always_inline)) void before_forward_loop(const rk_steps *rz, const rk_steps *n,
+                                                                      const rk_gru_before_forward *a) {
+    rk_gru_before_forward step = *a; /* each thread's own copy */
+    for (int t = 0; t < rz->T; t++) {
+        const size_t rows = (size_t)t * n->B;
+        step.t = t;
+        steps_forward_product(rz, t);
+        reset_body(&step);
+        matvec_body(n->W, NULL, NULL, n->x + rows * n->K, n->B, n->R, n->K, n->y + rows * n->R);
+        update_body(&step);
+    }
+}
+
+static inline __attribute__((always_inline)) void before_backward_loop(const rk_steps *rz, const rk_steps *n,
+                                                                       const rk_gru_before_backward *a) {
+    rk_gru_before_backward step = *a;
+    for (int t = rz->T - 1; t >= 0; t--) {
+        step.t = t;
+        gradient_n_body(&step);
+        matvec_body(n->W, NULL, NULL, n->x + (size_t)t * n->B * n->K, n->B, n->R, n->K, n->y);
+        gradient_r_body(&step);
+        steps_backward_product(rz, t);
+    }
+}
+
+#define RK_BEFORE_ENTRY(name, loop, type)                                                   \
+    RK_FAST static void name##_fast(const rk_steps *rz, const rk_steps *n, const type *a) { \
+        _Pragma("omp parallel num_threads(rz->threads)") loop(rz, n, a);                    \
+    }                                                                                       \
+    static void name##_any(const rk_steps *rz, const rk_steps *n, const type *a) {          \
+        _Pragma("omp parallel num_threads(rz->threads)") loop(rz, n, a);                    \
+    }                                                                                       \
+    void name(const rk_steps *rz, const rk_steps *n, const type *a) {                       \
+        static int fast = -1;                                                               \
+        if (fast < 0) fast = use_fast();                                                    \
+        (fast ? name##_fast : name##_any)(rz, n, a);                                        \
+    }
+
+RK_BEFORE_ENTRY(rk_gru_before_forward_steps, before_forward_loop, rk_gru_before_forward)
+RK_BEFORE_ENTRY(rk_gru_before_backward_steps, before_backward_loop, rk_gru_before_backward)

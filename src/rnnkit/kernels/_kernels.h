@@ -1,4 +1,4 @@
-/* What the C kernels share (_generate.c, _lstm.c, _gru.c, _rnn.c, _matvec.c): the cells' layer norm and
+/* What the C kernels share (_generate.c, _lstm.c, _gru.c, _rnn.c, _pack.c): the cells' layer norm and
  * sigmoid, the product of packed weights with a batch of rows, the training loops around the per-step
  * bodies, and the choice between code compiled for AVX2 with fused multiply-add and code for any x86-64 CPU.
  *

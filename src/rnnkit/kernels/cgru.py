@@ -3,9 +3,9 @@
 :class:`rnnkit.kernels.gru.GRURecurrence` hands its forward and backward here when
 :func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``gru.py`` (the products ``W_hh h`` per step,
 the weight gradients as GEMMs over all steps) with the rest of a step in C (see ``_gru.c``), as
-:mod:`rnnkit.kernels.clstm` does for the LSTM. reset="after" takes one C call per step, and over 16 steps
-or more the whole loop is one; reset="before" two per step, around the step's second product
-``W_hn (r * h)``, with the products in C (:class:`rnnkit.kernels.native.StepProduct`).
+:mod:`rnnkit.kernels.clstm` does for the LSTM. reset="after" takes one C call per step; reset="before"
+two, around the step's second product ``W_hn (r * h)``. Over 16 steps or more the whole loop of either is
+one C call, its products too (:class:`rnnkit.kernels.native.StepProduct`).
 
 Covers both reset forms, layer norm, recurrent dropout, zoneout and lengths; float64 and CUDA go
 through ``gru.py``. ``RNNKIT_C_CELLS=0`` turns the C steps off.
@@ -147,13 +147,17 @@ def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, va
         product_rz, product_n = StepProduct(W_hh[: 2 * H], T), StepProduct(W_hh[2 * H :], T)
         hs_t, RH_t, rz_t, n_t = hs.unbind(0), RH.unbind(0), gh_rz.unbind(0), gh_n.unbind(0)
         h_in = scratch.empty((B, H), GX) if mask is not None else None
-        for t in range(T):
-            h = hs_t[t] if mask is None else torch.mul(hs_t[t], mask, out=h_in)
-            product_rz(h, rz_t[t])
-            args.t = t
-            reset(ref)
-            product_n(RH_t[t], n_t[t])
-            update(ref)
+        if product_rz.in_c:  # the whole loop in C, both products too
+            rz, n = product_rz.loop(T, hs, gh_rz, mask=mask, scratch=h_in), product_n.loop(T, RH, gh_n)
+            CELLS.rk_gru_before_forward_steps(ctypes.byref(rz), ctypes.byref(n), ref)
+        else:
+            for t in range(T):
+                h = hs_t[t] if mask is None else torch.mul(hs_t[t], mask, out=h_in)
+                product_rz(h, rz_t[t])
+                args.t = t
+                reset(ref)
+                product_n(RH_t[t], n_t[t])
+                update(ref)
     if needs_grad:
         y_x, y_rz, y_n = (GX, gh_rz, gh_n) if layer_norm else (None, None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, RH, C, Z, R, y_x, y_rz, y_n, rstd_x, rstd_rz, rstd_n, ln_ih, ln_hh,
@@ -184,15 +188,20 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
         ref = ctypes.byref(args)
         DU_rz_t, DU_n_t = DU_rz.unbind(0), DU_n.unbind(0)
         masked = scratch.empty((B, H), Z) if mask is not None else None
-        for t in range(T - 1, -1, -1):
-            args.t = t
-            gradient_n(ref)
-            product_n(DU_n_t[t], d_rh)
-            gradient_r(ref)
-            if mask is None:
-                product_rz(DU_rz_t[t], dh, base)
-            else:
-                torch.addcmul(base, product_rz(DU_rz_t[t], masked), mask, out=dh)
+        if product_rz.in_c:  # the whole loop in C, both products too
+            rz = product_rz.loop(T, DU_rz, dh, mask=mask, scratch=masked, base=base)
+            n = product_n.loop(T, DU_n, d_rh)
+            CELLS.rk_gru_before_backward_steps(ctypes.byref(rz), ctypes.byref(n), ref)
+        else:
+            for t in range(T - 1, -1, -1):
+                args.t = t
+                gradient_n(ref)
+                product_n(DU_n_t[t], d_rh)
+                gradient_r(ref)
+                if mask is None:
+                    product_rz(DU_rz_t[t], dh, base)
+                else:
+                    torch.addcmul(base, product_rz(DU_rz_t[t], masked), mask, out=dh)
         h_in = hs[:-1] if mask is None else hs[:-1] * mask
         d_W_hh = torch.cat([matmul_steps(DU_rz, h_in), matmul_steps(DU_n, RH)])
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])

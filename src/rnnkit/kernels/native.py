@@ -35,7 +35,7 @@ def switched_on(variable: str) -> bool:
     return os.environ.get(variable, "1") != "0"
 
 
-CELLS = load_library("_cells")  # the training steps: _lstm.c, _gru.c, _rnn.c, and _matvec.c
+CELLS = load_library("_cells")  # the training loops: _lstm.c, _gru.c, _rnn.c, and _pack.c
 
 
 def cells_available() -> bool:
@@ -66,7 +66,7 @@ def struct_fields(sizes: str, pointers: str) -> list[tuple[str, type]]:
 PANEL = 24  # rows per panel: RK_PANEL in _kernels.h
 
 
-class _Packing(ctypes.Structure):  # rk_packing in _matvec.c
+class _Packing(ctypes.Structure):  # rk_packing in _pack.c
     _fields_ = struct_fields("R K threads", "W out")
 
 
@@ -95,41 +95,9 @@ def full_mask(mask: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
     return None if mask is None else mask.to(torch.float32).expand(shape).contiguous()
 
 
-class _Product(ctypes.Structure):  # rk_product in _matvec.c
-    _fields_ = struct_fields("N R K threads", "W x c y")
-
-
 # Packing W costs about what the C product saves over torch.mm in 10-20 steps (H 64-512): shorter loops,
 # such as a decoder fed one step at a time, keep torch.mm.
 C_PRODUCT_MIN_STEPS = 16
-
-
-class StepProduct:
-    """``out = add + x W^T`` at every step of a loop, x (B, K) and W (R, K); ``add`` is None, ``out`` itself
-    or another (B, R) tensor. Over a loop of at least ``C_PRODUCT_MIN_STEPS`` steps W is packed once and the
-    product runs in C (``_matvec.c``): at the batch sizes of recurrent training (1-256 rows) torch.mm runs
-    1.1-8x slower than that here, most at batch 1-16, where one row times a matrix is far from its tuned
-    cases. ``W`` may be a transposed view: the backward's ``W_hh.t()`` packs as cheaply as ``W_hh``."""
-
-    def __init__(self, W: Tensor, steps: int):
-        self.W_t = W.t()
-        self.args = None
-        if steps >= C_PRODUCT_MIN_STEPS:
-            self.packed = pack(W)
-            self.args = _Product(0, W.shape[0], W.shape[1], torch.get_num_threads(), ptr(self.packed))
-            self.ref = ctypes.byref(self.args)
-
-    def __call__(self, x: Tensor, out: Tensor, add: Tensor | None = None) -> Tensor:
-        if self.args is None:
-            if add is None:
-                return torch.mm(x, self.W_t, out=out)
-            if add is out:
-                return out.addmm_(x, self.W_t)
-            return torch.addmm(add, x, self.W_t, out=out)
-        args = self.args
-        args.N, args.x, args.c, args.y = x.shape[0], ptr(x), ptr(add), ptr(out)
-        CELLS.rk_matvec(self.ref)
-        return out
 
 
 def _check_float32(*tensors: Tensor) -> None:
@@ -144,6 +112,38 @@ class _Steps(ctypes.Structure):  # rk_steps in _kernels.h
     _fields_ = struct_fields("T B R K threads add", "W mask scratch x y base")
 
 
+class StepProduct:
+    """The product ``x W^T`` of every step of a loop, x (B, K) and W (R, K). Over a loop of at least
+    ``C_PRODUCT_MIN_STEPS`` steps (``in_c``) W is packed once and the whole loop runs in C with it
+    (:meth:`loop`): at the batch sizes of recurrent training (1-256 rows) torch.mm took 1.0-8x the time of
+    the packed product here, most at batch 1-16, where one row times a matrix is far from its tuned cases.
+    A shorter loop calls torch.mm per step (``__call__``). ``W`` may be a transposed view: the backward's
+    ``W_hh.t()`` packs as cheaply as ``W_hh``."""
+
+    def __init__(self, W: Tensor, steps: int):
+        self.W_t = W.t()
+        self.in_c = steps >= C_PRODUCT_MIN_STEPS
+        self.packed = pack(W) if self.in_c else None
+
+    def __call__(self, x: Tensor, out: Tensor, add: Tensor | None = None) -> Tensor:
+        """``out = add + x W^T`` by torch, ``add`` None, ``out`` itself or another (B, R) tensor."""
+        if add is None:
+            return torch.mm(x, self.W_t, out=out)
+        if add is out:
+            return out.addmm_(x, self.W_t)
+        return torch.addmm(add, x, self.W_t, out=out)
+
+    def loop(self, T: int, x: Tensor, y: Tensor, *, add: bool = False, mask: Tensor | None = None,
+             scratch: Tensor | None = None, base: Tensor | None = None) -> _Steps:  # fmt: skip
+        """This product over the T steps of a loop in C, as ``rk_steps`` (_kernels.h) describes it: forward,
+        ``y[t] (+)= (x[t] * mask) W^T``; backward, ``y = base + (x[t] W^T) * mask``. x is (T or T + 1, B, K);
+        ``mask`` is (B, ·) in full, ``scratch`` a (B, ·) buffer, where there is a mask."""
+        _check_float32(x, y, *(t for t in (mask, scratch, base) if t is not None))
+        (R, K), threads = self.W_t.t().shape, torch.get_num_threads()
+        return _Steps(T, x.shape[1], R, K, threads, int(add), ptr(self.packed), ptr(mask), ptr(scratch), ptr(x),
+                      ptr(y), ptr(base))  # fmt: skip
+
+
 def forward_steps(cell: str, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, products: Tensor,
                   rec_mask: Tensor | None, scratch, add: bool) -> None:  # fmt: skip
     """The forward's loop of the C training kernel ``rk_<cell>_forward_step``: per step t, ``W_hh h_in`` goes
@@ -154,10 +154,8 @@ def forward_steps(cell: str, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, p
     _check_float32(hs, products, W_hh)
     ref, product = ctypes.byref(args), StepProduct(W_hh, T)
     h_in = scratch.empty((B, H), hs) if rec_mask is not None else None
-    if product.args is not None:
-        mask = full_mask(rec_mask, (B, H))
-        steps = _Steps(T, B, W_hh.shape[0], H, product.args.threads, int(add), ptr(product.packed), ptr(mask),
-                       ptr(h_in), ptr(hs), ptr(products), None)  # fmt: skip
+    if product.in_c:
+        steps = product.loop(T, hs, products, add=add, mask=full_mask(rec_mask, (B, H)), scratch=h_in)
         getattr(CELLS, f"rk_{cell}_forward_steps")(ctypes.byref(steps), ref)
         return
     step, hs_t, out_t = getattr(CELLS, f"rk_{cell}_forward_step"), hs.unbind(0), products.unbind(0)
@@ -177,10 +175,8 @@ def backward_steps(cell: str, args: ctypes.Structure, DU: Tensor, W_hh: Tensor, 
     _check_float32(DU, dh, base, W_hh)
     ref, product = ctypes.byref(args), StepProduct(W_hh.t(), T)
     masked = scratch.empty(dh.shape, dh) if rec_mask is not None else None
-    if product.args is not None:
-        mask = full_mask(rec_mask, (B, H))
-        steps = _Steps(T, B, H, W_hh.shape[0], product.args.threads, 0, ptr(product.packed), ptr(mask),
-                       ptr(masked), ptr(DU), ptr(dh), ptr(base))  # fmt: skip
+    if product.in_c:
+        steps = product.loop(T, DU, dh, mask=full_mask(rec_mask, (B, H)), scratch=masked, base=base)
         getattr(CELLS, f"rk_{cell}_backward_steps")(ctypes.byref(steps), ref)
         return
     step, DU_t = getattr(CELLS, f"rk_{cell}_backward_step"), DU.unbind(0)

@@ -1,30 +1,11 @@
-/* The product of weights packed in panels (matvec_body, _kernels.h) with a batch of rows, for the loops
- * that step in Python (the GRU's reset="before" form).
- *
- * y = c + x W^T: x (N, K), W (R, K) packed by rnnkit.kernels.native.pack, c and y (N, R); c may be NULL or y.
- * rnnkit.kernels.native.StepProduct calls it once per step in place of torch.mm: torch's product of one row
- * with a (4H, H) matrix runs at a tenth of the machine's speed (68 us at H = 256 here), and at batch 16-64
- * still 1.1-3x slower than the packed panels.
+/* Packing weights for the C products (matvec_body, _kernels.h): rnnkit.kernels.native.pack calls it once per
+ * training loop or generation.
  */
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "_kernels.h"
-
-typedef struct {
-    int32_t N, R, K, threads;
-    const float *W; /* (ceil(R / RK_PANEL), K, RK_PANEL) */
-    const float *x; /* (N, K) */
-    const float *c; /* (N, R) or NULL; may be y */
-    float *y;       /* (N, R) out */
-} rk_product;
-
-static inline __attribute__((always_inline)) void product_body(const rk_product *a) {
-    matvec_body(a->W, NULL, a->c, a->x, a->N, a->R, a->K, a->y);
-}
-
-RK_ENTRY(rk_matvec, product_body, rk_product)
 
 /* W (R, K) row-major into panels of RK_PANEL rows stored column by column (the layout matvec_body reads):
  * out[p][k][j] = W[RK_PANEL p + j][k], zero for rows past R. Blocks of 64 columns keep the panel's rows
