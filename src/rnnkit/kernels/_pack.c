@@ -24,10 +24,12 @@ static inline __attribute__((always_inline)) void pack_body(const rk_packing *a)
         const int rows = R - RK_PANEL * p < RK_PANEL ? R - RK_PANEL * p : RK_PANEL;
         for (int k0 = 0; k0 < K; k0 += 64) {
             const int k1 = k0 + 64 < K ? k0 + 64 : K;
-            for (int j = 0; j < RK_PANEL; j++) {
+            for (int j = 0; j < rows; j++) {
                 const float *w = a->W + (size_t)(RK_PANEL * p + j) * K;
-                for (int k = k0; k < k1; k++) out[(size_t)k * RK_PANEL + j] = j < rows ? w[k] : 0.0f;
+                for (int k = k0; k < k1; k++) out[(size_t)k * RK_PANEL + j] = w[k];
             }
+            for (int j = rows; j < RK_PANEL; j++) /* past R: no row of W to read */
+                for (int k = k0; k < k1; k++) out[(size_t)k * RK_PANEL + j] = 0.0f;
         }
     }
 }

@@ -143,14 +143,15 @@ def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, va
             ptr(bias) if layer_norm else None, ptr(mask), ptr(rstd_x), ptr(rstd_rz), ptr(rstd_n), ptr(hs),
             ptr(zh_full), ptr(valid_rows), ptr(RH), ptr(C), ptr(Z), ptr(R),
         )  # fmt: skip
-        reset, update, ref = CELLS.rk_gru_before_reset, CELLS.rk_gru_before_update, ctypes.byref(args)
+        ref = ctypes.byref(args)
         product_rz, product_n = StepProduct(W_hh[: 2 * H], T), StepProduct(W_hh[2 * H :], T)
-        hs_t, RH_t, rz_t, n_t = hs.unbind(0), RH.unbind(0), gh_rz.unbind(0), gh_n.unbind(0)
         h_in = scratch.empty((B, H), GX) if mask is not None else None
         if product_rz.in_c:  # the whole loop in C, both products too
             rz, n = product_rz.loop(T, hs, gh_rz, mask=mask, scratch=h_in), product_n.loop(T, RH, gh_n)
             CELLS.rk_gru_before_forward_steps(ctypes.byref(rz), ctypes.byref(n), ref)
         else:
+            reset, update = CELLS.rk_gru_before_reset, CELLS.rk_gru_before_update
+            hs_t, RH_t, rz_t, n_t = hs.unbind(0), RH.unbind(0), gh_rz.unbind(0), gh_n.unbind(0)
             for t in range(T):
                 h = hs_t[t] if mask is None else torch.mul(hs_t[t], mask, out=h_in)
                 product_rz(h, rz_t[t])
@@ -184,15 +185,15 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
             ptr(Z), ptr(R), ptr(y_x), ptr(y_rz), ptr(y_n), ptr(rstd_x), ptr(rstd_rz), ptr(rstd_n), ptr(ln_ih),
             ptr(ln_hh), ptr(D), ptr(dGX), ptr(DU_rz), ptr(DU_n), ptr(acc),
         )  # fmt: skip
-        gradient_n, gradient_r = CELLS.rk_gru_before_gradient_n, CELLS.rk_gru_before_gradient_r
         ref = ctypes.byref(args)
-        DU_rz_t, DU_n_t = DU_rz.unbind(0), DU_n.unbind(0)
         masked = scratch.empty((B, H), Z) if mask is not None else None
         if product_rz.in_c:  # the whole loop in C, both products too
             rz = product_rz.loop(T, DU_rz, dh, mask=mask, scratch=masked, base=base)
             n = product_n.loop(T, DU_n, d_rh)
             CELLS.rk_gru_before_backward_steps(ctypes.byref(rz), ctypes.byref(n), ref)
         else:
+            gradient_n, gradient_r = CELLS.rk_gru_before_gradient_n, CELLS.rk_gru_before_gradient_r
+            DU_rz_t, DU_n_t = DU_rz.unbind(0), DU_n.unbind(0)
             for t in range(T - 1, -1, -1):
                 args.t = t
                 gradient_n(ref)

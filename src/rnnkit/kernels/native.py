@@ -121,7 +121,7 @@ class StepProduct:
     ``W_hh.t()`` packs as cheaply as ``W_hh``."""
 
     def __init__(self, W: Tensor, steps: int):
-        self.W_t = W.t()
+        self.W_t, self.shape = W.t(), W.shape
         self.in_c = steps >= C_PRODUCT_MIN_STEPS
         self.packed = pack(W) if self.in_c else None
 
@@ -139,7 +139,7 @@ class StepProduct:
         ``y[t] (+)= (x[t] * mask) W^T``; backward, ``y = base + (x[t] W^T) * mask``. x is (T or T + 1, B, K);
         ``mask`` is (B, ·) in full, ``scratch`` a (B, ·) buffer, where there is a mask."""
         _check_float32(x, y, *(t for t in (mask, scratch, base) if t is not None))
-        (R, K), threads = self.W_t.t().shape, torch.get_num_threads()
+        (R, K), threads = self.shape, torch.get_num_threads()
         return _Steps(T, x.shape[1], R, K, threads, int(add), ptr(self.packed), ptr(mask), ptr(scratch), ptr(x),
                       ptr(y), ptr(base))  # fmt: skip
 
