@@ -98,6 +98,13 @@ class RecurrentConfig:
         return self.proj_size or self.hidden_size
 
     @property
+    def output_features(self) -> int:
+        """Feature size of the layer's output at each step: D * H_out, times L with skip connections
+        (every layer's output is concatenated)."""
+        per_layer = self.num_directions * self.output_size
+        return per_layer * (self.num_layers if self.skip_connections else 1)
+
+    @property
     def is_plain(self) -> bool:
         """True when torch's own RNN kernels compute exactly this model (at training time too)."""
         return (
