@@ -1,5 +1,8 @@
 """Builds the C kernels; the rest is in pyproject.toml.
 
+The C sources are in src/rnnkit/kernels/csrc/; the built modules go where Python imports them from,
+src/rnnkit/kernels/ (their names, not their sources' folder, decide that):
+
 - rnnkit.kernels._generate from _generate.c: the generation loop (rnnkit/kernels/cgeneration.py);
 - rnnkit.kernels._cells from _lstm.c, _gru.c and _rnn.c: the element-wise part of each cell's training
   step, forward and backward, and their loops (rnnkit/kernels/clstm.py, cgru.py, crnn.py); and from _pack.c
@@ -11,13 +14,15 @@ Both are optional: where one does not compile, rnnkit installs without it and ru
 
 from setuptools import Extension, setup
 
+CSRC = "src/rnnkit/kernels/csrc"  # relative: setuptools wants the sources' paths relative to this file
+
 
 def kernel(name: str, sources: list[str]) -> Extension:
-    """The C files ``sources`` of src/rnnkit/kernels/ as the optional extension rnnkit.kernels.<name>."""
+    """The C files ``sources`` of src/rnnkit/kernels/csrc/ as the optional extension rnnkit.kernels.<name>."""
     return Extension(
         f"rnnkit.kernels.{name}",
-        [f"src/rnnkit/kernels/{source}" for source in sources],
-        depends=["src/rnnkit/kernels/_kernels.h"],
+        [f"{CSRC}/{source}" for source in sources],
+        depends=[f"{CSRC}/_kernels.h"],
         # fast-math for the vectorised expf/tanhf of glibc's libmvec; at compile time only: linking with it
         # would set flush-to-zero for the whole process. -fno-wrapv undoes Python's -fwrapv, under which
         # GCC cannot prove the loops' index arithmetic does not wrap and vectorises none of them.
