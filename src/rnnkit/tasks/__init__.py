@@ -4,6 +4,9 @@ A task module defines a class registered with :func:`register_task`. The command
 its options (``add_arguments``), builds it from parsed arguments (``from_args``) or from a run
 directory (``from_run``), hands it to the :class:`rnnkit.train.Trainer`, and dispatches the run
 commands (``sample``, ``eval``, ``predict``) to it by the ``task`` named in ``config.json``.
+
+What tasks share (the recurrent stack's options, the inputs of ``predict``) lives in
+:mod:`rnnkit.tasks.options`: a task module imports that and this registry, never another task module.
 """
 
 from __future__ import annotations

@@ -26,13 +26,12 @@ from rnnkit import checkpoint
 from rnnkit.config import config_from_dict
 from rnnkit.data.buckets import LengthBuckets
 from rnnkit.data.labelled import Labelled, build_tokenizer, encode_text, load_labelled
-from rnnkit.data.text import iter_lines
 from rnnkit.data.tokenizers import Tokenizer, tokenizer_from_json
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.metrics import classification_report
 from rnnkit.models import SequenceClassifier, SequenceClassifierConfig, load_model
 from rnnkit.tasks import register_task
-from rnnkit.tasks.lm import add_rnn_options, check_positive, rnn_config_from_args
+from rnnkit.tasks.options import add_rnn_options, check_positive, predict_inputs, rnn_config_from_args
 
 CLASS_WEIGHTS = ("none", "balanced")
 
@@ -298,16 +297,3 @@ def load_vocab(run_dir: Path) -> tuple[Tokenizer, list[str]]:
         return tokenizer_from_json(vocab.get("tokenizer")), [str(label) for label in vocab["labels"]]
     except DataError as error:
         raise CheckpointError(f"{run_dir}: {error}") from None
-
-
-def predict_inputs(args: argparse.Namespace) -> list[str]:
-    """The texts of ``--text`` / ``--input`` (one) or ``--file`` (one per non-blank line)."""
-    if getattr(args, "file", None):
-        texts = [line for line in iter_lines(args.file) if line.strip()]
-        if not texts:
-            raise DataError(f"{args.file} has no non-blank line to predict")
-        return texts
-    text = args.text if getattr(args, "text", None) is not None else getattr(args, "input", None)
-    if text is None or not text.strip():
-        raise DataError("give a non-empty --text or a --file")
-    return [text]

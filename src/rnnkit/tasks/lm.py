@@ -24,10 +24,10 @@ from rnnkit.config import config_from_dict
 from rnnkit.data.lm import Corpus, TokenStreams, encode_file, load_corpus
 from rnnkit.data.tokenizers import CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_json
 from rnnkit.decoding import iter_generate
-from rnnkit.errors import CheckpointError, ConfigError, DataError
-from rnnkit.layers import RecurrentConfig
+from rnnkit.errors import CheckpointError, DataError
 from rnnkit.models import LanguageModel, LanguageModelConfig, load_model
 from rnnkit.tasks import register_task
+from rnnkit.tasks.options import add_rnn_options, check_positive, rnn_config_from_args
 
 DEFAULT_CORPUS = "tinyshakespeare.txt"
 
@@ -206,33 +206,7 @@ class _Windows:
             yield self.streams.window(k)
 
 
-# -- shared helpers (the command line and benchmarks use them too) --------------------------------
-
-
-def add_rnn_options(group) -> None:
-    """Options every task's recurrent stack takes."""
-    group.add_argument("--layer-norm", action="store_true", help="layer-normalised cells (Ba et al. 2016)")
-    group.add_argument("--recurrent-dropout", type=float, default=0.0, help="one dropout mask per sequence on h")
-    group.add_argument("--zoneout", type=float, default=0.0, help="zoneout probability (Krueger et al. 2016)")
-    group.add_argument("--reset", choices=["after", "before"], default="after", help="GRU form (before = Cho et al.)")
-    group.add_argument("--backend", choices=["auto", "native", "fused", "reference"], default="auto")
-
-
-def rnn_config_from_args(args: argparse.Namespace, input_size: int, **overrides) -> RecurrentConfig:
-    for name in ("hidden_size", "num_layers", "embedding_size"):
-        if getattr(args, name, 1) is not None:
-            check_positive(getattr(args, name, 1), "--" + name.replace("_", "-"))
-    fields = dict(
-        cell=args.cell, input_size=input_size, hidden_size=args.hidden_size, num_layers=args.num_layers,
-        batch_first=True, dropout=args.dropout if args.num_layers > 1 else 0.0,
-        reset=args.reset if args.cell == "gru" else "after", layer_norm=args.layer_norm,
-        recurrent_dropout=args.recurrent_dropout, zoneout=args.zoneout, backend=args.backend,
-    )  # fmt: skip
-    fields.update(overrides)
-    try:
-        return RecurrentConfig(**fields)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+# -- helpers (the command line, the apps and benchmarks use them too) -----------------------------
 
 
 def _loss_metrics(tokenizer: Tokenizer, nats: float) -> dict:
@@ -240,11 +214,6 @@ def _loss_metrics(tokenizer: Tokenizer, nats: float) -> dict:
     if tokenizer.level == "char":
         return {"bits_per_char": nats / math.log(2)}
     return {"perplexity": math.exp(min(nats, 50.0))}
-
-
-def check_positive(value: int, option: str) -> None:
-    if value is None or value < 1:
-        raise ConfigError(f"{option} must be >= 1, got {value}")
 
 
 def load_tokenizer(run_dir: Path) -> Tokenizer:

@@ -52,7 +52,7 @@ from rnnkit.tasks.algorithmic import (
     draw,
     make_generator,
 )
-from rnnkit.tasks.lm import add_rnn_options, check_positive, rnn_config_from_args
+from rnnkit.tasks.options import add_rnn_options, check_positive, rnn_config_from_args
 
 PAD, GO, END = "<pad>", "<go>", "<end>"
 

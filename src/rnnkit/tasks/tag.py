@@ -31,8 +31,7 @@ from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.metrics import entities, entity_scores
 from rnnkit.models import CharFeaturesConfig, SequenceTagger, SequenceTaggerConfig, load_model
 from rnnkit.tasks import register_task
-from rnnkit.tasks.classify import predict_inputs
-from rnnkit.tasks.lm import add_rnn_options, check_positive, rnn_config_from_args
+from rnnkit.tasks.options import add_rnn_options, check_positive, predict_inputs, rnn_config_from_args
 
 PAD_CHAR, UNK_CHAR = "<pad>", "<unk>"
 
