@@ -8,8 +8,7 @@ from collections import Counter
 
 import pytest
 
-from rnnkit.errors import ConfigError, DataError
-from rnnkit.tasks.algorithmic import (
+from rnnkit.data.algorithmic import (
     GENERATORS,
     SPLITS,
     Curriculum,
@@ -19,6 +18,7 @@ from rnnkit.tasks.algorithmic import (
     run_program,
     split_of,
 )
+from rnnkit.errors import ConfigError, DataError
 
 
 def sample(config: GeneratorConfig, n: int = 200, split: str = "train", seed: int = 0, difficulty=None):

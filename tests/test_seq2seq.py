@@ -8,11 +8,11 @@ import torch
 
 from rnnkit import checkpoint
 from rnnkit.cli import main
+from rnnkit.data.algorithmic import GeneratorConfig, make_generator
 from rnnkit.decoding import beam_search, greedy_decode, score_hypotheses
 from rnnkit.errors import ConfigError
 from rnnkit.layers import RecurrentConfig
 from rnnkit.models import Seq2Seq, Seq2SeqConfig, build_model, load_model, model_spec
-from rnnkit.tasks.algorithmic import GeneratorConfig, make_generator
 from rnnkit.tasks.seq2seq import fixed_set
 from rnnkit.train import Trainer
 

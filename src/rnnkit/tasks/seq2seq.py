@@ -9,7 +9,7 @@ rnnkit tasks show execute --length 4 --nesting 2 --n 3 --json
 Training examples are drawn fresh for every batch from a seed derived from (seed, epoch, batch), so
 the data never repeat and a resumed run sees exactly the batches an uninterrupted one would; an
 "epoch" is ``--epoch-size`` batches, after which the model is evaluated. The validation and test sets
-are fixed by the seed and disjoint from training (see :mod:`rnnkit.tasks.algorithmic`).
+are fixed by the seed and disjoint from training (see :mod:`rnnkit.data.algorithmic`).
 
 Metrics: ``token_accuracy`` is the teacher-forced per-token accuracy over the target tokens and the end
 token (the per-character accuracy that Zaremba & Sutskever report); ``sequence_accuracy`` is exact match
@@ -34,13 +34,7 @@ from torch import Tensor
 
 from rnnkit import checkpoint
 from rnnkit.config import config_from_dict
-from rnnkit.data.batching import pad_sequences
-from rnnkit.data.text import iter_lines
-from rnnkit.decoding import Hypotheses, beam_search, greedy_decode
-from rnnkit.errors import CheckpointError, ConfigError, DataError
-from rnnkit.models import ATTENTIONS, Seq2Seq, Seq2SeqConfig, load_model
-from rnnkit.tasks import register_task
-from rnnkit.tasks.algorithmic import (
+from rnnkit.data.algorithmic import (
     GENERATORS,
     SPLITS,
     STRATEGIES,
@@ -52,6 +46,12 @@ from rnnkit.tasks.algorithmic import (
     draw,
     make_generator,
 )
+from rnnkit.data.batching import pad_sequences
+from rnnkit.data.text import iter_lines
+from rnnkit.decoding import Hypotheses, beam_search, greedy_decode
+from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.models import ATTENTIONS, Seq2Seq, Seq2SeqConfig, load_model
+from rnnkit.tasks import register_task
 from rnnkit.tasks.options import add_rnn_options, check_positive, rnn_config_from_args
 
 PAD, GO, END = "<pad>", "<go>", "<end>"
