@@ -88,3 +88,61 @@ def test_classification_metrics():
 def test_language_model_units():
     assert bits_per_char(1.0) == pytest.approx(1.4426950408889634)
     assert perplexity(0.0) == 1.0 and perplexity(1e9) < float("inf")
+
+
+# -- forecast metrics, against values worked out by hand ----------------------------------------------
+
+Y, F = [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 1.0, 8.0]  # errors 1, 0, 2, 4
+
+
+def test_forecast_point_errors_by_hand():
+    from rnnkit.metrics import mae, mape, rmse, smape
+
+    assert mae(Y, F) == pytest.approx(7 / 4)
+    assert rmse(Y, F) == pytest.approx((21 / 4) ** 0.5)
+    # M4 sMAPE: 200/h * sum |e| / (|y| + |f|) = 200/4 * (1/3 + 0 + 2/4 + 4/12)
+    assert smape(Y, F) == pytest.approx(50 * (1 / 3 + 0.5 + 1 / 3))
+    assert mape(Y, F) == pytest.approx(25 * (1 + 0 + 2 / 3 + 1))
+    assert smape([0.0, 2.0], [0.0, 2.0]) == 0.0  # 0/0 is a perfect step, not NaN
+    assert smape([1.0], [-1.0]) == pytest.approx(200.0)  # the upper bound
+
+
+def test_mase_is_scaled_by_the_in_sample_seasonal_naive_error():
+    from rnnkit.metrics import mase
+
+    history = [1.0, 3.0, 2.0, 6.0, 4.0, 8.0]
+    # m = 2: |2-1|, |6-3|, |4-2|, |8-6| -> scale 2; MAE 1.75
+    assert mase(Y, F, history, season=2) == pytest.approx(1.75 / 2)
+    # m = 1 (naive): |3-1|, |2-3|, |6-2|, |4-6|, |8-4| -> scale 13/5
+    assert mase(Y, F, history) == pytest.approx(1.75 / (13 / 5))
+    # a gap in the history drops the pairs it is in: m = 2 keeps |2-1|, |8-6| -> scale 1.5
+    assert mase(Y, F, [1.0, 3.0, 2.0, float("nan"), 4.0, 8.0], season=2) == pytest.approx(1.75 / 1.5)
+    with pytest.raises(ValueError, match="longer than the season"):
+        mase(Y, F, history, season=6)
+    with pytest.raises(ValueError, match="scale 0"):
+        mase(Y, F, [5.0, 7.0, 5.0, 7.0], season=2)
+
+
+def test_coverage_counts_points_inside_their_interval():
+    from rnnkit.metrics import coverage
+
+    lower, upper = [0.0, 2.5, 3.0, 5.0], [2.0, 3.0, 3.0, 6.0]
+    assert coverage(Y, lower, upper) == 0.5  # 1 in, 2 below, 3 on both ends (inside), 4 below
+    assert coverage(Y, lower, upper, mask=[True, False, True, False]) == 1.0
+    with pytest.raises(ValueError, match="lower bound lies above"):
+        coverage(Y, upper, lower)
+
+
+def test_forecast_metrics_mask_gaps_and_refuse_bad_input():
+    from rnnkit.metrics import mae, mape, rmse
+
+    nan = float("nan")
+    assert mae([1.0, nan, 3.0], [2.0, 0.0, 5.0], mask=[True, False, True]) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        rmse([1.0, nan], [1.0, 1.0])
+    with pytest.raises(ValueError, match="differ in shape"):
+        mae([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="holds 0"):
+        mape([0.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="no points"):
+        mae([1.0], [1.0], mask=[False])

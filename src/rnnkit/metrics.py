@@ -18,6 +18,8 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
 
 def accuracy(gold: Sequence, predicted: Sequence) -> float:
     """Fraction of positions where ``predicted`` equals ``gold``."""
@@ -168,3 +170,95 @@ def perplexity(nats_per_token: float) -> float:
 def bits_per_char(nats_per_char: float) -> float:
     """Nats per character in bits: divide by :math:`\\ln 2`."""
     return nats_per_char / math.log(2)
+
+
+# -- forecasts ------------------------------------------------------------------------------------
+# Point-forecast errors over a horizon of h steps, y the truth and f the forecast, both of shape (h,)
+# (or any equal shapes: every function averages over all elements). ``mask`` (same shape, true = scored)
+# leaves out the steps whose truth is missing, as a forecasting task masks the target's gaps.
+
+
+def _forecast_arrays(y_true, y_pred, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as float64, restricted to the masked-in points, checked finite and non-empty."""
+    y = np.asarray(y_true, dtype=np.float64)
+    f = np.asarray(y_pred, dtype=np.float64)
+    if y.shape != f.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {y.shape} and {f.shape}")
+    if mask is not None:
+        keep = np.asarray(mask, dtype=bool)
+        if keep.shape != y.shape:
+            raise ValueError(f"mask has shape {keep.shape}, y_true {y.shape}")
+        y, f = y[keep], f[keep]
+    if y.size == 0:
+        raise ValueError("no points to score (empty input, or the mask leaves none)")
+    if not (np.isfinite(y).all() and np.isfinite(f).all()):
+        raise ValueError("y_true or y_pred holds NaN or inf where it is scored: mask the missing points")
+    return y, f
+
+
+def mae(y_true, y_pred, *, mask=None) -> float:
+    r"""Mean absolute error :math:`\frac{1}{h}\sum_t |y_t - f_t|`."""
+    y, f = _forecast_arrays(y_true, y_pred, mask)
+    return float(np.mean(np.abs(y - f)))
+
+
+def rmse(y_true, y_pred, *, mask=None) -> float:
+    r"""Root mean squared error :math:`\sqrt{\frac{1}{h}\sum_t (y_t - f_t)^2}`."""
+    y, f = _forecast_arrays(y_true, y_pred, mask)
+    return float(np.sqrt(np.mean((y - f) ** 2)))
+
+
+def smape(y_true, y_pred, *, mask=None) -> float:
+    r"""Symmetric MAPE in percent, as the M4 competition defines it (Makridakis et al. 2020):
+    :math:`\frac{200}{h}\sum_t \frac{|y_t - f_t|}{|y_t| + |f_t|}`, in [0, 200]. A step where both
+    :math:`y_t` and :math:`f_t` are 0 is a perfect forecast and adds 0 (the M4 formula leaves 0/0 undefined).
+    """
+    y, f = _forecast_arrays(y_true, y_pred, mask)
+    denominator = np.abs(y) + np.abs(f)
+    terms = np.divide(np.abs(y - f), denominator, out=np.zeros_like(y), where=denominator > 0)
+    return float(200.0 * np.mean(terms))
+
+
+def mape(y_true, y_pred, *, mask=None) -> float:
+    r"""Mean absolute percentage error in percent, :math:`\frac{100}{h}\sum_t |y_t - f_t| / |y_t|`
+    (darts' and scikit-learn's MAPE times 100). Undefined where a true value is 0: that raises ValueError."""
+    y, f = _forecast_arrays(y_true, y_pred, mask)
+    if (y == 0).any():
+        raise ValueError("mape is undefined: y_true holds 0 (use smape or mase)")
+    return float(100.0 * np.mean(np.abs(y - f) / np.abs(y)))
+
+
+def mase(y_true, y_pred, history, season: int = 1, *, mask=None) -> float:
+    r"""Mean absolute scaled error (Hyndman & Koehler 2006): the forecast's MAE divided by the in-sample MAE
+    of the seasonal naive forecast on the history :math:`x_1..x_n` the forecast was made from,
+
+    .. math:: \mathrm{MASE} = \frac{\frac{1}{h}\sum_t |y_t - f_t|}{\frac{1}{n-m}\sum_{i=m+1}^{n} |x_i - x_{i-m}|}
+
+    with season m (``season=1``: the naive, random-walk forecast, for series without a season). Below 1: the
+    forecast beats the in-sample one-season-back guess. NaN in ``history`` (gaps) drops the pairs it is in.
+    """
+    y, f = _forecast_arrays(y_true, y_pred, mask)
+    if int(season) != season or season < 1:
+        raise ValueError(f"season must be a positive integer, got {season!r}")
+    season = int(season)
+    x = np.asarray(history, dtype=np.float64).reshape(-1)
+    if x.size <= season:
+        raise ValueError(f"mase needs a history longer than the season ({season}); it has {x.size} points")
+    lagged = np.abs(x[season:] - x[:-season])
+    lagged = lagged[np.isfinite(lagged)]
+    if lagged.size == 0:
+        raise ValueError(f"mase: no pair of observed history points {season} apart")
+    scale = float(np.mean(lagged))
+    if scale == 0.0:
+        raise ValueError(f"mase is undefined: the history repeats itself every {season} steps (scale 0)")
+    return float(np.mean(np.abs(y - f))) / scale
+
+
+def coverage(y_true, lower, upper, *, mask=None) -> float:
+    r"""Fraction of the true values inside their interval, :math:`\frac{1}{h}\sum_t [l_t \le y_t \le u_t]`
+    (ends included); an 80% interval that is calibrated covers about 0.8."""
+    y, lo = _forecast_arrays(y_true, lower, mask)
+    _, hi = _forecast_arrays(y_true, upper, mask)
+    if (lo > hi).any():
+        raise ValueError("coverage: a lower bound lies above its upper bound")
+    return float(np.mean((lo <= y) & (y <= hi)))
