@@ -9,6 +9,10 @@ src/rnnkit/kernels/ (their names, not their sources' folder, decide that):
   the packing of the weights for those loops' products (rnnkit/kernels/native.py);
 - _kernels.h: what they all include.
 
+Each extension also exports the layouts of the structs its functions take and the layer-norm epsilon
+(``rk_layouts``, ``rk_layer_norm_eps``; _generate.c, and _cells.c for rnnkit.kernels._cells), which
+rnnkit/kernels/layout.py checks the Python declarations against before a library is used.
+
 Both are optional: where one does not compile, rnnkit installs without it and runs the PyTorch path.
 """
 
@@ -36,6 +40,6 @@ def kernel(name: str, sources: list[str]) -> Extension:
 setup(
     ext_modules=[
         kernel("_generate", ["_generate.c"]),
-        kernel("_cells", ["_lstm.c", "_gru.c", "_rnn.c", "_pack.c"]),
+        kernel("_cells", ["_lstm.c", "_gru.c", "_rnn.c", "_pack.c", "_cells.c"]),
     ]
 )

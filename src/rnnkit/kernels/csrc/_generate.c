@@ -57,6 +57,8 @@ typedef struct {
     const float *w_hr;     /* LSTM projection: W_hr (P, H) packed, or NULL */
     int32_t output_size;   /* P: the size of h (H without a projection) */
 } rk_layer;
+RK_LAYOUT(rk_layer, kind, input_size, hidden_size, w_ih, w_hh, b_ih, b_hh, h, c, w_hn, ln_ih, ln_hh, ln_c_w, ln_c_b,
+          zoneout, peephole, w_hr, output_size)
 
 /* y (N rows of `stride`), each of its `blocks` gate blocks of H: y <- LN(y) * gain + bias (bias may be NULL). */
 static inline __attribute__((always_inline)) void norm_gates(float *y, int N, int stride, int blocks, int H,
@@ -340,3 +342,6 @@ int rk_generate(int n_layers, const rk_layer *layers, const float *embedding, in
     free(scratch);
     return 0;
 }
+
+/* rk_layouts and rk_layer_norm_eps (_kernels.h): what the Python side checks its declarations against. */
+RK_EXPORT_LAYOUTS(rk_layer)

@@ -41,6 +41,7 @@ typedef struct {
     const uint8_t *valid;       /* (T, B) 1 for real steps, or NULL */
     float *C, *Z;               /* (T, B, 4H), (T, B, H) out: the backward's factors */
 } rk_gru_forward;
+RK_LAYOUT(rk_gru_forward, B, H, threads, t, gx, gh, ln_ih, ln_hh, b_ih, b_hh, rstd_x, rstd_h, hs, zh, valid, C, Z)
 
 typedef struct {
     int32_t B, H, threads, t;
@@ -54,6 +55,8 @@ typedef struct {
     float *dGX, *DU;            /* (T, B, 3H) out: gradients of gx and gh as the caller made them */
     double *acc;                /* (12H,) += d g_ih, d g_hh, d b_ih, d b_hh (3H each) (layer norm) */
 } rk_gru_backward;
+RK_LAYOUT(rk_gru_backward, B, H, threads, t, dh, base, d_hs, u, C, Z, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, dx, du,
+          dGX, DU, acc)
 
 /* The gates, h' and the factors of one row: ln is a constant at each call (branch-free vector loops). */
 static inline __attribute__((always_inline)) void gates_row(const int ln, const float *gx, const float *gh,
@@ -172,6 +175,8 @@ typedef struct {
     float *C;                   /* (T, B, 3H) out: the factors above */
     float *Z, *R;               /* (T, B, H) out: the gates */
 } rk_gru_before_forward;
+RK_LAYOUT(rk_gru_before_forward, B, H, threads, t, gx, gh_rz, gh_n, ln_ih, ln_hh, bias, rec_mask, rstd_x, rstd_rz,
+          rstd_n, hs, zh, valid, RH, C, Z, R)
 
 typedef struct {
     int32_t B, H, threads, t;
@@ -187,6 +192,8 @@ typedef struct {
     float *dGX, *DU_rz, *DU_n;  /* (T, B, 3H), (T, B, 2H), (T, B, H) out: of gx, gh_rz, gh_n as the caller made them */
     double *acc;                /* (9H,) += d g_ih (3H), d g_hh (3H), d b (3H) (layer norm) */
 } rk_gru_before_backward;
+RK_LAYOUT(rk_gru_before_backward, B, H, threads, t, dh, base, d_rh, d_hs, u, rec_mask, C, Z, R, y_x, y_rz, y_n, rstd_x,
+          rstd_rz, rstd_n, ln_ih, ln_hh, D, dGX, DU_rz, DU_n, acc)
 
 /* r, z, r * h_in and the factor of d_r for one row; ln is a constant at each call (branch-free loops). */
 static inline __attribute__((always_inline)) void reset_gates(const int ln, const float *gx, const float *gh,

@@ -1,6 +1,7 @@
-/* What the C kernels share (_generate.c, _lstm.c, _gru.c, _rnn.c, _pack.c): the cells' layer norm and
- * sigmoid, the product of packed weights with a batch of rows, the training loops around the per-step
- * bodies, and the choice between code compiled for AVX2 with fused multiply-add and code for any x86-64 CPU.
+/* What the C kernels share (_generate.c, _lstm.c, _gru.c, _rnn.c, _pack.c, _cells.c): the cells' layer norm
+ * and sigmoid, the product of packed weights with a batch of rows, the training loops around the per-step
+ * bodies, the choice between code compiled for AVX2 with fused multiply-add and code for any x86-64 CPU, and
+ * the export of the structs' layouts for the Python side to check.
  *
  * Each kernel writes its loops once, as always_inline bodies, and compiles them twice: in an RK_FAST
  * function (8 float lanes, libmvec's 8-wide expf/tanhf) and in a plain one; use_fast() picks at run time.
@@ -215,5 +216,95 @@ static inline __attribute__((always_inline)) void steps_backward_product(const r
         if (fast < 0) fast = use_fast();                         \
         (fast ? body##_fast : body##_any)(a);                    \
     }
+
+/* The layouts of the structs the exported functions take, for rnnkit/kernels/layout.py: the Python side
+ * declares each struct again as a ctypes.Structure, and at load time checks those declarations against
+ * what the compiler made of the C ones (a library that disagrees is not used).
+ *
+ *   RK_LAYOUT(type, field, ...)   after the typedef, with every field in order: the rk_layout type##_layout
+ *   RK_EXPORT_LAYOUTS(type, ...)  once per extension, with every struct its functions take; exports
+ *       int rk_layouts(const rk_layout *const **out)   sets *out to the table of those structs' layouts
+ *                                                       and returns their number
+ *       const float rk_layer_norm_eps                  RK_LAYER_NORM_EPS, as normalise() adds it
+ *
+ * A field name the struct lacks does not compile. A field left out of RK_LAYOUT goes unseen (Python reports
+ * the declaration's extra field instead, unless the C field sits in padding), so list them all. rk_layout
+ * and rk_layout_field are the one layout that layout.py declares without a check: keep them as they are. */
+typedef struct {
+    const char *name;
+    size_t offset, size; /* offsetof, sizeof */
+} rk_layout_field;
+
+typedef struct {
+    const char *name; /* the typedef's */
+    size_t size;      /* sizeof */
+    size_t n_fields;
+    const rk_layout_field *fields;
+} rk_layout;
+
+#define RK_FIELD_LAYOUT(T, f) {#f, offsetof(T, f), sizeof(((T *)0)->f)},
+#define RK_LAYOUT(T, ...)                                                                  \
+    static const rk_layout_field T##_fields[] = {RK_MAP(RK_FIELD_LAYOUT, T, __VA_ARGS__)}; \
+    const rk_layout T##_layout = {#T, sizeof(T), sizeof(T##_fields) / sizeof(T##_fields[0]), T##_fields};
+
+#define RK_LAYOUT_EXTERN(_, T) extern const rk_layout T##_layout;
+#define RK_LAYOUT_ADDRESS(_, T) &T##_layout,
+#define RK_EXPORT_LAYOUTS(...)                                                                     \
+    RK_MAP(RK_LAYOUT_EXTERN, _, __VA_ARGS__)                                                       \
+    static const rk_layout *const rk_layout_table[] = {RK_MAP(RK_LAYOUT_ADDRESS, _, __VA_ARGS__)}; \
+    const float rk_layer_norm_eps = RK_LAYER_NORM_EPS;                                             \
+    int rk_layouts(const rk_layout *const **out) {                                                 \
+        *out = rk_layout_table;                                                                    \
+        return (int)(sizeof(rk_layout_table) / sizeof(rk_layout_table[0]));                        \
+    }
+
+/* RK_MAP(m, T, a, b, ...) is m(T, a) m(T, b) ...; up to 40 arguments (more do not compile). */
+#define RK_MAP(m, T, ...) RK_CAT(RK_MAP_, RK_COUNT(__VA_ARGS__))(m, T, __VA_ARGS__)
+#define RK_CAT(a, b) RK_CAT_(a, b)
+#define RK_CAT_(a, b) a##b
+#define RK_COUNT(...) RK_COUNT_(__VA_ARGS__, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, \
+    22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define RK_COUNT_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, _21, \
+    _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, _33, _34, _35, _36, _37, _38, _39, _40, n, ...) n
+#define RK_MAP_1(m, T, x) m(T, x)
+#define RK_MAP_2(m, T, x, ...) m(T, x) RK_MAP_1(m, T, __VA_ARGS__)
+#define RK_MAP_3(m, T, x, ...) m(T, x) RK_MAP_2(m, T, __VA_ARGS__)
+#define RK_MAP_4(m, T, x, ...) m(T, x) RK_MAP_3(m, T, __VA_ARGS__)
+#define RK_MAP_5(m, T, x, ...) m(T, x) RK_MAP_4(m, T, __VA_ARGS__)
+#define RK_MAP_6(m, T, x, ...) m(T, x) RK_MAP_5(m, T, __VA_ARGS__)
+#define RK_MAP_7(m, T, x, ...) m(T, x) RK_MAP_6(m, T, __VA_ARGS__)
+#define RK_MAP_8(m, T, x, ...) m(T, x) RK_MAP_7(m, T, __VA_ARGS__)
+#define RK_MAP_9(m, T, x, ...) m(T, x) RK_MAP_8(m, T, __VA_ARGS__)
+#define RK_MAP_10(m, T, x, ...) m(T, x) RK_MAP_9(m, T, __VA_ARGS__)
+#define RK_MAP_11(m, T, x, ...) m(T, x) RK_MAP_10(m, T, __VA_ARGS__)
+#define RK_MAP_12(m, T, x, ...) m(T, x) RK_MAP_11(m, T, __VA_ARGS__)
+#define RK_MAP_13(m, T, x, ...) m(T, x) RK_MAP_12(m, T, __VA_ARGS__)
+#define RK_MAP_14(m, T, x, ...) m(T, x) RK_MAP_13(m, T, __VA_ARGS__)
+#define RK_MAP_15(m, T, x, ...) m(T, x) RK_MAP_14(m, T, __VA_ARGS__)
+#define RK_MAP_16(m, T, x, ...) m(T, x) RK_MAP_15(m, T, __VA_ARGS__)
+#define RK_MAP_17(m, T, x, ...) m(T, x) RK_MAP_16(m, T, __VA_ARGS__)
+#define RK_MAP_18(m, T, x, ...) m(T, x) RK_MAP_17(m, T, __VA_ARGS__)
+#define RK_MAP_19(m, T, x, ...) m(T, x) RK_MAP_18(m, T, __VA_ARGS__)
+#define RK_MAP_20(m, T, x, ...) m(T, x) RK_MAP_19(m, T, __VA_ARGS__)
+#define RK_MAP_21(m, T, x, ...) m(T, x) RK_MAP_20(m, T, __VA_ARGS__)
+#define RK_MAP_22(m, T, x, ...) m(T, x) RK_MAP_21(m, T, __VA_ARGS__)
+#define RK_MAP_23(m, T, x, ...) m(T, x) RK_MAP_22(m, T, __VA_ARGS__)
+#define RK_MAP_24(m, T, x, ...) m(T, x) RK_MAP_23(m, T, __VA_ARGS__)
+#define RK_MAP_25(m, T, x, ...) m(T, x) RK_MAP_24(m, T, __VA_ARGS__)
+#define RK_MAP_26(m, T, x, ...) m(T, x) RK_MAP_25(m, T, __VA_ARGS__)
+#define RK_MAP_27(m, T, x, ...) m(T, x) RK_MAP_26(m, T, __VA_ARGS__)
+#define RK_MAP_28(m, T, x, ...) m(T, x) RK_MAP_27(m, T, __VA_ARGS__)
+#define RK_MAP_29(m, T, x, ...) m(T, x) RK_MAP_28(m, T, __VA_ARGS__)
+#define RK_MAP_30(m, T, x, ...) m(T, x) RK_MAP_29(m, T, __VA_ARGS__)
+#define RK_MAP_31(m, T, x, ...) m(T, x) RK_MAP_30(m, T, __VA_ARGS__)
+#define RK_MAP_32(m, T, x, ...) m(T, x) RK_MAP_31(m, T, __VA_ARGS__)
+#define RK_MAP_33(m, T, x, ...) m(T, x) RK_MAP_32(m, T, __VA_ARGS__)
+#define RK_MAP_34(m, T, x, ...) m(T, x) RK_MAP_33(m, T, __VA_ARGS__)
+#define RK_MAP_35(m, T, x, ...) m(T, x) RK_MAP_34(m, T, __VA_ARGS__)
+#define RK_MAP_36(m, T, x, ...) m(T, x) RK_MAP_35(m, T, __VA_ARGS__)
+#define RK_MAP_37(m, T, x, ...) m(T, x) RK_MAP_36(m, T, __VA_ARGS__)
+#define RK_MAP_38(m, T, x, ...) m(T, x) RK_MAP_37(m, T, __VA_ARGS__)
+#define RK_MAP_39(m, T, x, ...) m(T, x) RK_MAP_38(m, T, __VA_ARGS__)
+#define RK_MAP_40(m, T, x, ...) m(T, x) RK_MAP_39(m, T, __VA_ARGS__)
 
 #endif

@@ -52,6 +52,8 @@ typedef struct {
     const float *peephole;      /* (3H,) p_i, p_f, p_o, or NULL */
     float *c_new;               /* (T, B, H) out: c' before mixing (for the peepholes' gradient), or NULL */
 } rk_lstm_forward;
+RK_LAYOUT(rk_lstm_forward, B, H, threads, t, gx, gh, ln_ih, ln_hh, bias, ln_c_w, ln_c_b, rstd_x, rstd_h, y_c, rstd_c,
+          hs, cs, zh, zc, valid, A, K, F, peephole, c_new)
 
 typedef struct {
     int32_t B, H, threads, t;
@@ -69,6 +71,8 @@ typedef struct {
     double *acc;                /* (14H,) += d g_ih (4H), d g_hh (4H), d b (4H), d w_c (H), d b_c (H) */
     const float *peephole;      /* (3H,), or NULL */
 } rk_lstm_backward;
+RK_LAYOUT(rk_lstm_backward, B, H, threads, t, dh, dc, base, work, d_hs, uh, uc, A, K, F, y_x, y_h, rstd_x, rstd_h,
+          ln_ih, ln_hh, y_c, rstd_c, ln_c_w, dG, dGX, DU, acc, peephole)
 
 /* The gates, c' and (without cell norm) h' of one row: ln, cell_norm and peep are constants at each call,
  * so that every variant is compiled to its own branch-free vector loop. */

@@ -15,6 +15,7 @@ typedef struct {
     const float *W;
     float *out; /* (ceil(R / RK_PANEL), K, RK_PANEL) */
 } rk_packing;
+RK_LAYOUT(rk_packing, R, K, threads, W, out)
 
 static inline __attribute__((always_inline)) void pack_body(const rk_packing *a) {
     const int R = a->R, K = a->K, panels = (R + RK_PANEL - 1) / RK_PANEL;

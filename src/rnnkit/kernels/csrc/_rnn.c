@@ -34,6 +34,7 @@ typedef struct {
     const uint8_t *valid;       /* (T, B), or NULL */
     float *C;                   /* (T, B, H) out: the derivative of the non-linearity */
 } rk_rnn_forward;
+RK_LAYOUT(rk_rnn_forward, B, H, threads, t, relu, gx, gh, ln_ih, ln_hh, bias, rstd_x, rstd_h, hs, zh, valid, C)
 
 typedef struct {
     int32_t B, H, threads, t;
@@ -45,6 +46,8 @@ typedef struct {
     float *dGX, *DU;            /* (T, B, H) out (layer norm): of the raw W_ih x and W_hh h */
     double *acc;                /* (3H,) += d g_ih, d g_hh, d b (layer norm) */
 } rk_rnn_backward;
+RK_LAYOUT(rk_rnn_backward, B, H, threads, t, dh, base, d_hs, u, C, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, D, dGX, DU,
+          acc)
 
 /* h' and its derivative for one row: ln and relu are constants at each call (branch-free loops). */
 static inline __attribute__((always_inline)) void cell_row(const int ln, const int relu, const float *gx,
