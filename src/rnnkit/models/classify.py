@@ -1,31 +1,25 @@
-"""Many-to-one: the sequence classifier (issue 4), and the pooling that summarises a padded sequence."""
+"""Many-to-one: the sequence classifier (issue 4), and the pooling that summarises a padded sequence.
+
+:func:`length_mask` lives in :mod:`rnnkit.models.common` (the tagger needs it too); it is imported here
+so that ``rnnkit.models.classify.length_mask`` still names it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rnnkit.cells import State
 from rnnkit.errors import ConfigError
-from rnnkit.layers import Recurrent, RecurrentConfig
-from rnnkit.models.registry import ConfiguredModel, register_model
+from rnnkit.layers import RecurrentConfig
+from rnnkit.models.common import EmbeddingRecurrent, check_batch_first, check_probability, check_rnn_input, length_mask
+from rnnkit.models.registry import register_model
+
+__all__ = ["POOLINGS", "SequenceClassifier", "SequenceClassifierConfig", "length_mask", "pool_sequence"]
 
 POOLINGS = ("last", "mean", "max")
-
-
-def _pooled_features(rnn: RecurrentConfig, pooling: str) -> int:
-    """Feature size of a pooled sequence: the final state of the last layer, or the pooled outputs."""
-    if pooling == "last":
-        return rnn.num_directions * rnn.output_size
-    per_layer = rnn.num_directions * rnn.output_size
-    return per_layer * (rnn.num_layers if rnn.skip_connections else 1)
-
-
-def length_mask(lengths: Tensor, steps: int) -> Tensor:
-    """``mask[b, t]`` = t < lengths[b]: (B, T) bool."""
-    return torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
 def pool_sequence(output: Tensor, state: State, lengths: Tensor | None, pooling: str, directions: int) -> Tensor:
@@ -67,45 +61,37 @@ class SequenceClassifierConfig:
                 f"vocab_size and embedding_size must be >= 1 and num_classes >= 2, got {self.vocab_size}, "
                 f"{self.embedding_size}, {self.num_classes}"
             )
-        if self.rnn.input_size != self.embedding_size:
-            raise ConfigError(
-                f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})"
-            )
-        if not self.rnn.batch_first:
-            raise ConfigError("a classifier's rnn must be batch_first")
+        check_rnn_input(self.rnn, self.embedding_size)
+        check_batch_first("a classifier", rnn=self.rnn)
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+        check_probability("dropout", self.dropout)
 
     @property
     def features(self) -> int:
-        return _pooled_features(self.rnn, self.pooling)
+        """Feature size of the pooled vector: D * H_out for ``last`` (the top layer's final state), else the
+        RNN's output features (with skip connections, every layer's)."""
+        r = self.rnn
+        return r.num_directions * r.output_size if self.pooling == "last" else r.output_features
 
 
 @register_model
-class SequenceClassifier(ConfiguredModel):
+class SequenceClassifier(EmbeddingRecurrent):
     """Many-to-one: ``logits = W · dropout(pool(RNN(dropout(E[x_1..n])))) + c``, (B, C).
 
     ``forward(tokens (B, T), lengths (B,) or None)``; padded positions past ``lengths`` never affect the
-    result (see :func:`pool_sequence`). ``logits.softmax(-1)`` is p(class | sequence).
+    result (see :func:`pool_sequence`). ``logits.softmax(-1)`` is p(class | sequence). Its modules
+    (``embedding``, ``rnn``, ``dropout``, ``head``) are :class:`~rnnkit.models.common.EmbeddingRecurrent`'s.
     """
 
     config_class = SequenceClassifierConfig
 
     def __init__(self, config: SequenceClassifierConfig, *, device=None, dtype=None) -> None:
-        super().__init__()
-        self.config = config
-        factory = {"device": device, "dtype": dtype}
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size, **factory)
-        self.rnn = Recurrent.from_config(config.rnn, **factory)
-        self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.features, config.num_classes, **factory)
+        super().__init__(config, config.features, config.num_classes, device=device, dtype=dtype)
         with torch.no_grad():
             self.embedding.weight.uniform_(-0.1, 0.1)
 
     def forward(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
-        x = self.dropout(self.embedding(tokens))  # (B, T, E)
-        out, state = self.rnn(x, lengths=lengths)  # (B, T, F)
+        out, state = self.run(tokens, lengths=lengths)  # (B, T, F)
         pooled = pool_sequence(out, state, lengths, self.config.pooling, self.config.rnn.num_directions)
         return self.head(self.dropout(pooled))  # (B, C)

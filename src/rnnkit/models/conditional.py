@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from rnnkit.cells import State
 from rnnkit.errors import ConfigError
 from rnnkit.layers import Recurrent, RecurrentConfig
+from rnnkit.models.common import check_probability, check_rnn_input
 from rnnkit.models.registry import ConfiguredModel, register_model
 
 
@@ -29,14 +30,10 @@ class ConditionalGeneratorConfig:
     def __post_init__(self) -> None:
         if min(self.vocab_size, self.embedding_size, self.num_classes, self.label_size) < 1:
             raise ConfigError("vocab_size, embedding_size, num_classes and label_size must be >= 1")
-        if self.rnn.input_size != self.embedding_size:
-            raise ConfigError(
-                f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})"
-            )
+        check_rnn_input(self.rnn, self.embedding_size)
         if not self.rnn.batch_first or self.rnn.bidirectional or self.rnn.proj_size:
             raise ConfigError("a generator's rnn must be batch_first, unidirectional and without projection")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+        check_probability("dropout", self.dropout)
 
 
 class _StartFrom(nn.Module):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import State
 from rnnkit.errors import ConfigError
-from rnnkit.layers import Recurrent, RecurrentConfig
-from rnnkit.models.registry import ConfiguredModel, register_model
+from rnnkit.layers import RecurrentConfig
+from rnnkit.models.common import EmbeddingRecurrent, check_batch_first, check_probability, check_rnn_input, init_uniform
+from rnnkit.models.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,9 @@ class LanguageModelConfig:
             raise ConfigError(
                 f"vocab_size and embedding_size must be >= 1, got {self.vocab_size}, {self.embedding_size}"
             )
-        if self.rnn.input_size != self.embedding_size:
-            raise ConfigError(
-                f"rnn.input_size ({self.rnn.input_size}) must equal embedding_size ({self.embedding_size})"
-            )
-        if not self.rnn.batch_first:
-            raise ConfigError("a language model's rnn must be batch_first")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+        check_rnn_input(self.rnn, self.embedding_size)
+        check_batch_first("a language model", rnn=self.rnn)
+        check_probability("dropout", self.dropout)
         if self.tie_weights and self.output_features != self.embedding_size:
             raise ConfigError(
                 f"tied weights need the RNN output size ({self.output_features}) to equal the embedding size "
@@ -53,46 +48,36 @@ class LanguageModelConfig:
 
     @property
     def output_features(self) -> int:
-        r = self.rnn
-        per_layer = r.num_directions * r.output_size
-        return per_layer * (r.num_layers if r.skip_connections else 1)
+        """Feature size F of the RNN's output at each step, what the head reads."""
+        return self.rnn.output_features
 
 
 @register_model
-class LanguageModel(ConfiguredModel):
+class LanguageModel(EmbeddingRecurrent):
     """Next-token model: ``logits_t = W · dropout(RNN(dropout(E[x_{1..t}]))_t) + c``.
 
     ``forward(tokens (B, T), state) -> logits (B, T, V), state``; the state is the RNN's, to carry
     across windows in truncated BPTT. The course notes' ``o_t = softmax(W h_t + c)`` is
-    ``logits.softmax(-1)``.
+    ``logits.softmax(-1)``. Its modules (``embedding``, ``rnn``, ``dropout``, ``head``) are
+    :class:`~rnnkit.models.common.EmbeddingRecurrent`'s.
     """
 
     config_class = LanguageModelConfig
 
     def __init__(self, config: LanguageModelConfig, *, device=None, dtype=None) -> None:
-        super().__init__()
-        self.config = config
-        factory = {"device": device, "dtype": dtype}
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size, **factory)
-        self.rnn = Recurrent.from_config(config.rnn, **factory)
-        self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.output_features, config.vocab_size, **factory)
+        super().__init__(config, config.output_features, config.vocab_size, device=device, dtype=dtype)
         self.reset_parameters()
         if config.tie_weights:
             self.head.weight = self.embedding.weight
 
     def reset_parameters(self) -> None:
         r = self.config.init_range
-        with torch.no_grad():
-            if r is not None:
-                for p in self.parameters():
-                    p.uniform_(-r, r)
-                return
-            self.embedding.weight.uniform_(-0.1, 0.1)
-            self.head.weight.uniform_(-0.1, 0.1)
-            self.head.bias.zero_()
+        if r is None:  # the layers keep their own initialisation
+            init_uniform([self.embedding.weight, self.head.weight], 0.1)
+            nn.init.zeros_(self.head.bias)
+        else:
+            init_uniform(self.parameters(), r)
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        x = self.dropout(self.embedding(tokens))  # (B, T, E)
-        out, state = self.rnn(x, state)  # (B, T, F)
+        out, state = self.run(tokens, state)  # (B, T, F)
         return self.head(self.dropout(out)), state  # (B, T, V)

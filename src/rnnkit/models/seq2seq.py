@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from rnnkit.cells import State, as_tuple
 from rnnkit.errors import ConfigError
 from rnnkit.layers import Recurrent, RecurrentConfig
+from rnnkit.models.common import check_batch_first, check_probability, check_rnn_input, init_uniform, length_mask
 from rnnkit.models.registry import ConfiguredModel, register_model
 
 ATTENTIONS = ("none", "bahdanau", "luong")
@@ -167,8 +168,7 @@ class Seq2SeqConfig:
             raise ConfigError(f"attention_size must be >= 0, got {self.attention_size}")
         if not self.input_feeding and self.attention == "bahdanau":
             raise ConfigError("input_feeding=False (--no-input-feeding) needs attention 'luong'")
-        if not (e.batch_first and d.batch_first):
-            raise ConfigError("a Seq2Seq model's encoder and decoder must be batch_first")
+        check_batch_first("a Seq2Seq model", encoder=e, decoder=d)
         if e.cell != d.cell or e.num_layers != d.num_layers:
             raise ConfigError(
                 f"encoder and decoder must have the same cell and number of layers (the decoder starts from the "
@@ -176,15 +176,13 @@ class Seq2SeqConfig:
             )
         if d.bidirectional or d.skip_connections:
             raise ConfigError("the decoder generates left to right: it cannot be bidirectional or use skip_connections")
-        if e.input_size != self.embedding_size:
-            raise ConfigError(f"encoder.input_size ({e.input_size}) must equal embedding_size ({self.embedding_size})")
+        check_rnn_input(e, self.embedding_size, name="encoder")
         if d.input_size != self.embedding_size + self.feed_size:
             raise ConfigError(
                 f"decoder.input_size ({d.input_size}) must be embedding_size + {self.feed_size} for attention "
                 f"{self.attention!r}: {self.embedding_size + self.feed_size}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+        check_probability("dropout", self.dropout)
 
     @classmethod
     def sized(cls, *, embedding_size: int, decoder: RecurrentConfig, **fields) -> Seq2SeqConfig:
@@ -198,7 +196,7 @@ class Seq2SeqConfig:
     @property
     def memory_features(self) -> int:
         """Feature size F of the encoder outputs (what attention reads)."""
-        return _memory_features(self.encoder)
+        return self.encoder.output_features
 
     @property
     def feed_size(self) -> int:
@@ -216,16 +214,12 @@ class Seq2SeqConfig:
         return e.bidirectional or e.output_size != d.output_size or e.hidden_size != d.hidden_size
 
 
-def _memory_features(encoder: RecurrentConfig) -> int:
-    return encoder.num_directions * encoder.output_size * (encoder.num_layers if encoder.skip_connections else 1)
-
-
 def _feed_size(attention: str, input_feeding: bool, encoder: RecurrentConfig, decoder: RecurrentConfig) -> int:
     """Size of what a decoder step reads besides the embedding (0 for an unknown attention: the config's
     own check names it)."""
     if attention == "luong":
         return decoder.output_size if input_feeding else 0
-    return _memory_features(encoder) if attention == "bahdanau" else 0
+    return encoder.output_features if attention == "bahdanau" else 0
 
 
 @register_model
@@ -282,13 +276,10 @@ class Seq2Seq(ConfiguredModel):
 
     def reset_parameters(self) -> None:
         r = self.config.init_range
-        with torch.no_grad():
-            if r is not None:
-                for p in self.parameters():
-                    p.uniform_(-r, r)
-                return
-            self.source_embedding.weight.uniform_(-0.1, 0.1)
-            self.target_embedding.weight.uniform_(-0.1, 0.1)
+        if r is None:  # the layers keep their own initialisation
+            init_uniform([self.source_embedding.weight, self.target_embedding.weight], 0.1)
+        else:
+            init_uniform(self.parameters(), r)
 
     @property
     def go_id(self) -> int:
@@ -307,7 +298,7 @@ class Seq2Seq(ConfiguredModel):
             source_lengths = torch.full((B,), S, dtype=torch.long, device=source.device)
         x = self.dropout(self.source_embedding(source))  # (B, S, E)
         values, final = self.encoder(x, lengths=source_lengths)  # (B, S, F)
-        mask = torch.arange(S, device=source.device) < source_lengths.to(source.device).unsqueeze(1)  # (B, S)
+        mask = length_mask(source_lengths.to(source.device), S)  # (B, S)
         keys = None if self.attention is None else self.attention.keys(values)
         state = self._bridge(final)
         feed = None

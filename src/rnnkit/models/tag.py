@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError
 from rnnkit.layers import LSTM, Recurrent, RecurrentConfig
-from rnnkit.models.classify import _pooled_features, length_mask
+from rnnkit.models.common import check_batch_first, check_probability, check_rnn_input, length_mask
 from rnnkit.models.registry import ConfiguredModel, register_model
 
 CHAR_FEATURES = ("lstm", "cnn")
@@ -94,16 +94,11 @@ class SequenceTaggerConfig:
     def __post_init__(self) -> None:
         if min(self.vocab_size, self.embedding_size) < 1 or len(self.tags) < 2 or len(set(self.tags)) != len(self.tags):
             raise ConfigError("vocab_size and embedding_size must be >= 1 and tags must list >= 2 distinct tags")
-        if self.rnn.input_size != self.input_features:
-            raise ConfigError(
-                f"rnn.input_size ({self.rnn.input_size}) must equal the word features ({self.input_features} = "
-                f"embedding {self.embedding_size} + chars {self.chars.output_size if self.chars else 0} + "
-                f"casing {self.casing_size})"
-            )
-        if not self.rnn.batch_first:
-            raise ConfigError("a tagger's rnn must be batch_first")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+        chars = self.chars.output_size if self.chars else 0
+        check_rnn_input(self.rnn, self.input_features, f"the word features ({self.input_features} = embedding "
+                        f"{self.embedding_size} + chars {chars} + casing {self.casing_size})")  # fmt: skip
+        check_batch_first("a tagger", rnn=self.rnn)
+        check_probability("dropout", self.dropout)
         if self.casing_size < 0:
             raise ConfigError(f"casing_size must be >= 0, got {self.casing_size}")
 
@@ -113,7 +108,8 @@ class SequenceTaggerConfig:
 
     @property
     def output_features(self) -> int:
-        return _pooled_features(self.rnn, "mean")
+        """Feature size F of the RNN's output for each word, what the tag scores read."""
+        return self.rnn.output_features
 
 
 @register_model
