@@ -1,0 +1,832 @@
+r"""Time series from a CSV file, made ready for a forecaster: checked, on a regular time grid, gaps masked,
+scaled on the training part only, split in time, and cut into windows with no look-ahead.
+
+The pipeline, and what each step returns::
+
+    data = read_series("sales.csv", target="units", date="day", features=("price",), id="store")   # SeriesSet
+    spec = WindowSpec(horizon=24, lookback=96)
+    prepared = prepare(data, spec)                      # Prepared: per-series arrays, the split, TrainingStats
+    train = windows(prepared, "train")                  # Windows: inputs (N, L, C), targets (N, H), mask (N, H)
+    val, test = windows(prepared, "val"), windows(prepared, "test")
+    folds = [prepare(d, spec) for d in backtest_sets(data, spec, folds=5)]   # rolling origins
+    log(data.notes + prepared.notes)                    # what was sorted, inserted, trimmed (library code never prints)
+
+**Layout.** Wide form is one series: one row per time step, a ``target`` column, optionally a ``date`` column and
+feature columns. Long form stacks many series: an ``id`` column names the series each row belongs to (series keep
+the order in which their ids first appear). ``date`` may be one column, or several that spell year, month, day
+[, hour [, minute]] in that order (``"year,month,day,hour"``, as the Beijing PM2.5 file has it).
+
+**Time grid.** Rows are sorted by date within each series (a note says so when they were not). The step is the
+most common difference between consecutive dates over all series: a fixed step (hourly, daily, 15 minutes ...), or
+calendar months when every date sits on the same day of the month (or on month ends) and the step is 28 days or
+more (monthly, quarterly, yearly). Then, the documented handling of irregular input:
+
+- two rows with the same timestamp in one series: :class:`DataError` naming it (no silent averaging);
+- a timestamp off the grid (not a whole number of steps from the series' first one): :class:`DataError`;
+- timestamps absent from the grid: inserted as missing rows (target masked, features imputed), with a note.
+
+Without ``date`` the rows are taken in file order, one step each, and there are no calendar features.
+
+**Missing values.** A target gap is masked (``mask`` is 0 there) and the target is carried forward from its last
+observed value, so no NaN reaches a model; a series' leading rows before its first observed target are dropped
+(a note says how many), because they could only be filled from the future. A numeric feature is carried forward,
+and its leading gap is filled with its training mean; a categorical feature (a column with no numeric value) is
+one-hot encoded over the categories seen in training (a gap or an unseen category: all zeros). Every feature
+column gets a 0/1 ``<name>_missing`` channel, and the target a ``target_missing`` one.
+
+**Calendar features** come from the dates, chosen by the frequency, each as a pair
+:math:`(\sin 2\pi x/P, \cos 2\pi x/P)`: under a day (hourly): hour of day (P=24) and day of week (P=7); daily:
+day of week and day of year (P=365.25); weekly or longer fixed steps: day of year; monthly and quarterly: month of
+year (P=12); yearly: none. Being known in advance they are also given for the H steps being forecast.
+
+**Split and scaling.** With horizon H, each series' last H points are the test, the H before them validation,
+the rest training (:func:`time_split`). Per series, the target and each numeric feature are scaled as
+:math:`(x - c) / s` with c, s fitted on the observed training points only: ``"standard"`` (mean, std),
+``"robust"`` (median, IQR / 1.349, which equals the std for normal data) or ``"none"``. The fitted values, the
+imputation means and the category lists are a :class:`TrainingStats`, which goes to and from JSON.
+
+**Windows.** A window with origin o has inputs = rows o-L .. o-1 (every channel: past target, its flag, features,
+their flags, calendar), targets = scaled target at rows o .. o+H-1 with their mask, and ``known`` = the calendar at
+those rows. Training windows have o+H <= train_end (targets inside training, never in validation); the validation
+window has o = train_end, the test window o = val_end, the ``"future"`` window o = end of the file. An input row
+depends on no later row: the scaling statistics come from training rows only, carrying forward looks back only,
+and leading gaps are dropped, not back-filled.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rnnkit.data.text import iter_text
+from rnnkit.errors import DataError
+
+NA_MARKERS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
+SCALINGS = ("standard", "robust", "none")
+PARTS = ("train", "val", "test", "future")
+_DATE_PARTS = ("year", "month", "day", "hour", "minute")
+_NS_PER = {"minute": 60 * 10**9, "hour": 3600 * 10**9, "day": 86400 * 10**9}
+
+
+# -- what reading gives ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frequency:
+    """The time grid's step: ``months`` calendar months, or else ``nanoseconds`` (exactly one is non-zero).
+
+    ``anchor`` places a month-based date within its month: ``"start"`` (day 1), ``"end"`` (the last day) or
+    ``"day"`` (the same day number every month). ``season`` is the usual season length for this step
+    (hourly 24, daily 7, weekly 52, monthly 12, quarterly 4, yearly 1; 1 when none is usual).
+    """
+
+    name: str
+    months: int = 0
+    nanoseconds: int = 0
+    anchor: str = ""
+    season: int = 1
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "months": self.months, "nanoseconds": self.nanoseconds, "anchor": self.anchor,
+                "season": self.season}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Frequency:
+        return cls(str(d["name"]), int(d["months"]), int(d["nanoseconds"]), str(d["anchor"]), int(d["season"]))
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """One series on its time grid (T rows): ``target`` (T,) float64 with NaN for a gap, ``features`` one (T,)
+    array per feature column (float64 with NaN, or object with None for a categorical one), ``dates`` (T,)
+    datetime64[ns] or None."""
+
+    id: str
+    target: np.ndarray
+    features: dict[str, np.ndarray]
+    dates: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesSet:
+    """What :func:`read_series` returns: the series, the column roles, the inferred frequency, and the notes
+    (one line each: what was sorted, inserted or dropped) for the caller to log."""
+
+    series: tuple[Series, ...]
+    target: str
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    frequency: Frequency | None = None
+    notes: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value)
+
+
+def _is_na(text: str) -> bool:
+    return text.strip().lower() in NA_MARKERS
+
+
+def _read_rows(path: str | os.PathLike) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows and each row's line number; ragged rows and empty files raise DataError."""
+    text = "".join(iter_text(path)).lstrip("\ufeff")  # iter_text refuses binary and non-UTF-8 files
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    rows, lines = [], []
+    try:
+        for record in reader:
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # a blank line
+            if header is None:
+                header = [cell.strip() for cell in record]
+                continue
+            if len(record) != len(header):
+                raise DataError(
+                    f"{os.fspath(path)}:{reader.line_num}: {len(record)} fields where the header has {len(header)} "
+                    "(ragged rows)"
+                )
+            rows.append(record)
+            lines.append(reader.line_num)
+    except csv.Error as error:
+        raise DataError(f"{os.fspath(path)}:{reader.line_num}: malformed CSV ({error})") from None
+    if header is None:
+        raise DataError(f"{os.fspath(path)} is empty")
+    if not rows:
+        raise DataError(f"{os.fspath(path)} has a header but no rows")
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{os.fspath(path)}: the header names column {name!r} twice")
+        seen.add(name)
+    return header, rows, lines
+
+
+def _numbers(cells: list[str]) -> tuple[np.ndarray, int | None]:
+    """Cells as float64 (NaN for NA markers) and the index of the first cell that is not a number, if any."""
+    values = np.full(len(cells), np.nan)
+    bad = None
+    for i, cell in enumerate(cells):
+        if _is_na(cell):
+            continue
+        try:
+            number = float(cell)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            values[i] = number
+        elif bad is None:
+            bad = i  # text, or inf: neither is a usable number
+    return values, bad
+
+
+def _parse_dates(path: str, columns: dict[str, list[str]], names: tuple[str, ...], lines: list[int]) -> np.ndarray:
+    import pandas as pd  # pandas parses the many spellings of a date; imported here so rnnkit loads without it
+
+    if len(names) == 1:
+        raw = columns[names[0]]
+        parsed = pd.to_datetime(pd.Series(raw, dtype=object), errors="coerce")
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert(None)  # zone-aware stamps compare in UTC
+        values = parsed.to_numpy("datetime64[ns]")
+        shown = raw
+    else:
+        if len(names) > len(_DATE_PARTS):
+            raise DataError(f"{path}: a date can be spelled by at most {len(_DATE_PARTS)} columns "
+                            f"({', '.join(_DATE_PARTS)}), got {len(names)}")  # fmt: skip
+        parts = {}
+        for part, name in zip(_DATE_PARTS, names):
+            numbers, bad = _numbers(columns[name])
+            if bad is not None:
+                raise DataError(f"{path}:{lines[bad]}: date column {name!r} ({part}) is not a number: "
+                                f"{columns[name][bad]!r}")  # fmt: skip
+            parts[part] = numbers
+        if len(names) < 3:
+            parts.setdefault("day", np.ones(len(lines)))
+        frame = pd.DataFrame(parts)
+        values = pd.to_datetime(frame, errors="coerce").to_numpy("datetime64[ns]")
+        shown = [" ".join(columns[name][i] for name in names) for i in range(len(lines))]
+    bad_rows = np.flatnonzero(np.isnat(values))
+    if bad_rows.size:
+        i = int(bad_rows[0])
+        raise DataError(f"{path}:{lines[i]}: cannot read {shown[i]!r} in column {','.join(names)!r} as a date")
+    return values
+
+
+def read_series(
+    path: str | os.PathLike,
+    target: str,
+    *,
+    date: str | Sequence[str] | None = None,
+    features: str | Sequence[str] | None = None,
+    id: str | None = None,
+) -> SeriesSet:
+    """Read a CSV into series on a regular time grid (see the module docstring for every rule).
+
+    ``features`` (names, or one comma-separated string) are taken as known only in the past; a feature column
+    with no numeric value is categorical. Raises :class:`DataError` with one line for: a missing column (naming
+    the columns there are), a non-numeric target, ragged rows, an unreadable date, a duplicate or off-grid
+    timestamp, and a series whose target has no value at all.
+    """
+    where = os.fspath(path)
+    header, rows, lines = _read_rows(path)
+    date_names, feature_names = _names(date), _names(features)
+    wanted = [("target", target)] + [("date", d) for d in date_names] + [("feature", f) for f in feature_names]
+    if id is not None:
+        wanted.append(("id", id))
+    for role, name in wanted:
+        if name not in header:
+            raise DataError(f"{where}: no {role} column {name!r}; the columns are: {', '.join(header)}")
+    roles: dict[str, str] = {}
+    for role, name in wanted:
+        if name in roles:
+            raise DataError(f"{where}: column {name!r} is given both as {roles[name]} and as {role}")
+        roles[name] = role
+    index = {name: header.index(name) for _, name in wanted}
+    columns = {name: [row[i] for row in rows] for name, i in index.items()}
+
+    y, bad = _numbers(columns[target])
+    if bad is not None:
+        raise DataError(f"{where}:{lines[bad]}: target column {target!r} is not numeric: {columns[target][bad]!r}")
+    numeric, categorical, feature_values = [], [], {}
+    for name in feature_names:
+        values, bad = _numbers(columns[name])
+        if bad is None:
+            numeric.append(name)
+            feature_values[name] = values
+        elif np.isfinite(values).any():
+            i = int(np.flatnonzero(np.isfinite(values))[0])
+            raise DataError(f"{where}:{lines[bad]}: feature {name!r} mixes numbers ({columns[name][i]!r}) and text "
+                            f"({columns[name][bad]!r})")  # fmt: skip
+        else:
+            categorical.append(name)
+            feature_values[name] = np.array([None if _is_na(c) else c.strip() for c in columns[name]], dtype=object)
+    dates = _parse_dates(where, columns, date_names, lines) if date_names else None
+
+    if id is None:
+        groups = {"": np.arange(len(rows))}
+    else:
+        keys = [c.strip() for c in columns[id]]
+        for i, key in enumerate(keys):
+            if not key:
+                raise DataError(f"{where}:{lines[i]}: the id column {id!r} is empty")
+        groups = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        groups = {key: np.asarray(ix) for key, ix in groups.items()}
+
+    notes: list[str] = []
+    if categorical:
+        notes.append(f"categorical features (one-hot over the training categories): {', '.join(categorical)}")
+
+    def label(key: str) -> str:
+        return f"series {key!r}" if id is not None else "the series"
+
+    unsorted = 0
+    if dates is not None:
+        for key, ix in groups.items():
+            order = np.argsort(dates[ix], kind="stable")
+            if (order != np.arange(len(ix))).any():
+                unsorted += 1
+                groups[key] = ix[order]
+            d = dates[groups[key]]
+            same = np.flatnonzero(d[1:] == d[:-1])
+            if same.size:
+                a, b = groups[key][same[0]], groups[key][same[0] + 1]
+                raise DataError(f"{where}: duplicate timestamp {_show(d[same[0]])} in {label(key)} "
+                                f"(lines {min(lines[a], lines[b])} and {max(lines[a], lines[b])})")  # fmt: skip
+        if unsorted:
+            notes.append(f"rows were not in date order in {unsorted} series: sorted by date")
+    frequency = _infer_frequency(where, [dates[ix] for ix in groups.values()]) if dates is not None else None
+
+    series = []
+    for key, ix in groups.items():
+        t, f = y[ix], {name: feature_values[name][ix] for name in feature_names}
+        d = dates[ix] if dates is not None else None
+        if not np.isfinite(t).any():
+            raise DataError(f"{where}: the target {target!r} has no value in {label(key)} (all {len(ix)} missing)")
+        if d is not None:
+            t, f, d, inserted = _regrid(where, label(key), t, f, d, frequency)
+            if inserted.any():
+                first = _show(d[np.flatnonzero(inserted)[0]])
+                notes.append(f"{label(key)}: {int(inserted.sum())} timestamps missing from the {frequency.name} grid "
+                             f"(first {first}) inserted as gaps")  # fmt: skip
+        lead = int(np.argmax(np.isfinite(t)))
+        if lead:
+            notes.append(f"{label(key)}: dropped {lead} leading rows before the first observed target")
+            t, f = t[lead:], {name: v[lead:] for name, v in f.items()}
+            d = d[lead:] if d is not None else None
+        series.append(Series(key, t, f, d))
+    return SeriesSet(tuple(series), target, tuple(numeric), tuple(categorical), frequency, tuple(notes), where)
+
+
+def _show(stamp: np.datetime64) -> str:
+    text = str(np.datetime_as_string(stamp, unit="s"))
+    return text.replace("T00:00:00", "").replace("T", " ")
+
+
+def _month_index(dates: np.ndarray) -> np.ndarray:
+    return dates.astype("datetime64[M]").astype(np.int64)
+
+
+def _month_anchor(dates: np.ndarray) -> str:
+    """How every date sits in its month (``"start"``, ``"end"``, ``"day"``), or ``""`` when they differ."""
+    within = dates - dates.astype("datetime64[M]").astype("datetime64[ns]")
+    if (within == within[0]).all():
+        return "start" if within[0] == np.timedelta64(0, "ns") else "day"
+    next_month = (dates.astype("datetime64[M]") + 1).astype("datetime64[ns]")
+    before_end = next_month - dates
+    if (before_end == before_end[0]).all() and before_end[0] <= np.timedelta64(1, "D"):
+        return "end"
+    return ""
+
+
+def _infer_frequency(where: str, per_series: list[np.ndarray]) -> Frequency:
+    diffs = np.concatenate([np.diff(d).astype(np.int64) for d in per_series if len(d) > 1] or [np.zeros(0, np.int64)])
+    if diffs.size == 0:
+        raise DataError(f"{where}: every series has a single row; a time series needs at least two")
+    values, counts = np.unique(diffs, return_counts=True)
+    step = int(values[np.argmax(counts)])
+    day = _NS_PER["day"]
+    anchors = {_month_anchor(d) for d in per_series}
+    if step >= 28 * day and len(anchors) == 1 and "" not in anchors:
+        month_diffs = np.concatenate([np.diff(_month_index(d)) for d in per_series if len(d) > 1])
+        mv, mc = np.unique(month_diffs, return_counts=True)
+        months = int(mv[np.argmax(mc)])
+        name = {1: "monthly", 3: "quarterly", 12: "yearly"}.get(months, f"every {months} months")
+        season = {1: 12, 3: 4, 12: 1}.get(months, 1)
+        return Frequency(name, months=months, anchor=anchors.pop(), season=season)
+    known = {_NS_PER["hour"]: ("hourly", 24), day: ("daily", 7), 7 * day: ("weekly", 52)}
+    name, season = known.get(step, (f"every {_duration(step)}", day // step if step < day and day % step == 0 else 1))
+    return Frequency(name, nanoseconds=step, season=int(season))
+
+
+def _duration(ns: int) -> str:
+    for unit, size in (("days", _NS_PER["day"]), ("hours", _NS_PER["hour"]), ("minutes", _NS_PER["minute"])):
+        if ns % size == 0:
+            return f"{ns // size} {unit}"
+    return f"{ns / 1e9:g} seconds"
+
+
+def _positions(frequency: Frequency, dates: np.ndarray) -> np.ndarray:
+    """Grid steps from ``dates[0]`` (floats: a fractional one is off the grid)."""
+    if frequency.months:
+        return (_month_index(dates) - _month_index(dates[:1])) / frequency.months
+    return (dates - dates[0]).astype(np.int64) / frequency.nanoseconds
+
+
+def grid_dates(frequency: Frequency, start: np.datetime64, steps: np.ndarray) -> np.ndarray:
+    """The dates ``steps`` grid steps after ``start`` (which is on the grid), as datetime64[ns]."""
+    steps = np.asarray(steps, dtype=np.int64)
+    start = np.datetime64(start, "ns")
+    if not frequency.months:
+        return start + steps * np.timedelta64(frequency.nanoseconds, "ns")
+    month = start.astype("datetime64[M]") + steps * frequency.months
+    if frequency.anchor == "end":
+        before_end = (start.astype("datetime64[M]") + 1).astype("datetime64[ns]") - start
+        return (month + 1).astype("datetime64[ns]") - before_end
+    return month.astype("datetime64[ns]") + (start - start.astype("datetime64[M]").astype("datetime64[ns]"))
+
+
+def _regrid(where, label, target, features, dates, frequency):
+    """Place the rows on the full grid from the first date to the last, gaps as missing rows."""
+    position = _positions(frequency, dates)
+    off = np.flatnonzero(position != np.round(position))
+    if off.size:
+        raise DataError(f"{where}: irregular timestamps in {label}: {_show(dates[off[0]])} is not a whole number of "
+                        f"{frequency.name} steps after {_show(dates[0])}")  # fmt: skip
+    position = np.round(position).astype(np.int64)
+    if frequency.months and _month_anchor(dates) != frequency.anchor:
+        raise DataError(f"{where}: irregular timestamps in {label}: the dates do not sit on the same day of the month")
+    size = int(position[-1]) + 1
+    inserted = np.ones(size, dtype=bool)
+    inserted[position] = False
+    if not inserted.any():
+        return target, features, dates, inserted
+    full_target = np.full(size, np.nan)
+    full_target[position] = target
+    full = {}
+    for name, values in features.items():
+        filler = np.full(size, None, dtype=object) if values.dtype == object else np.full(size, np.nan)
+        filler[position] = values
+        full[name] = filler
+    return full_target, full, grid_dates(frequency, dates[0], np.arange(size)), inserted
+
+
+# -- split ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    """Rows ``[0, train_end)`` train, ``[train_end, val_end)`` validate, ``[val_end, end)`` test."""
+
+    train_end: int
+    val_end: int
+    end: int
+
+    def bounds(self, part: str) -> tuple[int, int]:
+        """``(first, stop)`` rows of a part; ``"future"`` is the ``H`` steps past the end."""
+        return {"train": (0, self.train_end), "val": (self.train_end, self.val_end), "test": (self.val_end, self.end),
+                "future": (self.end, self.end + self.end - self.val_end)}[part]  # fmt: skip
+
+
+def time_split(length: int, horizon: int) -> Split:
+    """The issue's time-ordered split: the last ``horizon`` points test, the ``horizon`` before validation."""
+    if horizon < 1:
+        raise DataError(f"horizon must be at least 1, got {horizon}")
+    if length < 2 * horizon + 1:
+        raise DataError(f"{length} points cannot hold a training part, {horizon} validation and {horizon} test points")
+    return Split(length - 2 * horizon, length - horizon, length)
+
+
+def rolling_origins(length: int, horizon: int, folds: int, step: int | None = None) -> list[Split]:
+    """Splits of a K-fold rolling-origin backtest, oldest first: fold k keeps the first
+    ``length - (folds-1-k) * step`` points (``step`` defaults to ``horizon``) and splits them with
+    :func:`time_split`, so its test part is H points and the newest fold is the plain split."""
+    if folds < 1:
+        raise DataError(f"a backtest needs at least 1 fold, got {folds}")
+    step = horizon if step is None else step
+    if step < 1:
+        raise DataError(f"the backtest step must be at least 1, got {step}")
+    return [time_split(length - (folds - 1 - k) * step, horizon) for k in range(folds)]
+
+
+def truncate(data: SeriesSet, drop: int) -> SeriesSet:
+    """The same series without their last ``drop`` points each (a backtest fold's view of the file)."""
+    if drop == 0:
+        return data
+    cut = []
+    for s in data.series:
+        if len(s) - drop < 2:
+            raise DataError(f"series {s.id!r} has {len(s)} points: too few to cut {drop} for a backtest")
+        cut.append(Series(s.id, s.target[:-drop], {k: v[:-drop] for k, v in s.features.items()},
+                          None if s.dates is None else s.dates[:-drop]))  # fmt: skip
+    return replace(data, series=tuple(cut))
+
+
+# -- preparing: scaling, imputation, calendar ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How a forecaster sees the data: ``horizon`` H steps ahead from ``lookback`` L steps back; ``scaling`` one
+    of ``"standard"``, ``"robust"``, ``"none"``; ``calendar``: derive calendar channels from the dates."""
+
+    horizon: int
+    lookback: int
+    scaling: str = "standard"
+    calendar: bool = True
+
+    def __post_init__(self):
+        for name in ("horizon", "lookback"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise DataError(f"{name} must be an integer, got {value!r}")
+            if value < 1:
+                raise DataError(f"{name} must be at least 1, got {value}")
+        if self.scaling not in SCALINGS:
+            raise DataError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
+
+    @property
+    def min_length(self) -> int:
+        """Fewest points a series needs: lookback before the validation part, then validation and test."""
+        return self.lookback + 2 * self.horizon
+
+
+@dataclass(frozen=True)
+class TrainingStats:
+    """Everything fitted on the training part, to apply unchanged to later data and to save as JSON:
+    per series the target's ``(center, scale)``, per series and numeric feature ``(center, scale, fill)``
+    (fill: the training mean for a leading gap), and the categories of each categorical feature."""
+
+    scaling: str
+    target: dict[str, tuple[float, float]]
+    features: dict[str, dict[str, tuple[float, float, float]]] = field(default_factory=dict)
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "scaling": self.scaling,
+            "target": {k: list(v) for k, v in self.target.items()},
+            "features": {k: {f: list(v) for f, v in fs.items()} for k, fs in self.features.items()},
+            "categories": {k: list(v) for k, v in self.categories.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainingStats:
+        try:
+            return cls(
+                str(d["scaling"]),
+                {str(k): (float(v[0]), float(v[1])) for k, v in d["target"].items()},
+                {str(k): {str(f): (float(v[0]), float(v[1]), float(v[2])) for f, v in fs.items()}
+                 for k, fs in d.get("features", {}).items()},
+                {str(k): tuple(str(c) for c in v) for k, v in d.get("categories", {}).items()},
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+            raise DataError(f"training statistics are malformed ({type(error).__name__}: {error})") from None
+
+    def scale_target(self, series_id: str, values) -> np.ndarray:
+        """:math:`(y - c) / s` in the series' fitted units."""
+        center, scale = self._target(series_id)
+        return (np.asarray(values, dtype=np.float64) - center) / scale
+
+    def unscale_target(self, series_id: str, values) -> np.ndarray:
+        """:math:`c + s z`: a model's output (median or any quantile, since s > 0) back in the data's units."""
+        center, scale = self._target(series_id)
+        return center + scale * np.asarray(values, dtype=np.float64)
+
+    def _target(self, series_id: str) -> tuple[float, float]:
+        if series_id not in self.target:
+            raise DataError(f"series {series_id!r} was not in the training data (it had: {', '.join(self.target)})")
+        return self.target[series_id]
+
+
+def _fit_scale(values: np.ndarray, scaling: str) -> tuple[float, float]:
+    """``(center, scale)`` of the finite ``values``; a scale of 0 becomes 1 (a constant needs no scaling)."""
+    values = values[np.isfinite(values)]
+    if scaling == "none" or values.size == 0:
+        return 0.0, 1.0
+    if scaling == "robust":
+        q25, center, q75 = np.percentile(values, [25, 50, 75])
+        scale = (q75 - q25) / 1.349 or float(np.std(values))
+    else:
+        center, scale = float(np.mean(values)), float(np.std(values))
+    return float(center), float(scale) if scale > 1e-12 else 1.0
+
+
+def _carry_forward(values: np.ndarray) -> np.ndarray:
+    """Each NaN replaced by the last finite value before it (a leading NaN stays)."""
+    finite = np.isfinite(values)
+    last = np.where(finite, np.arange(len(values)), -1)
+    np.maximum.accumulate(last, out=last)
+    out = np.where(last >= 0, values[np.maximum(last, 0)], np.nan)
+    return out
+
+
+def _calendar(frequency: Frequency | None, dates: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Calendar channels (names, (T, K) float64) chosen by the frequency, as sin/cos pairs."""
+    if frequency is None:
+        return [], np.zeros((len(dates), 0))
+    day = _NS_PER["day"]
+    days = dates.astype("datetime64[D]")
+    cycles = []  # (name, position in the cycle, period)
+    if frequency.months:
+        if frequency.months < 12:
+            cycles.append(("month", (dates.astype("datetime64[M]").astype(np.int64) % 12).astype(np.float64), 12.0))
+    else:
+        step = frequency.nanoseconds
+        day_of_week = ((days.astype(np.int64) + 3) % 7).astype(np.float64)  # 1970-01-01 was a Thursday: Monday = 0
+        day_of_year = (days - days.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.float64)
+        if step < day:
+            hours = (dates - days.astype("datetime64[ns]")).astype(np.int64) / _NS_PER["hour"]
+            cycles += [("hour", hours, 24.0), ("dow", day_of_week, 7.0)]
+        elif step < 7 * day:
+            cycles += [("dow", day_of_week, 7.0), ("doy", day_of_year, 365.25)]
+        elif step < 365 * day:
+            cycles.append(("doy", day_of_year, 365.25))
+    names, columns = [], []
+    for name, position, period in cycles:
+        angle = 2 * math.pi * position / period
+        names += [f"{name}_sin", f"{name}_cos"]
+        columns += [np.sin(angle), np.cos(angle)]
+    return names, (np.stack(columns, axis=1) if columns else np.zeros((len(dates), 0)))
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedSeries:
+    """One series made ready: every array row-aligned with the series (T rows).
+
+    ``inputs`` (T, C) float32: all input channels, scaled, no NaN. ``target`` (T,) float32: the scaled target,
+    gaps carried forward; ``mask`` (T,) bool: true where the target was observed. ``known`` (T + H, K) float32:
+    the calendar channels, also for the H steps past the end. ``raw`` (T,) float64: the target in the file's
+    units with NaN at gaps (for baselines and metrics); ``dates`` (T,) and ``future_dates`` (H,) or None.
+    """
+
+    id: str
+    inputs: np.ndarray
+    target: np.ndarray
+    mask: np.ndarray
+    known: np.ndarray
+    raw: np.ndarray
+    split: Split
+    dates: np.ndarray | None = None
+    future_dates: np.ndarray | None = None
+
+    def history(self, part: str = "test") -> np.ndarray:
+        """The raw target before ``part`` with gaps carried forward (what a statistical baseline is fitted on)."""
+        first, _ = self.split.bounds(part)
+        return _carry_forward(self.raw[:first])
+
+    def actual(self, part: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """``(values, observed)`` of the raw target in ``part``: values has NaN where observed is false."""
+        first, stop = self.split.bounds(part)
+        return self.raw[first:stop], self.mask[first:stop]
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """What :func:`prepare` returns: the series, the names of the input and known channels, the fitted
+    :class:`TrainingStats`, the spec, the frequency and notes for the caller to log."""
+
+    series: tuple[PreparedSeries, ...]
+    channels: tuple[str, ...]
+    known_channels: tuple[str, ...]
+    stats: TrainingStats
+    spec: WindowSpec
+    frequency: Frequency | None
+    notes: tuple[str, ...] = ()
+
+
+def prepare(data: SeriesSet, spec: WindowSpec, *, stats: TrainingStats | None = None) -> Prepared:
+    """Split each series, fit the scaling on its training part (or apply ``stats`` fitted before), impute the
+    features, add the missing flags and the calendar channels.
+
+    Channels, in order: ``target``, ``target_missing``, each numeric feature, each categorical feature's
+    ``<name>=<category>`` one-hots, each feature's ``<name>_missing``, then the calendar channels.
+    Raises DataError for a series shorter than lookback + 2 * horizon.
+    """
+    notes: list[str] = []
+    splits = []
+    for s in data.series:
+        label = f"series {s.id!r}" if s.id else "the series"
+        if len(s) < spec.min_length:
+            raise DataError(f"{label} has {len(s)} points; lookback {spec.lookback} + 2 x horizon {spec.horizon} "
+                            f"needs at least {spec.min_length}")  # fmt: skip
+        split = time_split(len(s), spec.horizon)
+        if not np.isfinite(s.target[: split.train_end]).any():
+            raise DataError(f"{label}: the target has no value in the training part (its first {split.train_end} rows)")
+        splits.append(split)
+
+    if stats is None:
+        categories = {}
+        for name in data.categorical:
+            seen = set()
+            for s, split in zip(data.series, splits):
+                seen.update(v for v in s.features[name][: split.train_end] if v is not None)
+            categories[name] = tuple(sorted(seen))
+        target_stats, feature_stats = {}, {}
+        for s, split in zip(data.series, splits):
+            target_stats[s.id] = _fit_scale(s.target[: split.train_end], spec.scaling)
+            per = {}
+            for name in data.numeric:
+                train = s.features[name][: split.train_end]
+                observed = train[np.isfinite(train)]
+                if observed.size == 0:
+                    notes.append(f"feature {name!r} has no value in the training part of series {s.id!r}: "
+                                 "its gaps are filled with 0")  # fmt: skip
+                per[name] = (*_fit_scale(train, spec.scaling), float(observed.mean()) if observed.size else 0.0)
+            feature_stats[s.id] = per
+        stats = TrainingStats(spec.scaling, target_stats, feature_stats, categories)
+    elif stats.scaling != spec.scaling:
+        raise DataError(f"the training statistics were fitted with scaling {stats.scaling!r}, not {spec.scaling!r}")
+
+    channels = ["target", "target_missing", *data.numeric]
+    for name in data.categorical:
+        channels += [f"{name}={c}" for c in stats.categories.get(name, ())]
+    channels += [f"{name}_missing" for name in data.features]
+    known_channels: list[str] = []
+    prepared = []
+    for s, split in zip(data.series, splits):
+        observed = np.isfinite(s.target)
+        target = stats.scale_target(s.id, _carry_forward(s.target))
+        columns = [target, (~observed).astype(np.float64)]
+        flags = []
+        for name in data.numeric:
+            if name not in stats.features.get(s.id, {}):
+                raise DataError(f"feature {name!r} of series {s.id!r} has no training statistics")
+            center, scale, fill = stats.features[s.id][name]
+            values = s.features[name]
+            filled = _carry_forward(values)
+            filled[np.isnan(filled)] = fill
+            columns.append((filled - center) / scale)
+            flags.append((~np.isfinite(values)).astype(np.float64))
+        for name in data.categorical:
+            values = s.features[name]
+            present = np.array([v is not None for v in values])
+            last = np.where(present, np.arange(len(values)), -1)
+            np.maximum.accumulate(last, out=last)
+            carried = np.where(last >= 0, values[np.maximum(last, 0)], None)
+            known = stats.categories.get(name, ())
+            unseen = {v for v in carried if v is not None and v not in known}
+            if unseen:
+                notes.append(f"series {s.id!r}: categories of {name!r} not seen in training are all-zero: "
+                             f"{', '.join(sorted(unseen)[:5])}")  # fmt: skip
+            columns += [(carried == c).astype(np.float64) for c in known]
+            flags.append((~present).astype(np.float64))
+        columns += flags
+        future_dates = None
+        calendar = np.zeros((len(s) + spec.horizon, 0))
+        if s.dates is not None and data.frequency is not None:
+            future_dates = grid_dates(data.frequency, s.dates[-1], np.arange(1, spec.horizon + 1))
+            if spec.calendar:
+                known_channels, calendar = _calendar(data.frequency, np.concatenate([s.dates, future_dates]))
+        inputs = np.column_stack([*columns, calendar[: len(s)]]) if calendar.shape[1] else np.column_stack(columns)
+        prepared.append(PreparedSeries(
+            s.id, inputs.astype(np.float32), target.astype(np.float32), observed, calendar.astype(np.float32),
+            s.target.astype(np.float64), split, s.dates, future_dates))  # fmt: skip
+    channels += known_channels
+    return Prepared(tuple(prepared), tuple(channels), tuple(known_channels), stats, spec, data.frequency, tuple(notes))
+
+
+def backtest_sets(data: SeriesSet, spec: WindowSpec, folds: int, step: int | None = None) -> list[SeriesSet]:
+    """The K views of a rolling-origin backtest, oldest first (see :func:`rolling_origins`): fold k is the data
+    without its last ``(folds - 1 - k) * step`` points, so that :func:`prepare` refits everything on each."""
+    step = spec.horizon if step is None else step
+    shortest = min(len(s) for s in data.series)
+    rolling_origins(shortest, spec.horizon, folds, step)  # checks folds and step
+    need = spec.min_length + (folds - 1) * step
+    if shortest < need:
+        raise DataError(f"a {folds}-fold backtest with step {step} needs series of at least {need} points "
+                        f"(lookback {spec.lookback} + 2 x horizon {spec.horizon} + {folds - 1} x {step}); "
+                        f"the shortest has {shortest}")  # fmt: skip
+    return [truncate(data, (folds - 1 - k) * step) for k in range(folds)]
+
+
+# -- windows --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Windows:
+    """Model-ready windows, N of them: ``inputs`` (N, L, C) float32, ``targets`` (N, H) float32 (scaled),
+    ``mask`` (N, H) bool (true: observed, score it), ``known`` (N, H, K) float32 (calendar at the target steps),
+    ``series`` (N,) index into ``Prepared.series``, ``origin`` (N,) row of the first target step."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    mask: np.ndarray
+    known: np.ndarray
+    series: np.ndarray
+    origin: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.origin)
+
+
+def windows(prepared: Prepared, part: str = "train", *, stride: int = 1) -> Windows:
+    """Windows of one part (``"train"``, ``"val"``, ``"test"``, ``"future"``) from every series.
+
+    ``"train"``: origins o = L, L + stride, ... with o + H <= train_end, leaving out windows whose H targets are
+    all missing; the others: one window per series at the part's first row (``"future"``: past the end, its
+    targets 0 and mask all false).
+    """
+    if part not in PARTS:
+        raise DataError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    if stride < 1:
+        raise DataError(f"stride must be at least 1, got {stride}")
+    L, H = prepared.spec.lookback, prepared.spec.horizon
+    inputs, targets, masks, known, which, origins = [], [], [], [], [], []
+    for k, s in enumerate(prepared.series):
+        if part == "train":
+            starts = np.arange(L, s.split.train_end - H + 1, stride)
+        else:
+            starts = np.array([s.split.bounds(part)[0]])
+        for o in starts:
+            if part == "future":
+                target, mask = np.zeros(H, np.float32), np.zeros(H, bool)
+            else:
+                target, mask = s.target[o : o + H], s.mask[o : o + H]
+                if part == "train" and not mask.any():
+                    continue
+            inputs.append(s.inputs[o - L : o])  # (L, C): rows before the origin only
+            targets.append(target)
+            masks.append(mask)
+            known.append(s.known[o : o + H])
+            which.append(k)
+            origins.append(o)
+    if not origins:
+        shortest = min(len(s.target) for s in prepared.series)
+        raise DataError(f"no {part} window: a training window needs lookback {L} + 3 x horizon {H} = {L + 3 * H} "
+                        f"points in a series (the shortest has {shortest})")  # fmt: skip
+    C, K = len(prepared.channels), len(prepared.known_channels)
+    return Windows(
+        np.stack(inputs).astype(np.float32).reshape(-1, L, C),  # (N, L, C)
+        np.stack(targets).astype(np.float32),  # (N, H)
+        np.stack(masks),  # (N, H)
+        np.stack(known).astype(np.float32).reshape(-1, H, K),  # (N, H, K)
+        np.asarray(which, dtype=np.int64),
+        np.asarray(origins, dtype=np.int64),
+    )
