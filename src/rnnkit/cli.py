@@ -31,8 +31,7 @@ from rnnkit import corpora as rnnkit_corpora
 from rnnkit.config import config_from_dict
 from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.models import build_model, load_model
-from rnnkit.tasks import TASKS, get_task
-from rnnkit.tasks.seq2seq import add_show_arguments, escape, show_examples
+from rnnkit.tasks import TASKS, get_shown, get_task, shown
 from rnnkit.train import TrainConfig, Trainer
 
 LIMITS = ("epochs", "max_steps", "time_budget")
@@ -119,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_parser = commands.add_parser("tasks", help="list the tasks and their options; show a task's examples")
     tasks_parser.add_argument("--json", action="store_true")
     shows = tasks_parser.add_subparsers(dest="tasks_command", metavar="show")
-    add_show_arguments(shows.add_parser("show", help="print examples of an algorithmic task (sort, copy, ...)"))
+    show = shows.add_parser("show", help="print examples of a task's data (sort, copy, ...)",
+                            description="Print examples of what a task trains on.")  # fmt: skip
+    # NAME picks the task whose show hook reads the options, so they are parsed after it (cmd_show)
+    show.add_argument("name", metavar="NAME", help=f"{'|'.join(shown())}")
+    rest = show.add_argument("options", nargs=argparse.REMAINDER, help="NAME's options (rnnkit tasks show NAME --help)")
+    rest.required = False  # may be empty; a missing NAME is the one thing to report
 
     flow = commands.add_parser("gradflow", help="measure how gradients vanish or explode across time")
     flow.add_argument("--cell", action="append", choices=["rnn", "lstm", "gru"],
@@ -405,14 +409,24 @@ def cmd_corpora(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    """``rnnkit tasks show NAME [options]``: the options are those of the show hook of NAME's task."""
+    task = get_shown(args.name)
+    parser = Parser(prog=f"rnnkit tasks show {args.name}", description=f"Examples of {args.name} ({task.name}).")
+    task.add_show_arguments(parser)
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args(args.options)
+    result = task.show(args.name, options)  # {..., "text"}
+    if options.json or args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "text"}))
+    else:
+        print(result["text"])
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     if getattr(args, "tasks_command", None) == "show":
-        result = show_examples(args)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print("\n".join(f"{escape(e['input'])}\t{escape(e['target'])}" for e in result["examples"]))
-        return 0
+        return cmd_show(args)
     listing = []
     for name, task in sorted(TASKS.items()):
         options = argparse.ArgumentParser(add_help=False)

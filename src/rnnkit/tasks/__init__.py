@@ -7,27 +7,68 @@ commands (``sample``, ``eval``, ``predict``) to it by the ``task`` named in ``co
 
 What tasks share (the recurrent stack's options, the inputs of ``predict``) lives in
 :mod:`rnnkit.tasks.options`: a task module imports that and this registry, never another task module.
+
+A task may also have the ``rnnkit tasks show NAME`` hook, all three parts or none:
+
+- ``shows``: the names it shows examples of (seq2seq: its generators ``sort``, ``copy``, ``add``, ``execute``);
+- ``add_show_arguments(parser)``: the options of ``rnnkit tasks show NAME``;
+- ``show(name, args) -> dict``: the examples; the command prints the dict's ``"text"``, or with ``--json``
+  the rest of it as one JSON object.
+
+:func:`shown` lists what the registered tasks show and :func:`get_shown` finds the task for a NAME.
 """
 
 from __future__ import annotations
 
+from rnnkit.errors import ConfigError
+
 TASKS: dict[str, type] = {}
+SHOW_HOOK = ("shows", "add_show_arguments", "show")
 
 
 def register_task(cls: type) -> type:
-    """Class decorator: make ``cls`` available as ``rnnkit train <cls.name>``."""
+    """Class decorator: make ``cls`` available as ``rnnkit train <cls.name>`` (and ``rnnkit tasks show``
+    of what it ``shows``, where it has that hook)."""
     if cls.name in TASKS:
         raise ValueError(f"task {cls.name!r} is already registered")
+    parts = [part for part in SHOW_HOOK if hasattr(cls, part)]
+    if parts and len(parts) < len(SHOW_HOOK):
+        raise ValueError(f"task {cls.name!r} has {', '.join(parts)} but the show hook needs {', '.join(SHOW_HOOK)}")
+    taken = shown()
+    for name in getattr(cls, "shows", ()):
+        if name in taken:
+            raise ValueError(f"task {cls.name!r} shows {name!r}, which task {taken[name].name!r} already shows")
     TASKS[cls.name] = cls
     return cls
 
 
 def get_task(name: str) -> type:
-    from rnnkit.errors import ConfigError
-
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
     return TASKS[name]
+
+
+def has_show(task: type) -> bool:
+    """Whether ``task`` has the ``rnnkit tasks show`` hook (``register_task`` admits all of it or none)."""
+    return all(hasattr(task, part) for part in SHOW_HOOK)
+
+
+def shown() -> dict[str, type]:
+    """What ``rnnkit tasks show NAME`` can show: each NAME with the task that shows it, in registration order."""
+    return {name: task for task in TASKS.values() if has_show(task) for name in task.shows}
+
+
+def get_shown(name: str) -> type:
+    """The task that shows ``name``; ConfigError naming what can be shown otherwise."""
+    table = shown()
+    if name in table:
+        return table[name]
+    available = ", ".join(table)
+    if name in TASKS and has_show(TASKS[name]):
+        raise ConfigError(f"task {name!r} shows examples by name: {', '.join(TASKS[name].shows)}")
+    if name in TASKS:
+        raise ConfigError(f"task {name!r} has no examples to show; available: {available}")
+    raise ConfigError(f"unknown task {name!r}; available: {available}")
 
 
 # Importing a task module registers it.

@@ -324,6 +324,8 @@ class Seq2SeqTask:
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data")
+        g.add_argument("--task", dest="generator", default="sort", metavar="TASK",
+                       help=f"{'|'.join(GENERATORS)} (default sort)")  # fmt: skip
         add_generator_arguments(g)
         g.add_argument("--curriculum", default="baseline",
                        help=f"{'|'.join(STRATEGIES)} (Zaremba & Sutskever 2014; default baseline)")  # fmt: skip
@@ -368,8 +370,9 @@ class Seq2SeqTask:
             check_positive(getattr(args, option), "--" + option.replace("_", "-"))
         if not 0.0 <= args.scheduled_sampling <= 1.0 or args.sampling_warmup < 0:
             raise ConfigError("--scheduled-sampling must be in [0, 1] and --sampling-warmup >= 0")
+        generator = generator_config_from_args(args.generator, args)
         data = Seq2SeqDataConfig(
-            generator=generator_config_from_args(args), curriculum=args.curriculum, advance_at=args.advance_at,
+            generator=generator, curriculum=args.curriculum, advance_at=args.advance_at,
             advance_patience=args.advance_patience, batch_size=args.batch_size, epoch_size=args.epoch_size,
             valid_size=args.valid_size, test_size=args.test_size, seed=args.seed,
             scheduled_sampling=args.scheduled_sampling, sampling_warmup=args.sampling_warmup, beam=args.beam,
@@ -456,17 +459,46 @@ class Seq2SeqTask:
             lines.append(f"  {name:<8} {cls.help} [{options}]")
         return lines
 
+    # -- rnnkit tasks show ------------------------------------------------------------------------
+
+    shows = tuple(GENERATORS)
+
+    @staticmethod
+    def add_show_arguments(parser: argparse.ArgumentParser) -> None:
+        """The options of ``rnnkit tasks show NAME``: the generator's, and how many examples of which split."""
+        add_generator_arguments(parser)
+        parser.add_argument("--n", type=int, default=5, help="examples to show")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--split", default="train", help="train|valid|test")
+
+    @classmethod
+    def show(cls, name: str, args: argparse.Namespace) -> dict:
+        """``rnnkit tasks show NAME``: ``{"task": NAME, "examples": [{"input": ..., "target": ...}], "text": ...}``,
+        ``text`` one ``input<TAB>target`` line per example (escaped as in ``--data`` files).
+
+        These are the first examples a run with the same options and ``--seed`` uses: of its first
+        training batch (train, with the baseline curriculum), or of its fixed valid or test set.
+        """
+        config = generator_config_from_args(name, args)
+        check_positive(args.n, "--n")
+        if args.split not in SPLITS:
+            raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {args.split!r}")
+        generator = make_generator(config)
+        if args.split == "train":
+            fixed = generator.target_difficulty
+            rng = random.Random(derive_seed(args.seed, "train", 0, 0))
+            examples = draw(generator, rng, "train", lambda _: fixed, args.n)
+        else:
+            examples = fixed_set(generator, args.seed, args.split, args.n)
+        return {"task": config.task, "examples": [{"input": e.input, "target": e.target} for e in examples],
+                "text": "\n".join(f"{escape(e.input)}\t{escape(e.target)}" for e in examples)}  # fmt: skip
+
 
 # -- shared helpers -------------------------------------------------------------------------------
 
 
-def add_generator_arguments(group, positional: bool = False) -> None:
-    """The generator options: ``--task`` for ``rnnkit train seq2seq``, a positional TASK for ``tasks show``."""
-    if positional:
-        group.add_argument("generator", metavar="TASK", help="|".join(GENERATORS))
-    else:
-        group.add_argument("--task", dest="generator", default="sort", metavar="TASK",
-                           help=f"{'|'.join(GENERATORS)} (default sort)")  # fmt: skip
+def add_generator_arguments(group) -> None:
+    """The generator's options, which ``rnnkit train seq2seq`` and ``rnnkit tasks show TASK`` share."""
     group.add_argument("--length", type=int, help="sort/copy: sequence length; add/execute: digits "
                        "(defaults: sort 32, copy 10, add 9, execute 4)")  # fmt: skip
     group.add_argument("--vocab", type=int, help="sort: integers drawn from 1..V (default 32)")
@@ -475,8 +507,8 @@ def add_generator_arguments(group, positional: bool = False) -> None:
     group.add_argument("--double-input", action="store_true", help="present the input twice")
 
 
-def generator_config_from_args(args: argparse.Namespace) -> GeneratorConfig:
-    name = args.generator
+def generator_config_from_args(name: str, args: argparse.Namespace) -> GeneratorConfig:
+    """The :class:`GeneratorConfig` of generator ``name`` and the options of :func:`add_generator_arguments`."""
     cls = GENERATORS.get(name)
     if cls is None:
         raise ConfigError(f"unknown task {name!r}; available: {', '.join(GENERATORS)}")
@@ -532,34 +564,3 @@ def read_pairs(path, vocab: Seq2SeqVocab) -> list[tuple[list[int], list[int]]]:
     if not pairs:
         raise DataError(f"{path} has no input<TAB>target lines")
     return pairs
-
-
-# -- rnnkit tasks show ----------------------------------------------------------------------------
-
-
-def add_show_arguments(parser: argparse.ArgumentParser) -> None:
-    add_generator_arguments(parser, positional=True)
-    parser.add_argument("--n", type=int, default=5, help="examples to show")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--split", default="train", help="train|valid|test")
-    parser.add_argument("--json", action="store_true")
-
-
-def show_examples(args: argparse.Namespace) -> dict:
-    """``rnnkit tasks show TASK``: ``{"task": TASK, "examples": [{"input": ..., "target": ...}]}``.
-
-    These are the first examples a run with the same options and ``--seed`` uses: of its first
-    training batch (train, with the baseline curriculum), or of its fixed valid or test set.
-    """
-    config = generator_config_from_args(args)
-    check_positive(args.n, "--n")
-    if args.split not in SPLITS:
-        raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {args.split!r}")
-    generator = make_generator(config)
-    if args.split == "train":
-        fixed = generator.target_difficulty
-        rng = random.Random(derive_seed(args.seed, "train", 0, 0))
-        examples = draw(generator, rng, "train", lambda _: fixed, args.n)
-    else:
-        examples = fixed_set(generator, args.seed, args.split, args.n)
-    return {"task": config.task, "examples": [{"input": e.input, "target": e.target} for e in examples]}
