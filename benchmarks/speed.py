@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.bench import machine_info, make_layer, matvec_floor, plain_token_loop, step_loop, training_memory
+from rnnkit.apps.bench import machine_info, make_layer, matvec_floor, plain_token_loop, step_loop, training_memory
 from rnnkit.decoding import generate
 from rnnkit.kernels import cgeneration, native
 

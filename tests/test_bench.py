@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.bench import VARIANTS, training_memory
+from rnnkit.apps.bench import VARIANTS, training_memory
 from rnnkit.cli import main
 
 TINY = ["--hidden-size", "8", "--batch-size", "2", "--seq-len", "4", "--repeats", "1", "--generation-tokens", "3",

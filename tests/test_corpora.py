@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
+from rnnkit.apps.corpora import CorporaConfig, run
 from rnnkit.cli import main
-from rnnkit.corpora import CorporaConfig, run
 from rnnkit.errors import ConfigError
 from rnnkit.layers import RecurrentConfig
 from rnnkit.models import ConditionalGenerator, ConditionalGeneratorConfig, build_model, model_spec

@@ -27,7 +27,7 @@ import torch
 
 import rnnkit
 from rnnkit import checkpoint
-from rnnkit import corpora as rnnkit_corpora
+from rnnkit.apps import corpora as rnnkit_corpora
 from rnnkit.config import config_from_dict
 from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.models import build_model, load_model
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpora = commands.add_parser("corpora", help="the 4-corpus system: classifier, generators and their check")
     rnnkit_corpora.add_arguments(corpora)
 
-    from rnnkit.bench import IMPLEMENTATIONS, VARIANTS
+    from rnnkit.apps.bench import IMPLEMENTATIONS, VARIANTS
 
     bench = commands.add_parser("bench", help="time rnnkit's backends against torch.nn and a step loop")
     bench.add_argument("--cell", nargs="+", default=["lstm", "gru", "rnn"], metavar="CELL",
@@ -542,7 +542,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rnnkit.bench import BenchConfig, format_table, run_bench
+    from rnnkit.apps.bench import BenchConfig, format_table, run_bench
 
     config = BenchConfig(
         variants=args.cell, hidden_sizes=args.hidden_size, batch_sizes=args.batch_size, seq_len=args.seq_len,
