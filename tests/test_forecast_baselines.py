@@ -1,0 +1,100 @@
+"""Forecast baselines: naive and seasonal naive against hand-worked values and against statsforecast's own
+Naive / SeasonalNaive (the outside reference), AutoETS / AutoARIMA on series whose answer is known."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rnnkit.baselines.forecast import (
+    BASELINES,
+    auto_arima,
+    auto_ets,
+    forecast_baselines,
+    naive,
+    seasonal_naive,
+)
+from rnnkit.metrics import coverage, mase
+
+Z80, Z95 = 1.2815515655446004, 1.959963984540054
+
+
+def seasonal_series(n, *, season=12, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 50 + 0.3 * t + 8 * np.sin(2 * np.pi * t / season) + noise * rng.normal(size=n)
+
+
+def test_naive_by_hand():
+    f = naive([1.0, 2.0, 4.0, 7.0], 4)
+    sigma = math.sqrt((1 + 4 + 9) / 3)  # root mean square of the one-step changes
+    assert f.median.tolist() == [7.0] * 4 and f.method == "naive"
+    assert f.lo80 == pytest.approx(7 - Z80 * sigma * np.sqrt([1, 2, 3, 4]))
+    assert f.hi95[3] == pytest.approx(7 + Z95 * sigma * 2)  # sqrt(h) growth: h = 4 doubles sigma
+
+
+def test_seasonal_naive_by_hand():
+    f = seasonal_naive([1.0, 5.0, 2.0, 6.0, 3.0, 7.0], 5, season=2)
+    assert f.median.tolist() == [3.0, 7.0, 3.0, 7.0, 3.0]
+    # residuals y_t - y_{t-2} are all 1, so sigma = 1; it grows as sqrt(k + 1), k = floor((h - 1) / m)
+    assert f.hi80 - f.median == pytest.approx(Z80 * np.sqrt([1, 1, 2, 2, 3]))
+    assert f.method == "seasonal naive (m=2)"
+
+
+@pytest.mark.parametrize("season", [1, 4, 7])
+def test_naive_forecasts_match_statsforecast(season):
+    from statsforecast.models import Naive, SeasonalNaive
+
+    y = seasonal_series(60, season=max(season, 2), noise=2.0, seed=season)
+    ours = seasonal_naive(y, 10, season) if season > 1 else naive(y, 10)
+    reference = (SeasonalNaive(season) if season > 1 else Naive()).forecast(y=y, h=10, level=[80, 95])
+    names = {"median": "mean", "lo80": "lo-80", "hi80": "hi-80", "lo95": "lo-95", "hi95": "hi-95"}
+    for mine, theirs in names.items():
+        assert getattr(ours, mine) == pytest.approx(reference[theirs], rel=1e-12, abs=1e-12)
+
+
+def test_ets_and_arima_beat_the_naive_forecasts_on_a_seasonal_trend():
+    y = seasonal_series(120, noise=0.5)
+    history, truth = y[:96], y[96:]
+    scores = {}
+    for name, f in forecast_baselines(history, 24, 12).items():
+        assert (f.lo95 <= f.lo80).all() and (f.lo80 <= f.median).all() and (f.median <= f.hi80).all()
+        assert (f.hi80 <= f.hi95).all()
+        scores[name] = mase(truth, f.median, history, season=12)
+    assert list(scores) == ["naive", "seasonal_naive", "ets", "arima"]
+    assert scores["ets"] < scores["seasonal_naive"] < scores["naive"]
+    assert scores["arima"] < scores["seasonal_naive"]
+    assert "A" in forecast_baselines(history, 24, 12, methods=["ets"])["ets"].method.split(",")[2]  # a season
+
+
+def test_arima_on_white_noise_forecasts_the_mean_with_calibrated_intervals():
+    rng = np.random.default_rng(3)
+    y = 10 + rng.normal(size=400)
+    f = auto_arima(y[:300], 100)
+    assert f.method.startswith("ARIMA(0,0,0)")
+    assert f.median == pytest.approx(np.full(100, y[:300].mean()), abs=1e-6)
+    assert 0.85 <= coverage(y[300:], f.lo95, f.hi95) <= 1.0
+    assert 0.65 <= coverage(y[300:], f.lo80, f.hi80) <= 0.92
+
+
+def test_long_seasons_and_long_histories_are_limited_and_said():
+    y = seasonal_series(150, season=30)
+    assert auto_ets(y, 5, 30).method.endswith("(season 30 > 24: non-seasonal)")
+    f = auto_arima(y, 5, 6, max_history=80)
+    assert "(last 80 points)" in f.method and f.median.shape == (5,)
+    assert auto_arima(y, 5, 6, max_history=80).median == pytest.approx(auto_arima(y[-80:], 5, 6).median)
+
+
+def test_baselines_refuse_bad_input_and_give_json():
+    with pytest.raises(ValueError, match="NaN or inf"):
+        naive([1.0, float("nan"), 2.0], 3)
+    with pytest.raises(ValueError, match="at least 13"):
+        seasonal_naive(np.ones(12), 3, 12)
+    with pytest.raises(ValueError, match="horizon must be a positive integer"):
+        naive([1.0, 2.0], 0)
+    with pytest.raises(ValueError, match="unknown baseline 'theta'; the baselines are: naive, seasonal_naive"):
+        forecast_baselines([1.0, 2.0, 3.0], 2, methods=["naive", "theta"])
+    d = json.loads(json.dumps(naive([1.0, 2.0, 4.0], 2).to_dict()))
+    assert set(d) == {"method", "median", "lo80", "hi80", "lo95", "hi95"} and d["median"] == [4.0, 4.0]
+    assert set(BASELINES) == {"naive", "seasonal_naive", "ets", "arima"}
