@@ -36,7 +36,7 @@ def train(name: str, clip: dict, args, corpus, data: LMDataConfig, root: Path) -
     torch.manual_seed(args.seed)
     rnn = RecurrentConfig("rnn", 32, args.hidden_size, batch_first=True)
     model = LanguageModel(LanguageModelConfig(len(corpus.tokenizer), 32, rnn))
-    scale_recurrent_weights(model.rnn.cells[0], args.scale)
+    scale_recurrent_weights(model.rnn.cell(0), args.scale)
     task = LanguageModelTask(data, corpus, torch.device("cpu"))
     config = TrainConfig(optimizer="sgd", lr=args.lr, schedule="constant", max_steps=args.steps,
                          eval_every=args.steps // 4, log_every=5, seed=args.seed, **clip)  # fmt: skip

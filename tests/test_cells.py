@@ -245,7 +245,7 @@ def test_bad_cell_device():
     [
         (lambda: RNNCell(I, H, nonlinearity="sigmoid"), "nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"),
         (lambda: GRUCell(I, H, reset="middle"), "reset must be 'after'"),
-        (lambda: LSTMCell(I, 0), "hidden_size must be an integer >= 1, got 0"),
+        (lambda: LSTMCell(I, -1), "hidden_size must be an integer >= 0, got -1"),  # 0 is allowed, as in torch
         (lambda: LSTMCell(I, H, proj_size=H), "proj_size must be smaller"),
         (lambda: LSTMCell(I, H, zoneout=1.0), r"zoneout must be a probability in \[0, 1\), got 1.0"),
         (lambda: GRUCell(I, H, recurrent_dropout=-0.1), "recurrent_dropout"),

@@ -1,4 +1,4 @@
-"""Fast generation (rnnkit.kernels.generation) gives the tokens of the plain per-token module calls."""
+"""Fast generation (rnnkit.kernels.stepper, cstepper) gives the tokens of the plain per-token module calls."""
 
 import sys
 
@@ -8,8 +8,8 @@ from torch import nn
 
 import rnnkit
 from rnnkit.decoding import sample_logits
-from rnnkit.kernels import cgeneration
-from rnnkit.kernels.generation import make_stepper
+from rnnkit.kernels import cstepper, dispatch
+from rnnkit.kernels.stepper import make_stepper
 
 pytestmark = pytest.mark.usefixtures("float64")
 V, E, H = 13, 5, 6
@@ -162,11 +162,11 @@ def test_c_loop_gives_the_tokens_of_the_plain_loop(name):
     torch.manual_seed(5)
     embedding, rnn = nn.Embedding(V, E), C_RNNS[name]()
     head = head_for(rnn)
-    assert cgeneration.available(), "the C generation loop was not built (setup.py)"
+    assert dispatch.c_generation_applies([], None), "the C generation loop was not built (setup.py)"
     stepper = make_stepper(embedding, rnn, head)
     stepper.prime(torch.tensor([[1, 2]]))
-    assert cgeneration.CLoop.make(stepper, 1.0, None, None) is not None, "this layer should take the C loop"
-    n = 2 * cgeneration.CHUNK + 7  # several C calls, the last one short
+    assert cstepper.CLoop.make(stepper, 1.0, None, None) is not None, "this layer should take the C loop"
+    n = 2 * cstepper.CHUNK + 7  # several C calls, the last one short
     options = [dict(seed=3), dict(seed=4, num_samples=5, temperature=0.7), dict(temperature=0, num_samples=2),
                dict(seed=6, num_samples=3, top_k=4), dict(seed=7, top_k=1)]  # fmt: skip
     for kwargs in options:
@@ -190,7 +190,7 @@ def test_c_loop_state_follows_the_stepper(name):
     with torch.no_grad():
         stepper = make_stepper(embedding, rnn, head)
         stepper.prime(torch.tensor([[1, 2], [3, 4]]))
-        loop = cgeneration.CLoop.make(stepper, 1.0, None, None)
+        loop = cstepper.CLoop.make(stepper, 1.0, None, None)
         tokens = loop.run(torch.tensor([5, 6]), 9, torch.Generator().manual_seed(0))  # (9, 2)
         for token in torch.cat([torch.tensor([[5, 6]]), tokens[:-1]]):
             stepper.step(token)
@@ -209,8 +209,8 @@ def test_c_loop_leaves_what_it_does_not_compute_to_the_stepper():
         return stepper
 
     plain = primed(nn.LSTM(E, H))
-    assert cgeneration.CLoop.make(plain, 1.0, None, 0.9) is None  # nucleus sampling
+    assert cstepper.CLoop.make(plain, 1.0, None, 0.9) is None  # nucleus sampling
     doubles = primed(nn.LSTM(E, H).double(), nn.Linear(H, V).double(), nn.Embedding(V, E).double())
-    assert cgeneration.CLoop.make(doubles, 1.0, None, None) is None  # float32 only
+    assert cstepper.CLoop.make(doubles, 1.0, None, None) is None  # float32 only
     custom_head = primed(nn.LSTM(E, H), nn.Sequential(nn.Linear(H, V)))
-    assert cgeneration.CLoop.make(custom_head, 1.0, None, None) is None  # a head that is not one nn.Linear
+    assert cstepper.CLoop.make(custom_head, 1.0, None, None) is None  # a head that is not one nn.Linear

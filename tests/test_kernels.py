@@ -104,7 +104,7 @@ def test_loops_are_scripted_when_torchscript_is_on():
     if not hasattr(torch.jit, "script"):
         pytest.skip("this torch has no TorchScript")
     for loop in loops:
-        assert isinstance(getattr(common.compiled(loop), "__wrapped__", None), torch.jit.ScriptFunction), loop
+        assert isinstance(getattr(common.compiled(loop, True), "__wrapped__", None), torch.jit.ScriptFunction), loop
 
 
 GRADCHECK = {
@@ -136,12 +136,12 @@ def test_fused_gradcheck(name):
     assert torch.autograd.gradcheck(run, (x, *as_tuple(state), *params.values()), fast_mode=True)
 
 
-def test_auto_picks_native_for_plain_cells_and_fused_otherwise():
+def test_auto_picks_torch_for_plain_cells_and_fused_otherwise():
     # this file runs in float64, where no C loop applies; the float32 CPU exception for the GRU and RNN
     # is tested in test_c_cells.py
-    assert rnnkit.LSTM(3, 4).backend == "native"
-    assert rnnkit.GRU(3, 4, bidirectional=True, num_layers=2).backend == "native"
-    assert rnnkit.RNN(3, 4, nonlinearity="relu").backend == "native"
+    assert rnnkit.LSTM(3, 4).backend == "torch"
+    assert rnnkit.GRU(3, 4, bidirectional=True, num_layers=2).backend == "torch"
+    assert rnnkit.RNN(3, 4, nonlinearity="relu").backend == "torch"
     for layer in [
         rnnkit.LSTM(3, 4, layer_norm=True),
         rnnkit.LSTM(3, 4, peephole=True),
@@ -160,7 +160,7 @@ def test_auto_and_fused_agree_with_torch_on_plain_cells(cls):
     torch.manual_seed(4)
     theirs = {rnnkit.LSTM: nn.LSTM, rnnkit.GRU: nn.GRU, rnnkit.RNN: nn.RNN}[cls](3, 4, 2, bidirectional=True)
     auto, fused = cls.from_torch(theirs), cls.from_torch(theirs, backend="fused")
-    assert auto.backend == "native"
+    assert auto.backend == "torch"
     x = torch.randn(6, 2, 3)
     expected, _ = theirs(x)
     torch.testing.assert_close(auto(x)[0], expected, **TOL)
@@ -188,8 +188,8 @@ def test_inference_without_graph_and_repeated_backward():
     out, (h, c) = layer(x, state, lengths=lengths)
     torch.testing.assert_close(out_nograd, out, **TOL)
     loss = out.square().sum() + c.sum()
-    first = torch.autograd.grad(loss, [x, layer.cells[0].weight_hh], retain_graph=True)
-    second = torch.autograd.grad(loss, [x, layer.cells[0].weight_hh])
+    first = torch.autograd.grad(loss, [x, layer.weight_hh_l0], retain_graph=True)
+    second = torch.autograd.grad(loss, [x, layer.weight_hh_l0])
     for a, b in zip(first, second):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 

@@ -95,15 +95,16 @@ def test_layer_matches_torch(seed, backend):
         torch.testing.assert_close(a, b, **TOL)
 
     inputs = [x, h0] + ([c0] if cls is rnnkit.LSTM else [])
-    names = [name for name, _ in rnnkit.layers._torch_names(ours)]
-    ours_grads = grads_of(out_ours, final_ours, inputs + [p for _, p in rnnkit.layers._torch_names(ours)])
+    names = [name for name, _ in theirs.named_parameters()]
+    assert [name for name, _ in ours.named_parameters()] == names  # torch's names, in torch's order
+    ours_grads = grads_of(out_ours, final_ours, inputs + [getattr(ours, n) for n in names])
     theirs_grads = grads_of(out_theirs, final_theirs, inputs + [getattr(theirs, n) for n in names])
     for a, b in zip(ours_grads, theirs_grads):
         torch.testing.assert_close(a, b, **TOL)
 
 
 def test_auto_backend_choice():
-    assert rnnkit.LSTM(3, 4).backend == "native"
+    assert rnnkit.LSTM(3, 4).backend == "torch"
     assert rnnkit.LSTM(3, 4, layer_norm=True).backend == "fused"
     assert rnnkit.GRU(3, 4, reset="before").backend == "fused"
     assert rnnkit.GRU(3, 4, backend="reference").backend == "reference"
@@ -136,11 +137,11 @@ def gru_before_loop(layer, x, h0):
     """Two-layer Cho-form GRU written from the equations, independent of rnnkit's cells."""
     outputs = x
     finals = []
-    for cell, h in zip(layer.cells, h0):
-        W_ir, W_iz, W_in = cell.weight_ih.chunk(3)
-        W_hr, W_hz, W_hn = cell.weight_hh.chunk(3)
-        b_ir, b_iz, b_in = cell.bias_ih.chunk(3)
-        b_hr, b_hz, b_hn = cell.bias_hh.chunk(3)
+    for layer_index, h in enumerate(h0):
+        W_ir, W_iz, W_in = getattr(layer, f"weight_ih_l{layer_index}").chunk(3)
+        W_hr, W_hz, W_hn = getattr(layer, f"weight_hh_l{layer_index}").chunk(3)
+        b_ir, b_iz, b_in = getattr(layer, f"bias_ih_l{layer_index}").chunk(3)
+        b_hr, b_hz, b_hn = getattr(layer, f"bias_hh_l{layer_index}").chunk(3)
         steps = []
         for x_t in outputs:
             r = torch.sigmoid(x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr)
@@ -182,13 +183,13 @@ def test_skip_connections_feed_input_to_every_layer_and_every_layer_to_output():
     x = torch.randn(5, 2, 3)
     out, (h_n, _) = layer(x)
     assert out.shape == (5, 2, 12)
-    assert layer.cells[1].input_size == 3 + 4
-    # rebuild the stack by hand from the cells
+    assert layer.specs[1].input_size == 3 + 4 and layer.weight_ih_l1.shape == (16, 3 + 4)
+    # rebuild the stack by hand from the cells' equations
     layer_input, outs = x, []
-    for cell in layer.cells:
-        state, steps = None, []
+    for i, spec in enumerate(layer.specs):
+        state, steps = spec.init_state(2, dtype=x.dtype), []
         for x_t in layer_input:
-            o, state = cell(x_t, state)
+            o, state = spec.advance(layer.cell_weights(i), x_t, state)
             steps.append(o)
         o = torch.stack(steps)
         outs.append(o)
@@ -215,7 +216,7 @@ def test_recurrent_dropout_uses_one_mask_per_sequence():
     torch.manual_seed(5)
     layer = rnnkit.RNN(2, 6, bias=False, recurrent_dropout=0.5, nonlinearity="relu")
     with torch.no_grad():
-        layer.cells[0].weight_hh.copy_(torch.eye(6))
+        layer.weight_hh_l0.copy_(torch.eye(6))
     out, _ = layer(torch.zeros(4, 3, 2), torch.ones(1, 3, 6))
     zero_pattern = out[0] == 0
     assert zero_pattern.any() and (~zero_pattern).any()
@@ -285,7 +286,7 @@ def test_layer_gradcheck(name, cls, kwargs):
         (lambda m: m(torch.randn(5, 2, 4)), ValueError, "4 features, expected input_size=3"),
         (lambda m: m(torch.randn(5, 2, 3, dtype=torch.float32)), TypeError, "dtype torch.float32 but the parameters"),
         (lambda m: m(torch.randn(5, 2, 3, device="meta")), TypeError, "on meta but the parameters are on cpu"),
-        (lambda m: m(torch.randn(0, 2, 3)), ValueError, "empty time or batch"),
+        (lambda m: m(torch.randn(0, 2, 3)), ValueError, "empty time dimension"),
         (lambda m: m(torch.randn(5, 2, 3), lengths=[5, 6]), ValueError, r"lengths must lie in 1..5 .*got 6"),
         (lambda m: m(torch.randn(5, 2, 3), lengths=[5, 0]), ValueError, r"lengths must lie in 1..5 .*got 0"),
         (lambda m: m(torch.randn(5, 2, 3), lengths=[5, 2, 1]), ValueError, r"lengths must have shape \(2,\)"),
@@ -319,11 +320,12 @@ def test_bad_layer_input(call, error, match):
     "make, match",
     [
         (lambda: rnnkit.LSTM(3, 4, 0), "num_layers must be an integer >= 1, got 0"),
-        (lambda: rnnkit.LSTM(3, 4, dropout=1.5), r"dropout must be a probability in \[0, 1\), got 1.5"),
+        (lambda: rnnkit.LSTM(3, 4, dropout=1.5), r"dropout must be a probability in \[0, 1\], got 1.5"),
         (lambda: rnnkit.GRU(3, 4, reset="sideways"), "reset must be 'after'"),
         (lambda: rnnkit.RNN(3, 4, 1, "sigmoid"), "nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"),
         (lambda: rnnkit.LSTM(3, 4, backend="cuda-magic"), "backend must be one of"),
-        (lambda: rnnkit.LSTM(3, 4, layer_norm=True, backend="native"), "backend 'native'.*computes only plain"),
+        (lambda: rnnkit.LSTM(3, 4, layer_norm=True, backend="torch"), "backend 'torch'.*computes only plain"),
+        (lambda: rnnkit.LSTM(3, 4, layer_norm=True, backend="native"), "backend 'torch'.*computes only plain"),
         (lambda: rnnkit.LSTM(3, 4, proj_size=4), r"proj_size must be an integer in \[0, hidden_size=4\)"),
         (
             lambda: rnnkit.Recurrent.from_config({"cell": "lstm", "input_size": 3, "hidden_size": 4, "colour": 1}),

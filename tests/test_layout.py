@@ -17,28 +17,10 @@ from rnnkit.kernels.layout import Layout, check, declared, difference, exported
 
 
 def declarations() -> dict[str, dict[str, type[ctypes.Structure]]]:
-    """The ctypes declaration of every struct each extension takes, by C struct name, from the modules
-    that hand them to C."""
-    try:  # one module of declarations, where the loader has them together
-        from rnnkit.kernels import _abi
+    """The ctypes declaration of every struct each extension takes, by C struct name (kernels/_abi.py)."""
+    from rnnkit.kernels import _abi
 
-        return {"_cells": _abi.CELLS_STRUCTS, "_generate": _abi.GENERATE_STRUCTS}
-    except ImportError:  # each next to the Python code that fills it
-        from rnnkit.kernels import cgeneration, cgru, clstm, crnn, native
-
-        cells = {
-            "rk_packing": native._Packing,
-            "rk_steps": native._Steps,
-            "rk_lstm_forward": clstm._Forward,
-            "rk_lstm_backward": clstm._Backward,
-            "rk_gru_forward": cgru._Forward,
-            "rk_gru_backward": cgru._Backward,
-            "rk_gru_before_forward": cgru._BeforeForward,
-            "rk_gru_before_backward": cgru._BeforeBackward,
-            "rk_rnn_forward": crnn._Forward,
-            "rk_rnn_backward": crnn._Backward,
-        }
-        return {"_cells": cells, "_generate": {"rk_layer": cgeneration._Layer}}
+    return {"_cells": _abi.CELLS_STRUCTS, "_generate": _abi.GENERATE_STRUCTS}
 
 
 def built(stem: str) -> ctypes.CDLL:

@@ -16,8 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rnnkit.kernels.cgeneration import CLoop
-from rnnkit.kernels.generation import make_stepper
+from rnnkit.kernels.cstepper import CLoop
+from rnnkit.kernels.stepper import make_stepper
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:

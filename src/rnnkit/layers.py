@@ -1,9 +1,11 @@
 """Recurrent layers: the time loop, lengths, reversal, stacking, bidirectional, skip connections.
 
 ``rnnkit.RNN``, ``rnnkit.LSTM`` and ``rnnkit.GRU`` are drop-in replacements for their ``torch.nn``
-namesakes: same positional arguments and defaults, same output and state shapes, ``PackedSequence`` in
-and out. Extras are keyword-only. A layer owns one cell per (layer, direction), in ``self.cells`` at
-index ``layer * num_directions + direction``.
+namesakes: same positional arguments and defaults, same parameter names and order (``weight_ih_l0``,
+``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ``weight_hr_l0``, ``..._reverse``), so ``state_dict()`` keys
+are torch's and ``load_state_dict`` works both ways, same output and state shapes, ``PackedSequence`` in
+and out. Extras are keyword-only; the parameters they add are named in the same style (:data:`EXTRA_NAMES`):
+``ln_ih_weight_l0``, ``ln_hh_weight_l0``, ``ln_cell_weight_l0``, ``ln_cell_bias_l0``, ``peephole_l0``.
 
 Shapes (T = time, B = batch, D = 2 if bidirectional else 1, L = num_layers, H_out = proj_size or H)::
 
@@ -11,17 +13,17 @@ Shapes (T = time, B = batch, D = 2 if bidirectional else 1, L = num_layers, H_ou
     output  (T, B, D * H_out), or (T, B, L * D * H_out) with skip connections
     h_n     (L * D, B, H_out);  c_n (L * D, B, H) for the LSTM
 
-How a layer computes is chosen by ``backend``: ``"reference"`` runs the cells step by step and is the
-definition of correct; ``"native"`` calls torch's own kernels (only for what they compute); ``"fused"``
-runs each cell as a fused recurrence with hand-written backpropagation through time
-(:mod:`rnnkit.kernels`, every option); ``"auto"`` picks native for plain cells and fused otherwise, but
-for the plain GRU and RNN in float32 on the CPU over 16 steps or more, where the fused backend's C loops
-are faster than torch's kernels (see :meth:`Recurrent.backend_for`).
+Each (layer, direction) computes the cell of :mod:`rnnkit.cells` given by its :class:`~rnnkit.cells.CellSpec`
+over the weights :meth:`Recurrent.cell_weights` reads from the layer. How is chosen by ``backend``
+(:mod:`rnnkit.kernels.dispatch` decides): ``"reference"`` runs the cells step by step and is the
+definition of correct; ``"torch"`` calls torch's own kernels (only for what they compute); ``"fused"``
+runs each cell as a fused recurrence with hand-written backpropagation through time; ``"auto"`` picks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,11 +33,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State, as_tuple, check_tensor_matches
+from rnnkit.cells import (
+    KINDS,
+    CellSpec,
+    CellWeights,
+    RecurrentCell,
+    State,
+    as_tuple,
+    check_probability,
+    check_tensor_matches,
+)
 from rnnkit.config import config_from_dict
-from rnnkit.kernels import fused_cell, native
+from rnnkit.kernels import dispatch
+from rnnkit.kernels.fused import fused_cell
 
-CELLS: dict[str, type[RecurrentCell]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+# Layer names of the cells' parameters that torch.nn lacks (the rest keep the cell's name): + "_l{k}[_reverse]".
+EXTRA_NAMES = {"ln_ih_weight": "ln_ih_weight", "ln_hh_weight": "ln_hh_weight", "ln_cell_weight": "ln_cell_weight",
+               "ln_cell_bias": "ln_cell_bias", "weight_ch": "peephole"}  # fmt: skip
+TORCH_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+# What may change after construction, as on torch.nn.RNNBase (read at the next call); the rest shapes the
+# parameters and is fixed.
+MUTABLE = ("batch_first", "dropout", "recurrent_dropout", "zoneout", "backend")
 
 
 @dataclass(frozen=True)
@@ -61,32 +79,34 @@ class RecurrentConfig:
     backend: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        if self.cell not in KINDS:
+            raise ValueError(f"cell must be one of {sorted(KINDS)}, got {self.cell!r}")
+        for name in ("bias", "batch_first", "bidirectional", "peephole", "layer_norm", "skip_connections"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
         for name in ("input_size", "hidden_size", "num_layers"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+            if value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("dropout", "recurrent_dropout", "zoneout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
-        if self.backend not in BACKENDS and self.backend != "auto":
-            raise ValueError(f"backend must be one of {['auto', *sorted(BACKENDS)]}, got {self.backend!r}")
-        if self.backend == "native" and not self.is_plain:
-            raise ValueError(
-                "backend 'native' (torch's kernels) computes only plain cells: no layer_norm, peephole, "
-                "recurrent_dropout, zoneout, skip_connections or reset='before'; use 'auto' or 'reference'"
-            )
-        only = {
-            "nonlinearity": ("rnn", "tanh"),
-            "reset": ("gru", "after"),
-            "proj_size": ("lstm", 0),
-            "peephole": ("lstm", False),
-        }
+        check_probability("dropout", self.dropout, closed=True)  # torch accepts 1.0: every output dropped
+        if self.backend in dispatch.ALIASES:
+            object.__setattr__(self, "backend", dispatch.ALIASES[self.backend])
+        if self.backend not in dispatch.CHOICES:
+            raise ValueError(f"backend must be one of {list(dispatch.CHOICES)}, got {self.backend!r}")
+        only = {"nonlinearity": ("rnn", "tanh"), "reset": ("gru", "after"), "proj_size": ("lstm", 0),
+                "peephole": ("lstm", False)}  # fmt: skip
         for name, (cell, default) in only.items():
             if getattr(self, name) != default and self.cell != cell:
                 raise ValueError(f"{name} applies to the {cell.upper()} only, not the {self.cell.upper()}")
+        self.cell_spec(self.input_size)  # the cell's own checks: nonlinearity, reset, proj_size, probabilities
+        if self.backend == "torch" and not self.is_plain:
+            raise ValueError(
+                "backend 'torch' (torch's kernels) computes only plain cells: no layer_norm, peephole, "
+                "recurrent_dropout, zoneout, skip_connections or reset='before'; use 'auto' or 'reference'"
+            )
 
     @property
     def num_directions(self) -> int:
@@ -112,48 +132,122 @@ class RecurrentConfig:
             and self.reset == "after"
         )
 
+    def layer_input_size(self, layer: int) -> int:
+        """Input features of layer ``layer``: the input, then the layer below's outputs (and the input again
+        with skip connections)."""
+        if layer == 0:
+            return self.input_size
+        return self.num_directions * self.output_size + (self.input_size if self.skip_connections else 0)
+
+    def cell_spec(self, input_size: int) -> CellSpec:
+        """The cell every (layer, direction) computes, reading ``input_size`` features."""
+        return CellSpec(self.cell, input_size, self.hidden_size, self.bias, nonlinearity=self.nonlinearity,
+                        reset=self.reset, proj_size=self.proj_size, peephole=self.peephole,
+                        layer_norm=self.layer_norm, recurrent_dropout=self.recurrent_dropout,
+                        zoneout=self.zoneout)  # fmt: skip
+
+
+def parameter_name(stem: str, layer: int, direction: int) -> str:
+    """The layer's name for a cell parameter: torch's (``weight_hh_l1_reverse``) or in its style."""
+    return f"{EXTRA_NAMES.get(stem, stem)}_l{layer}" + ("_reverse" if direction else "")
+
 
 class Recurrent(nn.Module):
-    """A stack of recurrent cells run over time. Build one through ``RNN``, ``LSTM`` or ``GRU``."""
+    """A stack of recurrent cells run over time. Build one through ``RNN``, ``LSTM`` or ``GRU``.
+
+    Parameters are held by the layer under torch's names (:func:`parameter_name`). The config's fields
+    read as attributes (``layer.hidden_size``); those in :data:`MUTABLE` can be set, as on torch.nn, and
+    take effect at the next call (``layer.dropout = 0.3``).
+    """
 
     def __init__(self, config: RecurrentConfig, *, device=None, dtype=None) -> None:
         super().__init__()
         self.config = config
+        self._specs = self._make_specs(config)
         if config.dropout > 0 and config.num_layers == 1:
             warnings.warn(
                 f"dropout={config.dropout} only acts between layers and num_layers=1: it has no effect",
                 stacklevel=3,
             )
-        D, H_out = config.num_directions, config.output_size
-        self.cells = nn.ModuleList()
+        factory = {"device": device, "dtype": dtype}
+        self._stems: list[list[str]] = []  # per cell: the cell's names of its parameters
+        self._all_weights: list[list[str]] = []  # per cell: the layer's names of the same parameters
         for layer in range(config.num_layers):
-            if layer == 0:
-                layer_input = config.input_size
-            else:
-                layer_input = D * H_out + (config.input_size if config.skip_connections else 0)
-            for _ in range(D):
-                self.cells.append(self._make_cell(layer_input, device=device, dtype=dtype))
-
-    def _make_cell(self, input_size: int, **factory) -> RecurrentCell:
-        c = self.config
-        options = dict(layer_norm=c.layer_norm, recurrent_dropout=c.recurrent_dropout, zoneout=c.zoneout, **factory)
-        if c.cell == "rnn":
-            return RNNCell(input_size, c.hidden_size, c.bias, c.nonlinearity, **options)
-        if c.cell == "lstm":
-            return LSTMCell(input_size, c.hidden_size, c.bias, peephole=c.peephole, proj_size=c.proj_size, **options)
-        return GRUCell(input_size, c.hidden_size, c.bias, reset=c.reset, **options)
+            spec = config.cell_spec(config.layer_input_size(layer))
+            for direction in range(config.num_directions):
+                stems, names = [], []
+                for stem, shape in spec.parameter_shapes():
+                    name = parameter_name(stem, layer, direction)
+                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+                    stems.append(stem)
+                    names.append(name)
+                self._stems.append(stems)
+                self._all_weights.append(names)
+        self._flat_weights_names = [n for names in self._all_weights for n in names if n.rsplit("_l", 1)[0]
+                                    in TORCH_NAMES]  # fmt: skip
+        self._register_load_state_dict_pre_hook(self._rename_old_keys)
+        self.reset_parameters()
 
     # -- torch.nn compatible attributes -----------------------------------------------------------
 
     def __getattr__(self, name: str):
         # input_size, hidden_size, num_layers, batch_first, ... read as on torch.nn.RNNBase.
-        if name != "config" and "config" in self.__dict__ and hasattr(self.__dict__["config"], name):
-            return getattr(self.__dict__["config"], name)
+        config = self.__dict__.get("config")
+        if config is not None and name in RecurrentConfig.__dataclass_fields__:
+            return getattr(config, name)
         return super().__getattr__(name)
 
+    def __setattr__(self, name: str, value) -> None:
+        config = self.__dict__.get("config")
+        if config is not None and name in RecurrentConfig.__dataclass_fields__:
+            if name not in MUTABLE:
+                raise AttributeError(f"{type(self).__name__}.{name} shapes the parameters and is fixed when the "
+                                     f"layer is built; build a new layer (what can change: {', '.join(MUTABLE)})")
+            self.__dict__["config"] = config = dataclasses.replace(config, **{name: value})  # checked as at first
+            self.__dict__["_specs"] = self._make_specs(config)
+            return
+        super().__setattr__(name, value)
+
+    @property
+    def specs(self) -> list[CellSpec]:
+        """The cell each (layer, direction) computes, at index ``layer * num_directions + direction``."""
+        return self._specs
+
+    @staticmethod
+    def _make_specs(c: RecurrentConfig) -> list[CellSpec]:
+        return [c.cell_spec(c.layer_input_size(i // c.num_directions)) for i in range(c.num_layers * c.num_directions)]
+
+    def cell_weights(self, index: int) -> CellWeights:
+        """The weights of cell ``index`` (``layer * num_directions + direction``) as its equations read them."""
+        return CellWeights(**{stem: getattr(self, name) for stem, name in zip(self._stems[index],
+                                                                                self._all_weights[index])})  # fmt: skip
+
+    def cell(self, index: int) -> RecurrentCell:
+        """Cell ``index`` (``layer * num_directions + direction``) as a cell module sharing this layer's parameters."""
+        return RecurrentCell.sharing(self.specs[index], self.cell_weights(index))
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        """torch's weights in torch's order (what its kernels take), as they are now (parametrizations too)."""
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """Per (layer, direction), its parameters: torch's in torch's order, then those of the extras."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def _rename_old_keys(self, state_dict, prefix, *args) -> None:
+        """Run directories saved before wave 2 hold ``cells.{i}.{name}``: read them under the new names."""
+        for i, (stems, names) in enumerate(zip(self._stems, self._all_weights)):
+            for stem, name in zip(stems, names):
+                old = f"{prefix}cells.{i}.{stem}"
+                if old in state_dict and prefix + name not in state_dict:
+                    state_dict[prefix + name] = state_dict.pop(old)
+
     def reset_parameters(self) -> None:
-        for cell in self.cells:
-            cell.reset_parameters()
+        """Each cell's initialisation (:meth:`rnnkit.cells.CellSpec.init_parameters`)."""
+        for spec, stems, names in zip(self.specs, self._stems, self._all_weights):
+            spec.init_parameters({stem: getattr(self, name) for stem, name in zip(stems, names)})
 
     def _apply(self, fn, recurse: bool = True):
         module = super()._apply(fn, recurse)
@@ -162,11 +256,12 @@ class Recurrent(nn.Module):
 
     def flatten_parameters(self) -> None:
         """On a GPU, lay a plain stack's weights out in one contiguous buffer, as cuDNN wants them; without
-        it cuDNN copies every weight at every call. The parameters stay the cells' own, now views of that
+        it cuDNN copies every weight at every call. The parameters stay the layer's own, now views of that
         buffer. Elsewhere, and for what cuDNN does not compute, a no-op."""
         c = self.config
-        weights = [p for _, p in _torch_names(self)]
-        if not c.is_plain or not all(w.is_cuda and w.dtype == weights[0].dtype for w in weights):
+        weights = self._flat_weights
+        if not c.is_plain or not all(isinstance(w, nn.Parameter) and w.is_cuda and w.dtype == weights[0].dtype
+                                     for w in weights):  # fmt: skip
             return
         if not all(torch.backends.cudnn.is_acceptable(w) for w in weights):
             return
@@ -211,36 +306,15 @@ class Recurrent(nn.Module):
     def backend(self) -> str:
         """The backend that ``forward`` uses, after resolving ``"auto"``, on a sequence of
         ``C_PRODUCT_MIN_STEPS`` (16) steps or more: :meth:`backend_for` such a sequence."""
-        return self.backend_for(native.C_PRODUCT_MIN_STEPS)
+        return self.backend_for(dispatch.C_PRODUCT_MIN_STEPS)
 
     def backend_for(self, steps: int, input: Tensor | None = None) -> str:
-        """The backend that ``forward`` uses on ``input``, a sequence of ``steps`` steps: the configured one or, for
-        ``"auto"``, the fastest that computes exactly this model. That is the fused backend for what torch's
-        kernels do not compute and torch's own (native) for plain cells, with one exception. The plain GRU and
-        vanilla RNN in float32 on the CPU, over 16 steps or more and outside autocast, take the fused backend,
-        whose C loops run forward+backward in 0.1-0.9x the time of torch's CPU kernels (``rnnkit bench``,
-        2 cores, H 64-1024, B 1-64). torch's CPU LSTM kernel is on a par with them (0.8-1.2x in training,
-        slower in inference at small sizes), so the LSTM stays native.
+        """The backend that ``forward`` uses on ``input``, a sequence of ``steps`` steps: the configured one or,
+        for ``"auto"``, what :func:`rnnkit.kernels.dispatch.auto_backend` picks."""
+        return dispatch.layer_plan(self.config, self._recurrent_weight(), steps, input).backend
 
-        Like every fused path, that one differentiates once and has no ``setup_context``: under a ``torch.func``
-        transform (the weights or ``input`` wrapped by grad, vmap, jvp) auto stays native, but double
-        backward (``create_graph=True``) needs ``backend="native"`` (or ``RNNKIT_C_CELLS=0``, which sends
-        auto there)."""
-        c = self.config
-        if c.backend != "auto":
-            return c.backend
-        if not c.is_plain:
-            return "fused"
-        W_hh = self.cells[0].weight_hh
-        if (
-            c.cell != "lstm"
-            and steps >= native.C_PRODUCT_MIN_STEPS
-            and native.c_steps_apply(W_hh, W_hh)
-            and not torch.is_autocast_enabled("cpu")  # torch's kernels compute in autocast's dtype
-            and not any(_under_functorch(t) for t in (W_hh, input) if t is not None)
-        ):
-            return "fused"
-        return "native"
+    def _recurrent_weight(self) -> Tensor:
+        return getattr(self, self._all_weights[0][1])  # weight_hh_l0
 
     # -- forward ----------------------------------------------------------------------------------
 
@@ -264,22 +338,25 @@ class Recurrent(nn.Module):
             if state is not None:
                 raise TypeError(f"{name}: pass the initial state as state or as hx, not both")
             state = hx
+        first = getattr(self, self._all_weights[0][0])  # weight_ih_l0: the dtype and device inputs must have
         packed = input if isinstance(input, PackedSequence) else None
         if packed is not None:
             if lengths is not None:
                 raise ValueError(f"{name}: a PackedSequence carries its own lengths; do not pass lengths too")
-            check_tensor_matches(name, "input", packed.data, self.cells[0].weight_ih)
+            check_tensor_matches(name, "input", packed.data, first)
             x, lengths = pad_packed_sequence(packed)  # (T, B, I), original batch order
             batched = True
         else:
-            x, batched = self._check_input(input)
+            x, batched = self._check_input(input, first)
         T, B = x.shape[0], x.shape[1]
         lengths = self._check_lengths(lengths, T, B, x.device, batched)
-        initial = self._check_state(state, B, batched)
-        masks = self._draw_masks(T, B, x)
-
-        backend = BACKENDS[self.backend_for(T, x)]
-        output, final = backend(self, x, initial, lengths, masks)  # (T, B, F), each (L * D, B, *)
+        initial = self._check_state(state, B, batched, first)
+        if B == 0:  # an empty batch, as torch allows: empty outputs
+            output, final = self._empty_run(x, initial)
+        else:
+            plan = dispatch.layer_plan(self.config, self._recurrent_weight(), T, x)
+            masks = self._draw_masks(T, B, x)
+            output, final = BACKENDS[plan.backend](self, x, initial, lengths, masks, plan)  # (T, B, F), (L * D, B, *)
         if packed is not None:
             output = _pack_like(output, lengths, packed)
         elif self.config.batch_first and batched:
@@ -289,9 +366,17 @@ class Recurrent(nn.Module):
             final = tuple(f.squeeze(1) for f in final)
         return output, (final if self.config.cell == "lstm" else final[0])
 
+    def _empty_run(self, x: Tensor, initial: tuple[Tensor, ...] | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+        c = self.config
+        zero = sum(p.sum() for p in self.parameters()) * 0  # keeps the graph, so backward through it runs
+        output = x.new_zeros(x.shape[0], 0, c.output_features) + zero
+        sizes = (c.output_size, c.hidden_size) if c.cell == "lstm" else (c.hidden_size,)
+        final = initial or tuple(x.new_zeros(len(self._all_weights), 0, n) for n in sizes)
+        return output, final
+
     # -- input checks -----------------------------------------------------------------------------
 
-    def _check_input(self, input) -> tuple[Tensor, bool]:
+    def _check_input(self, input, first: Tensor) -> tuple[Tensor, bool]:
         name, c = type(self).__name__, self.config
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}: input must be a torch.Tensor or PackedSequence, got {type(input).__name__}")
@@ -303,13 +388,14 @@ class Recurrent(nn.Module):
             )
         if input.shape[-1] != c.input_size:
             raise ValueError(f"{name}: input has {input.shape[-1]} features, expected input_size={c.input_size}")
-        check_tensor_matches(name, "input", input, self.cells[0].weight_ih)
+        check_tensor_matches(name, "input", input, first)
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)
         if batched and c.batch_first:
             x = x.transpose(0, 1)
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"{name}: input has an empty time or batch dimension: {tuple(input.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name}: input has an empty time dimension: {tuple(input.shape)} (expected sequence "
+                             f"length to be larger than 0)")  # fmt: skip
         return x, batched
 
     def _check_lengths(self, lengths, T: int, B: int, device, batched: bool) -> Tensor | None:
@@ -324,13 +410,15 @@ class Recurrent(nn.Module):
             raise TypeError(f"{name}: lengths must be integers, got dtype {lengths.dtype}")
         if tuple(lengths.shape) != (B,):
             raise ValueError(f"{name}: lengths must have shape ({B},) for batch size {B}, got {tuple(lengths.shape)}")
+        if B == 0:
+            return None
         low, high = int(lengths.min()), int(lengths.max())
         if low < 1 or high > T:
             bad = low if low < 1 else high
             raise ValueError(f"{name}: lengths must lie in 1..{T} (the number of time steps), got {bad}")
         return lengths.to(device=device, dtype=torch.long)
 
-    def _check_state(self, state, B: int, batched: bool) -> tuple[Tensor, ...] | None:
+    def _check_state(self, state, B: int, batched: bool, first: Tensor) -> tuple[Tensor, ...] | None:
         """Check the user's initial state: (h_0,) or (h_0, c_0), each batched (L * D, B, *); None for zeros."""
         c, name = self.config, type(self).__name__
         if state is None:
@@ -348,15 +436,15 @@ class Recurrent(nn.Module):
                 raise TypeError(f"{name}: {label} must be a tensor, got {type(s).__name__}")
             if tuple(s.shape) != expected:
                 raise ValueError(f"{name}: {label} must have shape {expected}, got {tuple(s.shape)}")
-            check_tensor_matches(name, label, s, self.cells[0].weight_ih)
+            check_tensor_matches(name, label, s, first)
             parts.append(s if batched else s.unsqueeze(1))
         return tuple(parts)
 
     def _draw_masks(self, T: int, B: int, x: Tensor) -> list[tuple[Tensor | None, tuple[Tensor, ...] | None]]:
         """Per cell: one recurrent-dropout mask per sequence (B, H_out), zoneout masks (T, B, n) per state."""
         if not self.training:
-            return [(None, None)] * len(self.cells)
-        return [cell.draw_masks(T, B, x) for cell in self.cells]
+            return [(None, None)] * len(self._all_weights)
+        return [spec.draw_masks(T, B, x) for spec in self.specs]
 
     # -- weights to and from torch.nn -------------------------------------------------------------
 
@@ -370,16 +458,9 @@ class Recurrent(nn.Module):
         if torch_class is None or not isinstance(module, torch_class):
             expected = torch_class.__name__ if torch_class else "an nn.RNN, nn.LSTM or nn.GRU"
             raise TypeError(f"{cls.__name__}.from_torch expects torch.nn.{expected}, got {type(module).__name__}")
-        fields = dict(
-            cell=cls.__name__.lower(),
-            input_size=module.input_size,
-            hidden_size=module.hidden_size,
-            num_layers=module.num_layers,
-            bias=module.bias,
-            batch_first=module.batch_first,
-            dropout=float(module.dropout),
-            bidirectional=module.bidirectional,
-        )
+        fields = dict(cell=cls.__name__.lower(), input_size=module.input_size, hidden_size=module.hidden_size,
+                      num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
+                      dropout=float(module.dropout), bidirectional=module.bidirectional)  # fmt: skip
         if cls is RNN:
             fields["nonlinearity"] = module.nonlinearity
         if cls is LSTM:
@@ -387,8 +468,8 @@ class Recurrent(nn.Module):
         weight = module.weight_ih_l0
         layer = cls.from_config(RecurrentConfig(**fields, **options), device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
-            for name, param in _torch_names(layer):
-                param.copy_(getattr(module, name))
+            for name in layer._flat_weights_names:
+                getattr(layer, name).copy_(getattr(module, name))
         return layer
 
     def to_torch(self) -> nn.RNNBase:
@@ -403,25 +484,16 @@ class Recurrent(nn.Module):
             extras.append("reset='before'")
         if extras:
             raise ValueError(f"{type(self).__name__}.to_torch: torch.nn cannot compute {', '.join(extras)}")
-        weight = self.cells[0].weight_ih
-        args = dict(
-            num_layers=c.num_layers,
-            bias=c.bias,
-            batch_first=c.batch_first,
-            dropout=c.dropout,
-            bidirectional=c.bidirectional,
-            device=weight.device,
-            dtype=weight.dtype,
-        )
+        weight = self._flat_weights[0]
+        args = dict(num_layers=c.num_layers, bias=c.bias, batch_first=c.batch_first, dropout=c.dropout,
+                    bidirectional=c.bidirectional, device=weight.device, dtype=weight.dtype)  # fmt: skip
         if c.cell == "rnn":
             module = nn.RNN(c.input_size, c.hidden_size, nonlinearity=c.nonlinearity, **args)
         elif c.cell == "lstm":
             module = nn.LSTM(c.input_size, c.hidden_size, proj_size=c.proj_size, **args)
         else:
             module = nn.GRU(c.input_size, c.hidden_size, **args)
-        with torch.no_grad():
-            for name, param in _torch_names(self):
-                getattr(module, name).copy_(param)
+        module.load_state_dict({name: getattr(self, name).detach() for name in self._flat_weights_names})
         return module
 
 
@@ -433,35 +505,14 @@ class RNN(Recurrent):
     Positional arguments as torch: ``RNN(input_size, hidden_size, num_layers=1, nonlinearity="tanh",
     bias=True, batch_first=False, dropout=0.0, bidirectional=False)``. Keyword-only extras:
     ``layer_norm``, ``recurrent_dropout``, ``zoneout``, ``skip_connections``, ``backend``.
-    See :class:`rnnkit.cells.RNNCell` for the equations and :mod:`rnnkit.layers` for shapes.
+    See :func:`rnnkit.cells.rnn_step` for the equations and :mod:`rnnkit.layers` for shapes.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        nonlinearity: str = "tanh",
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        device=None,
-        dtype=None,
-        *,
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        skip_connections: bool = False,
-        backend: str = "auto",
-    ) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        config = RecurrentConfig(
-            "rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            nonlinearity=nonlinearity, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout, skip_connections=skip_connections, backend=backend,
-        )  # fmt: skip
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, **options) -> None:  # fmt: skip
+        config = RecurrentConfig("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                                 nonlinearity=nonlinearity, **_extras(options, ()))  # fmt: skip
         super().__init__(config, device=device, dtype=dtype)
 
 
@@ -471,36 +522,16 @@ class LSTM(Recurrent):
     Positional arguments as torch: ``LSTM(input_size, hidden_size, num_layers=1, bias=True,
     batch_first=False, dropout=0.0, bidirectional=False, proj_size=0)``. Keyword-only extras:
     ``peephole``, ``layer_norm``, ``recurrent_dropout``, ``zoneout``, ``skip_connections``, ``backend``.
-    See :class:`rnnkit.cells.LSTMCell` for the equations and :mod:`rnnkit.layers` for shapes.
+    See :func:`rnnkit.cells.lstm_step` for the equations and :mod:`rnnkit.layers` for shapes.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        proj_size: int = 0,
-        device=None,
-        dtype=None,
-        *,
-        peephole: bool = False,
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        skip_connections: bool = False,
-        backend: str = "auto",
-    ) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 device=None, dtype=None, **options) -> None:  # fmt: skip
         if isinstance(proj_size, bool) or not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
             raise ValueError(f"proj_size must be an integer in [0, hidden_size={hidden_size}), got {proj_size!r}")
-        config = RecurrentConfig(
-            "lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size=proj_size, peephole=peephole, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout, skip_connections=skip_connections, backend=backend,
-        )  # fmt: skip
+        config = RecurrentConfig("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                                 proj_size=proj_size, **_extras(options, ("peephole",)))  # fmt: skip
         super().__init__(config, device=device, dtype=dtype)
 
 
@@ -510,47 +541,38 @@ class GRU(Recurrent):
     Positional arguments as torch: ``GRU(input_size, hidden_size, num_layers=1, bias=True,
     batch_first=False, dropout=0.0, bidirectional=False)``. Keyword-only extras: ``reset``,
     ``layer_norm``, ``recurrent_dropout``, ``zoneout``, ``skip_connections``, ``backend``.
-    See :class:`rnnkit.cells.GRUCell` for the equations and :mod:`rnnkit.layers` for shapes.
+    See :func:`rnnkit.cells.gru_step` for the equations and :mod:`rnnkit.layers` for shapes.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        device=None,
-        dtype=None,
-        *,
-        reset: str = "after",
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0,
-        skip_connections: bool = False,
-        backend: str = "auto",
-    ) -> None:
-        if reset not in ("after", "before"):
-            raise ValueError(f"reset must be 'after' (PyTorch/cuDNN) or 'before' (Cho et al.), got {reset!r}")
-        config = RecurrentConfig(
-            "gru", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            reset=reset, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
-            skip_connections=skip_connections, backend=backend,
-        )  # fmt: skip
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None, **options) -> None:  # fmt: skip
+        config = RecurrentConfig("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                                 **_extras(options, ("reset",)))  # fmt: skip
         super().__init__(config, device=device, dtype=dtype)
 
 
+COMMON_EXTRAS = ("layer_norm", "recurrent_dropout", "zoneout", "skip_connections", "backend")
+
+
+def _extras(options: dict, own: tuple[str, ...]) -> dict:
+    """The keyword-only extras a layer class takes: the common ones and the cell's ``own``."""
+    unknown = sorted(set(options) - set(COMMON_EXTRAS) - set(own))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}; the extras are: {', '.join(own + COMMON_EXTRAS)}")
+    return options
+
+
 # -- backends --------------------------------------------------------------------------------------
-# A backend maps (layer, x (T, B, I), initial state, lengths (B,) or None, masks per cell) to
+# A backend maps (layer, x (T, B, I), initial state, lengths (B,) or None, masks per cell, plan) to
 # (output (T, B, F), final state). States are stacked over cells as torch stacks them: (h,) or (h, c),
 # each (L * D, B, *); an initial state of None means zeros. Layers draw masks, so every backend sees
 # the same ones.
 
 Masks = tuple[Tensor | None, tuple[Tensor, ...] | None]
 Stacked = tuple[Tensor, ...]
-Backend = Callable[[Recurrent, Tensor, Stacked | None, Tensor | None, list[Masks]], tuple[Tensor, Stacked]]
+Backend = Callable[[Recurrent, Tensor, Stacked | None, Tensor | None, list[Masks], dispatch.Plan],
+                   tuple[Tensor, Stacked]]  # fmt: skip
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -563,13 +585,14 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.view(T, -1, *([1] * (x.dim() - 2))).expand_as(x))
 
 
-def run_cell(cell: RecurrentCell, x: Tensor, state: State, valid: Tensor | None, masks: Masks) -> tuple[Tensor, State]:
-    """The step loop over x (T, B, I): one cell call per step; invalid (padded) steps keep the state."""
+def run_cell(spec: CellSpec, w: CellWeights, x: Tensor, state: State, valid: Tensor | None, masks: Masks,
+             training: bool) -> tuple[Tensor, State]:  # fmt: skip
+    """The step loop over x (T, B, I): one step of the cell's equations per step; padded steps keep the state."""
     recurrent_mask, zoneout_masks = masks
     outputs = []
     for t in range(x.shape[0]):
         zoneout_mask = None if zoneout_masks is None else tuple(m[t] for m in zoneout_masks)
-        out, new_state = cell.advance(x[t], state, recurrent_mask, zoneout_mask)
+        out, new_state = spec.advance(w, x[t], state, recurrent_mask, zoneout_mask, training)
         if valid is not None:
             keep = valid[t].unsqueeze(-1)  # (B, 1)
             new_state = tuple(torch.where(keep, n, o) for n, o in zip(as_tuple(new_state), as_tuple(state)))
@@ -580,31 +603,26 @@ def run_cell(cell: RecurrentCell, x: Tensor, state: State, valid: Tensor | None,
     return torch.stack(outputs), state
 
 
-def run_stack(
-    layer: Recurrent,
-    x: Tensor,
-    initial: Stacked | None,
-    lengths: Tensor | None,
-    masks: list[Masks],
-    cell_runner: Callable = run_cell,
-):
-    """Every layer and direction of the stack, each cell run over its sequence by ``cell_runner``."""
+def run_stack(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks],
+              cell_runner: Callable) -> tuple[Tensor, Stacked]:  # fmt: skip
+    """Every layer and direction of the stack, each cell run over its sequence by ``cell_runner(spec, weights,
+    x, state, valid, masks, training)``."""
     c = layer.config
-    B = x.shape[1]
-    D = c.num_directions
+    B, D = x.shape[1], c.num_directions
     valid = None if lengths is None else torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths  # (T, B)
     layer_input, layer_outputs, finals = x, [], []
+    specs = layer.specs
     for layer_index in range(c.num_layers):
         directions = []
         for direction in range(D):
             i = layer_index * D + direction
             seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
-            cell = layer.cells[i]
+            spec = specs[i]
             if initial is None:
-                state = cell.init_state(B, device=x.device, dtype=x.dtype)
+                state = spec.init_state(B, device=x.device, dtype=x.dtype)
             else:
                 state = tuple(part[i] for part in initial) if len(initial) > 1 else initial[0][i]
-            out, final = cell_runner(cell, seq, state, valid, masks[i])
+            out, final = cell_runner(spec, layer.cell_weights(i), seq, state, valid, masks[i], layer.training)
             directions.append(out if direction == 0 else reverse_padded(out, lengths))
             finals.append(final)
         out = directions[0] if D == 1 else torch.cat(directions, dim=-1)  # (T, B, D * H_out)
@@ -616,22 +634,25 @@ def run_stack(
     return output, tuple(torch.stack(parts) for parts in zip(*[as_tuple(s) for s in finals]))
 
 
-def run_reference(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks]):
-    """The definition of correct: every layer and direction as a plain step loop over its cell."""
+def run_reference(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks],
+                  plan: dispatch.Plan):  # fmt: skip
+    """The definition of correct: every layer and direction as a plain step loop over its cell's equations."""
     return run_stack(layer, x, initial, lengths, masks, run_cell)
 
 
-def run_fused(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks]):
+def run_fused(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks],
+              plan: dispatch.Plan):  # fmt: skip
     """The same stack with each cell as a fused recurrence and hand-written BPTT (:mod:`rnnkit.kernels`)."""
-    return run_stack(layer, x, initial, lengths, masks, fused_cell)
+    return run_stack(layer, x, initial, lengths, masks, functools.partial(fused_cell, plan=plan))
 
 
-def run_native(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks]):
+def run_torch(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Tensor | None, masks: list[Masks],
+              plan: dispatch.Plan):  # fmt: skip
     """torch's own multi-layer kernels (cuDNN on GPU): only for configurations with ``is_plain``."""
     c = layer.config
-    weights = [p for _, p in _torch_names(layer)]
+    weights = layer._flat_weights
     if initial is None:
-        LD, B = len(layer.cells), x.shape[1]
+        LD, B = len(layer._all_weights), x.shape[1]
         sizes = (c.output_size, c.hidden_size) if c.cell == "lstm" else (c.hidden_size,)
         initial = tuple(x.new_zeros(LD, B, n) for n in sizes)
     hx = initial if c.cell == "lstm" else initial[0]
@@ -651,27 +672,7 @@ def run_native(layer: Recurrent, x: Tensor, initial: Stacked | None, lengths: Te
     return output, tuple(result[1:])  # (h_n,) or (h_n, c_n), each (L * D, B, *)
 
 
-BACKENDS: dict[str, Backend] = {"reference": run_reference, "native": run_native, "fused": run_fused}
-
-
-# -- helpers --------------------------------------------------------------------------------------
-
-
-def _under_functorch(t: Tensor) -> bool:
-    """Whether a torch.func transform (grad, vmap, jvp) wraps ``t``."""
-    return torch._C._functorch.is_functorch_wrapped_tensor(t)
-
-
-def _torch_names(layer: Recurrent):
-    """(torch name, our parameter) in the order of torch's ``_flat_weights``."""
-    c = layer.config
-    for i, cell in enumerate(layer.cells):
-        suffix = f"_l{i // c.num_directions}" + ("_reverse" if i % c.num_directions else "")
-        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if c.bias else [])
-        if c.proj_size:
-            names.append("weight_hr")
-        for name in names:
-            yield name + suffix, getattr(cell, name)
+BACKENDS: dict[str, Backend] = {"reference": run_reference, "torch": run_torch, "fused": run_fused}
 
 
 def _pack_like(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:

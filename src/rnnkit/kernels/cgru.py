@@ -1,11 +1,11 @@
 """The GRU recurrence with each step's element-wise work in C (``_gru.c``): float32 on the CPU.
 
 :class:`rnnkit.kernels.gru.GRURecurrence` hands its forward and backward here when
-:func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``gru.py`` (the products ``W_hh h`` per step,
+its plan says so (:mod:`rnnkit.kernels.dispatch`): the loops of ``gru.py`` (the products ``W_hh h`` per step,
 the weight gradients as GEMMs over all steps) with the rest of a step in C (see ``_gru.c``), as
 :mod:`rnnkit.kernels.clstm` does for the LSTM. reset="after" takes one C call per step; reset="before"
 two, around the step's second product ``W_hn (r * h)``. Over 16 steps or more the whole loop of either is
-one C call, its products too (:class:`rnnkit.kernels.native.StepProduct`).
+one C call, its products too (:class:`rnnkit.kernels._ext.StepProduct`).
 
 Covers both reset forms, layer norm, recurrent dropout, zoneout and lengths; float64 and CUDA go
 through ``gru.py``. ``RNNKIT_C_CELLS=0`` turns the C steps off.
@@ -18,37 +18,10 @@ import ctypes
 import torch
 from torch import Tensor
 
+from rnnkit.kernels import _ext
+from rnnkit.kernels._abi import GRUBackward, GRUBeforeBackward, GRUBeforeForward, GRUForward
+from rnnkit.kernels._ext import StepProduct, backward_steps, forward_steps, full_mask, ptr
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
-from rnnkit.kernels.native import (
-    CELLS,
-    StepProduct,
-    backward_steps,
-    forward_steps,
-    full_mask,
-    ptr,
-    struct_fields,
-)
-
-
-class _Forward(ctypes.Structure):  # rk_gru_forward in _gru.c
-    _fields_ = struct_fields("B H threads t", "gx gh ln_ih ln_hh b_ih b_hh rstd_x rstd_h hs zh valid C Z")
-
-
-class _Backward(ctypes.Structure):  # rk_gru_backward
-    _fields_ = struct_fields("B H threads t", "dh base d_hs u C Z y_x y_h rstd_x rstd_h ln_ih ln_hh dx du dGX DU acc")
-
-
-class _BeforeForward(ctypes.Structure):  # rk_gru_before_forward
-    _fields_ = struct_fields(
-        "B H threads t", "gx gh_rz gh_n ln_ih ln_hh bias rec_mask rstd_x rstd_rz rstd_n hs zh valid RH C Z R"
-    )
-
-
-class _BeforeBackward(ctypes.Structure):  # rk_gru_before_backward
-    _fields_ = struct_fields(
-        "B H threads t",
-        "dh base d_rh d_hs u rec_mask C Z R y_x y_rz y_n rstd_x rstd_rz rstd_n ln_ih ln_hh D dGX DU_rz DU_n acc",
-    )
 
 
 def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad) -> Tensor:
@@ -72,12 +45,12 @@ def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, vali
         C, Z = keep((T, B, 4 * H)), keep((T, B, H))
         rstd_x = keep((T, B, 3)) if layer_norm else None
         rstd_h = keep((T, B, 3)) if layer_norm else None
-        args = _Forward(
+        args = GRUForward(
             B, H, torch.get_num_threads(), 0, ptr(GX), ptr(gh), ptr(ln_ih), ptr(ln_hh),
             ptr(b_ih if b_ih is not None else zeros) if layer_norm else None, ptr(b_hh if b_hh is not None else zeros),
             ptr(rstd_x), ptr(rstd_h), ptr(hs), ptr(zh_full), ptr(valid_rows), ptr(C), ptr(Z),
         )  # fmt: skip
-        forward_steps("gru", args, hs, W_hh, gh, rec_mask, scratch, add=False)
+        forward_steps("gru", args, hs, W_hh, gh, rec_mask, scratch, False, ctx.plan.c_products)
     if needs_grad:
         y_x, y_h = (GX, gh) if layer_norm else (None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, C, Z, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid)
@@ -100,12 +73,12 @@ def backward(ctx, d_hs: Tensor) -> tuple:
         base = scratch.empty((B, H), Z)
         dx_raw = scratch.empty((B, 3 * H), Z) if layer_norm else None
         du_raw = scratch.empty((B, 3 * H), Z) if layer_norm else None
-        args = _Backward(
+        args = GRUBackward(
             B, H, torch.get_num_threads(), 0, ptr(dh), ptr(base), ptr(d_hs), ptr(u), ptr(C), ptr(Z), ptr(y_x),
             ptr(y_h), ptr(rstd_x), ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(dx_raw), ptr(du_raw), ptr(dGX), ptr(DU),
             ptr(acc),
         )  # fmt: skip
-        backward_steps("gru", args, DU, W_hh, base, dh, rec_mask, scratch)
+        backward_steps("gru", args, DU, W_hh, base, dh, rec_mask, scratch, ctx.plan.c_products)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
@@ -115,7 +88,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
         else:
             d_b_ih, d_b_hh = dGX.sum((0, 1)), DU.sum((0, 1))
     return (dx, dh, d_W_ih, d_W_hh, d_b_ih if ctx.has_b_ih else None, d_b_hh if ctx.has_b_hh else None, d_ln_ih,
-            d_ln_hh, None, None, None, None, None)  # fmt: skip
+            d_ln_hh, None, None, None, None, None, None)  # fmt: skip
 
 
 def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad) -> Tensor:
@@ -138,19 +111,20 @@ def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, va
         RH, C, Z, R = keep((T, B, H)), keep((T, B, 3 * H)), keep((T, B, H)), keep((T, B, H))
         rstd_x, rstd_rz, rstd_n = (keep((T, B, 3)), keep((T, B, 2)), keep((T, B))) if layer_norm else (None,) * 3
         mask = None if rec_mask is None else rec_mask.to(GX.dtype).expand(B, H).contiguous()
-        args = _BeforeForward(
+        args = GRUBeforeForward(
             B, H, torch.get_num_threads(), 0, ptr(GX), ptr(gh_rz), ptr(gh_n), ptr(ln_ih), ptr(ln_hh),
             ptr(bias) if layer_norm else None, ptr(mask), ptr(rstd_x), ptr(rstd_rz), ptr(rstd_n), ptr(hs),
             ptr(zh_full), ptr(valid_rows), ptr(RH), ptr(C), ptr(Z), ptr(R),
         )  # fmt: skip
         ref = ctypes.byref(args)
-        product_rz, product_n = StepProduct(W_hh[: 2 * H], T), StepProduct(W_hh[2 * H :], T)
+        in_c = ctx.plan.c_products
+        product_rz, product_n = StepProduct(W_hh[: 2 * H], in_c), StepProduct(W_hh[2 * H :], in_c)
         h_in = scratch.empty((B, H), GX) if mask is not None else None
         if product_rz.in_c:  # the whole loop in C, both products too
             rz, n = product_rz.loop(T, hs, gh_rz, mask=mask, scratch=h_in), product_n.loop(T, RH, gh_n)
-            CELLS.rk_gru_before_forward_steps(ctypes.byref(rz), ctypes.byref(n), ref)
+            _ext.cells_lib.rk_gru_before_forward_steps(ctypes.byref(rz), ctypes.byref(n), ref)
         else:
-            reset, update = CELLS.rk_gru_before_reset, CELLS.rk_gru_before_update
+            reset, update = _ext.cells_lib.rk_gru_before_reset, _ext.cells_lib.rk_gru_before_update
             hs_t, RH_t, rz_t, n_t = hs.unbind(0), RH.unbind(0), gh_rz.unbind(0), gh_n.unbind(0)
             for t in range(T):
                 h = hs_t[t] if mask is None else torch.mul(hs_t[t], mask, out=h_in)
@@ -175,12 +149,13 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
     dh = d_hs[T - 1].clone()
     u = full_mask(mixing_coefficients(zh, valid, Z.dtype), (T, B, H))
     acc = torch.zeros(9 * H, dtype=torch.float64) if layer_norm else None
-    product_rz, product_n = StepProduct(W_hh[: 2 * H].t(), T), StepProduct(W_hh[2 * H :].t(), T)  # DU W
+    in_c = ctx.plan.c_products
+    product_rz, product_n = StepProduct(W_hh[: 2 * H].t(), in_c), StepProduct(W_hh[2 * H :].t(), in_c)  # DU W
     with Scratch() as scratch:  # the gradients of the products never leave this backward
         dGX, DU_rz, DU_n = scratch.empty((T, B, 3 * H), Z), scratch.empty((T, B, 2 * H), Z), scratch.empty((T, B, H), Z)
         base, d_rh = scratch.empty((B, H), Z), scratch.empty((B, H), Z)
         D = scratch.empty((B, 3 * H), Z) if layer_norm else None
-        args = _BeforeBackward(
+        args = GRUBeforeBackward(
             B, H, torch.get_num_threads(), 0, ptr(dh), ptr(base), ptr(d_rh), ptr(d_hs), ptr(u), ptr(mask), ptr(C),
             ptr(Z), ptr(R), ptr(y_x), ptr(y_rz), ptr(y_n), ptr(rstd_x), ptr(rstd_rz), ptr(rstd_n), ptr(ln_ih),
             ptr(ln_hh), ptr(D), ptr(dGX), ptr(DU_rz), ptr(DU_n), ptr(acc),
@@ -190,9 +165,9 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
         if product_rz.in_c:  # the whole loop in C, both products too
             rz = product_rz.loop(T, DU_rz, dh, mask=mask, scratch=masked, base=base)
             n = product_n.loop(T, DU_n, d_rh)
-            CELLS.rk_gru_before_backward_steps(ctypes.byref(rz), ctypes.byref(n), ref)
+            _ext.cells_lib.rk_gru_before_backward_steps(ctypes.byref(rz), ctypes.byref(n), ref)
         else:
-            gradient_n, gradient_r = CELLS.rk_gru_before_gradient_n, CELLS.rk_gru_before_gradient_r
+            gradient_n, gradient_r = _ext.cells_lib.rk_gru_before_gradient_n, _ext.cells_lib.rk_gru_before_gradient_r
             DU_rz_t, DU_n_t = DU_rz.unbind(0), DU_n.unbind(0)
             for t in range(T - 1, -1, -1):
                 args.t = t
@@ -212,4 +187,4 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
         else:
             d_bias = dGX.sum((0, 1))
     return (dx, dh, d_W_ih, d_W_hh, d_bias if ctx.has_bias else None, None, d_ln_ih, d_ln_hh, None, None, None, None,
-            None)  # fmt: skip
+            None, None)  # fmt: skip

@@ -1,11 +1,12 @@
 """The LSTM recurrence with each step's element-wise work in C (``_lstm.c``): float32 on the CPU.
 
-:class:`rnnkit.kernels.lstm.LSTMRecurrence` hands its forward and backward here when :func:`applies`.
+:class:`rnnkit.kernels.lstm.LSTMRecurrence` hands its forward and backward here when its plan says so
+(:mod:`rnnkit.kernels.dispatch`).
 The loops are those of ``lstm.py`` (one product ``W_hh h`` per step, the weight gradients as GEMMs over
 all steps), but the rest of a step, ~25 tensor operations with layer norm and zoneout, is one C call that
 passes over each row once while it is in cache (see ``_lstm.c`` for the equations). Over 16 steps or more
 the per-step products run on packed weights in C too, and the whole loop is one C call
-(:func:`rnnkit.kernels.native.forward_steps`). On 2 CPU cores this is what brings the LayerNorm-LSTM near
+(:func:`rnnkit.kernels._ext.forward_steps`). On 2 CPU cores this is what brings the LayerNorm-LSTM near
 torch.nn.LSTM's time (benchmarks/speed.py).
 
 What is saved for the backward differs from ``lstm.py``: the layer norms' normalised values (written
@@ -17,39 +18,12 @@ projection, float64 and CUDA go through ``lstm.py``. ``RNNKIT_C_CELLS=0`` turns 
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 from torch import Tensor
 
+from rnnkit.kernels._abi import LSTMBackward, LSTMForward
+from rnnkit.kernels._ext import backward_steps, forward_steps, full_mask, ptr
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
-from rnnkit.kernels.native import (
-    backward_steps,
-    c_steps_apply,
-    forward_steps,
-    full_mask,
-    ptr,
-    struct_fields,
-)
-
-
-class _Forward(ctypes.Structure):  # rk_lstm_forward in _lstm.c
-    _fields_ = struct_fields(
-        "B H threads t",
-        "gx gh ln_ih ln_hh bias ln_c_w ln_c_b rstd_x rstd_h y_c rstd_c hs cs zh zc valid A K F peephole c_new",
-    )
-
-
-class _Backward(ctypes.Structure):  # rk_lstm_backward
-    _fields_ = struct_fields(
-        "B H threads t",
-        "dh dc base work d_hs uh uc A K F y_x y_h rstd_x rstd_h ln_ih ln_hh y_c rstd_c ln_c_w dG dGX DU acc peephole",
-    )
-
-
-def applies(x: Tensor, W_hh: Tensor, W_hr: Tensor | None) -> bool:
-    """Whether this recurrence runs its steps in C (see the module doc)."""
-    return c_steps_apply(x, W_hh) and W_hr is None
 
 
 def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, rec_mask, zh, zc,
@@ -83,14 +57,14 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w,
         rstd_h = keep((T, B, 4)) if layer_norm else None
         y_c = keep((T, B, H)) if ln_cell_w is not None else None
         rstd_c = keep((T, B)) if ln_cell_w is not None else None
-        args = _Forward(
+        args = LSTMForward(
             B, H, torch.get_num_threads(), 0, ptr(GX), ptr(gh), ptr(ln_ih), ptr(ln_hh),
             ptr(bias) if layer_norm else None, ptr(ln_cell_w), ptr(ln_cell_b), ptr(rstd_x), ptr(rstd_h),
             ptr(y_c), ptr(rstd_c), ptr(hs), ptr(cs), ptr(zh_full), ptr(zc_full), ptr(valid_rows), ptr(A),
             ptr(K), ptr(F), ptr(peephole), ptr(c_new),
         )  # fmt: skip
         products = gh if layer_norm else GX  # without layer norm W_hh h is added to W_ih x + b
-        forward_steps("lstm", args, hs, W_hh, products, rec_mask, scratch, add=not layer_norm)
+        forward_steps("lstm", args, hs, W_hh, products, rec_mask, scratch, not layer_norm, ctx.plan.c_products)
         c_T = cs[T].clone()
     if needs_grad:
         y_x = GX if layer_norm else None
@@ -118,13 +92,13 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
         dGX = scratch.empty(A.shape, A) if layer_norm else dG
         DU = scratch.empty(A.shape, A) if layer_norm else dG
         base, work = scratch.empty((B, H), A), scratch.empty((B, H), A)
-        args = _Backward(
+        args = LSTMBackward(
             B, H, torch.get_num_threads(), 0, ptr(dh), ptr(dc), ptr(base), ptr(work), ptr(d_hs), ptr(uh),
             ptr(uc), ptr(A), ptr(K), ptr(F), ptr(y_x if layer_norm else None), ptr(y_h), ptr(rstd_x),
             ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(y_c), ptr(rstd_c), ptr(ln_cell_w), ptr(dG),
             ptr(dGX) if layer_norm else None, ptr(DU) if layer_norm else None, ptr(acc), ptr(peephole),
         )  # fmt: skip
-        backward_steps("lstm", args, DU, W_hh, base, dh, rec_mask, scratch)
+        backward_steps("lstm", args, DU, W_hh, base, dh, rec_mask, scratch, ctx.plan.c_products)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
@@ -141,4 +115,4 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
         if ln_cell_w is not None:
             d_ln_cell_w, d_ln_cell_b = sums[12 * H : 13 * H], sums[13 * H :]
     return (dx, dh, dc, d_W_ih, d_W_hh, d_bias if ctx.has_bias else None, d_ln_ih, d_ln_hh, d_peephole, d_ln_cell_w,
-            d_ln_cell_b, None, None, None, None, None, None)  # fmt: skip
+            d_ln_cell_b, None, None, None, None, None, None, None)  # fmt: skip

@@ -1,7 +1,8 @@
 """What the fused recurrences share: TorchScript for the step loops, state mixing, per-gate layer norm.
 
 The step loops are written in the subset of Python that TorchScript compiles. :func:`compiled` returns
-the scripted loop, which runs each step's few tensor ops without going back to the Python interpreter
+the scripted loop (when the plan of :mod:`rnnkit.kernels.dispatch` asks for TorchScript), which runs each
+step's few tensor ops without going back to the Python interpreter
 (rough A/B on 2 shared CPU cores, T=100, H=64, B=1, forward+backward: LSTM 4.5 ms scripted against
 6.4 ms in Python, LayerNorm-LSTM 16 against 35 ms; the gap closes as the sizes grow and the arithmetic
 dominates), or the Python function itself when TorchScript is unavailable or switched off with
@@ -15,7 +16,6 @@ that passes straight to the previous state, ``dS - dS * U``.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -28,24 +28,16 @@ from rnnkit.cells import LAYER_NORM_EPS
 
 _compiled: dict[Callable, Callable] = {}
 
-# TorchScript cannot read a float global, so the loops write the cells' epsilon as the literal 1e-5.
-if LAYER_NORM_EPS != 1e-5:  # pragma: no cover
-    raise ImportError("rnnkit.kernels writes the layer-norm epsilon as 1e-5; update it with cells.LAYER_NORM_EPS")
 
-
-def jit_enabled() -> bool:
-    """False when ``RNNKIT_JIT=0`` asks for the pure-Python step loops."""
-    return os.environ.get("RNNKIT_JIT", "1") != "0"
-
-
-def compiled(fn: Callable) -> Callable:
-    """``torch.jit.script(fn)``, made once; ``fn`` itself when TorchScript is off or cannot compile it.
+def compiled(fn: Callable, enabled: bool = True) -> Callable:
+    """``torch.jit.script(fn)``, made once; ``fn`` itself when not ``enabled`` (the plan's ``jit``) or when
+    TorchScript cannot compile it.
 
     The scripted function runs in TorchScript's plain interpreter (``optimized_execution(False)``): the
     loops gain nothing from graph optimisation on CPU, and the profiling executor would re-specialise
     the graph whenever shapes, strides or requires-grad flags change (seconds per call under gradcheck).
     """
-    if not jit_enabled():
+    if not enabled:
         return fn
     if fn not in _compiled:
         try:
@@ -132,11 +124,12 @@ def split_grad(d: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor | None]:
     return d_new, d - d_new
 
 
-def gate_norm_step(gh: Tensor, num_gates: int, stats: list[Tensor]) -> Tensor:
-    """Normalise each gate block of gh (B, k*H); the mean and 1/std (B, k, 1) are appended to stats."""
+def gate_norm_step(gh: Tensor, num_gates: int, stats: list[Tensor], eps: float = LAYER_NORM_EPS) -> Tensor:
+    """Normalise each gate block of gh (B, k*H); the mean and 1/std (B, k, 1) are appended to stats. (``eps``
+    is an argument because TorchScript reads no float globals; its default is the cells' constant.)"""
     B = gh.shape[0]
     H = gh.shape[1] // num_gates
-    y, mean, rstd = torch.native_layer_norm(gh.view(B, num_gates, H), [H], None, None, 1e-5)
+    y, mean, rstd = torch.native_layer_norm(gh.view(B, num_gates, H), [H], None, None, eps)
     stats.append(mean)
     stats.append(rstd)
     return y.view(B, num_gates * H)

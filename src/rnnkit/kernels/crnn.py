@@ -1,7 +1,7 @@
 """The vanilla RNN recurrence with each step's element-wise work in C (``_rnn.c``): float32 on the CPU.
 
 :class:`rnnkit.kernels.rnn.RNNRecurrence` hands its forward and backward here when
-:func:`rnnkit.kernels.native.c_steps_apply`: the loops of ``rnn.py`` (one product ``W_hh h`` per step,
+its plan says so (:mod:`rnnkit.kernels.dispatch`): the loops of ``rnn.py`` (one product ``W_hh h`` per step,
 the weight gradients as GEMMs over all steps) with the rest of a step in one C call, and over 16 steps or
 more the whole loop in one, as :mod:`rnnkit.kernels.clstm` does for the LSTM. Covers tanh and relu,
 layer norm, recurrent dropout, zoneout and lengths; ``RNNKIT_C_CELLS=0`` turns the C steps off.
@@ -9,27 +9,12 @@ layer norm, recurrent dropout, zoneout and lengths; ``RNNKIT_C_CELLS=0`` turns t
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 from torch import Tensor
 
+from rnnkit.kernels._abi import RNNBackward, RNNForward
+from rnnkit.kernels._ext import backward_steps, forward_steps, full_mask, ptr
 from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
-from rnnkit.kernels.native import (
-    backward_steps,
-    forward_steps,
-    full_mask,
-    ptr,
-    struct_fields,
-)
-
-
-class _Forward(ctypes.Structure):  # rk_rnn_forward in _rnn.c
-    _fields_ = struct_fields("B H threads t relu", "gx gh ln_ih ln_hh bias rstd_x rstd_h hs zh valid C")
-
-
-class _Backward(ctypes.Structure):  # rk_rnn_backward
-    _fields_ = struct_fields("B H threads t", "dh base d_hs u C y_x y_h rstd_x rstd_h ln_ih ln_hh D dGX DU acc")
 
 
 def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad) -> Tensor:
@@ -50,12 +35,12 @@ def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, rel
         gh = keep(GX.shape) if layer_norm else None  # W_hh h per step, normalised in place for the backward
         C = keep((T, B, H))
         rstd_x, rstd_h = (keep((T, B)), keep((T, B))) if layer_norm else (None, None)
-        args = _Forward(
+        args = RNNForward(
             B, H, torch.get_num_threads(), 0, int(relu), ptr(GX), ptr(gh), ptr(ln_ih), ptr(ln_hh),
             ptr(bias) if layer_norm else None, ptr(rstd_x), ptr(rstd_h), ptr(hs), ptr(zh_full), ptr(valid_rows), ptr(C),
         )  # fmt: skip
         products = gh if layer_norm else GX  # without layer norm W_hh h is added to W_ih x + b
-        forward_steps("rnn", args, hs, W_hh, products, rec_mask, scratch, add=not layer_norm)
+        forward_steps("rnn", args, hs, W_hh, products, rec_mask, scratch, not layer_norm, ctx.plan.c_products)
     if needs_grad:
         y_x, y_h = (GX, gh) if layer_norm else (None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, C, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid)
@@ -75,12 +60,12 @@ def backward(ctx, d_hs: Tensor) -> tuple:
         D = scratch.empty((T, B, H), C)
         dGX, DU = (scratch.empty((T, B, H), C), scratch.empty((T, B, H), C)) if layer_norm else (D, D)
         base = scratch.empty((B, H), C)
-        args = _Backward(
+        args = RNNBackward(
             B, H, torch.get_num_threads(), 0, ptr(dh), ptr(base), ptr(d_hs), ptr(u), ptr(C), ptr(y_x), ptr(y_h),
             ptr(rstd_x), ptr(rstd_h), ptr(ln_ih), ptr(ln_hh), ptr(D), ptr(dGX) if layer_norm else None,
             ptr(DU) if layer_norm else None, ptr(acc),
         )  # fmt: skip
-        backward_steps("rnn", args, DU, W_hh, base, dh, rec_mask, scratch)
+        backward_steps("rnn", args, DU, W_hh, base, dh, rec_mask, scratch, ctx.plan.c_products)
         h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
         d_W_hh = matmul_steps(DU, h_in)
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
@@ -90,4 +75,4 @@ def backward(ctx, d_hs: Tensor) -> tuple:
         else:
             d_bias = D.sum((0, 1))
     return (dx, dh, d_W_ih, d_W_hh, d_bias if ctx.has_bias else None, d_ln_ih, d_ln_hh, None, None, None, None,
-            None)  # fmt: skip
+            None, None)  # fmt: skip

@@ -41,7 +41,6 @@ from rnnkit.kernels.common import (
     saved_lists,
     split_grad,
 )
-from rnnkit.kernels.native import c_steps_apply
 
 
 def gru_after_forward_loop(
@@ -283,7 +282,7 @@ def gru_before_backward_loop(
 
 class GRURecurrence(torch.autograd.Function):
     """``hs = GRURecurrence.apply(x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before,
-    needs_grad)``: the carried h for every step (T, B, H).
+    needs_grad, plan)``: the carried h for every step (T, B, H).
 
     ``b_ih`` is the bias that adds outside the loop's products: b_ih, or for reset="before" b_ih + b_hh;
     ``b_hh`` is passed for reset="after" only. ``ln_ih``, ``ln_hh``: layer-norm gains. Options are None
@@ -291,9 +290,9 @@ class GRURecurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad):
-        ctx.in_c = c_steps_apply(x, W_hh)
-        if ctx.in_c:  # the same loops with each step's element-wise work in C
+    def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad, plan):
+        ctx.plan = plan
+        if plan.c_steps:  # the same loops with each step's element-wise work in C
             return cgru.forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before,
                                 needs_grad)  # fmt: skip
         GX = project_inputs(x, W_ih, None if ln_ih is not None else b_ih)
@@ -307,7 +306,7 @@ class GRURecurrence(torch.autograd.Function):
             G, RH = torch.empty_like(GX), GX.new_empty(T, B, H)
             gh_rz = GX.new_empty(T, B, 2 * H) if layer_norm else None
             gh_n = GX.new_empty(T, B, H) if layer_norm else None
-            lists = compiled(gru_before_forward_loop)(
+            lists = compiled(gru_before_forward_loop, plan.jit)(
                 GX, W_hh, b_ih, hs, G, RH, ln_ih, ln_hh, gh_rz, gh_n, rec_mask, zh, valid
             )
             if needs_grad:
@@ -322,7 +321,7 @@ class GRURecurrence(torch.autograd.Function):
         else:
             G = GX.new_empty(T, B, 4 * H)
             gh_raw = torch.empty_like(GX) if layer_norm else None
-            lists = compiled(gru_after_forward_loop)(
+            lists = compiled(gru_after_forward_loop, plan.jit)(
                 GX, W_hh, b_ih, b_hh, hs, G, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid
             )
             if needs_grad:
@@ -342,7 +341,7 @@ class GRURecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs):
-        if ctx.in_c:
+        if ctx.plan.c_steps:
             return cgru.backward(ctx, d_hs)
         with Scratch() as scratch:  # D, dGX and DU never leave the backward
             return _gru_backward(ctx, d_hs.contiguous(), scratch)
@@ -361,7 +360,7 @@ def _gru_backward(ctx, d_hs: Tensor, scratch: Scratch) -> tuple:
         DU_rz = scratch.empty((T, B, 2 * H), C) if layer_norm else None
         DU_n = scratch.empty((T, B, H), C) if layer_norm else None
         U = mixing_coefficients(zh, valid, C.dtype)
-        dh0 = compiled(gru_before_backward_loop)(
+        dh0 = compiled(gru_before_backward_loop, ctx.plan.jit)(
             d_hs, W_hh, C, Z, R, D, GX if layer_norm else C, ln_ih, ln_hh, gh_rz, gh_n, ys_x, stats_x, ys_rz,
             stats_rz, ys_n, stats_n, acc, dGX, DU_rz, DU_n, rec_mask, U,
         )  # fmt: skip
@@ -376,7 +375,7 @@ def _gru_backward(ctx, d_hs: Tensor, scratch: Scratch) -> tuple:
             dGX, d_bias = D, D.sum((0, 1))
         dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
         d_bias = d_bias if bias is not None else None
-        return dx, dh0, d_W_ih, d_W, d_bias, None, d_ln_ih, d_ln_hh, None, None, None, None, None
+        return dx, dh0, d_W_ih, d_W, d_bias, None, d_ln_ih, d_ln_hh, None, None, None, None, None, None
     fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
     x, GX, W_ih, W_hh, hs, C, Z, b_ih, b_hh, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
     T, B, H = Z.shape
@@ -386,7 +385,7 @@ def _gru_backward(ctx, d_hs: Tensor, scratch: Scratch) -> tuple:
     dGX = scratch.empty((T, B, 3 * H), C) if layer_norm else None
     DU = scratch.empty((T, B, 3 * H), C) if layer_norm else None
     U = mixing_coefficients(zh, valid, C.dtype)
-    dh0 = compiled(gru_after_backward_loop)(
+    dh0 = compiled(gru_after_backward_loop, ctx.plan.jit)(
         d_hs, W_hh, C, Z, D, GX if layer_norm else C, ln_ih, ln_hh, gh_raw, ys_x, stats_x, ys_h, stats_h, acc,
         dGX, DU, rec_mask, U,
     )  # fmt: skip
@@ -403,7 +402,7 @@ def _gru_backward(ctx, d_hs: Tensor, scratch: Scratch) -> tuple:
     dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
     d_b_ih = d_b_ih if b_ih is not None else None
     d_b_hh = d_b_hh if b_hh is not None else None
-    return dx, dh0, d_W_ih, d_W, d_b_ih, d_b_hh, d_ln_ih, d_ln_hh, None, None, None, None, None
+    return dx, dh0, d_W_ih, d_W, d_b_ih, d_b_hh, d_ln_ih, d_ln_hh, None, None, None, None, None, None
 
 
 def _update_factors(z: Tensor, n: Tensor, h_prev: Tensor, Z: Tensor) -> None:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnkit.cells import LAYER_NORM_EPS
 from rnnkit.kernels import clstm
 from rnnkit.kernels.common import (
     Scratch,
@@ -72,6 +73,7 @@ def lstm_forward_loop(
     zh: Tensor | None,  # (T, B or 1, P or 1)
     zc: Tensor | None,  # (T, B or 1, H or 1)
     valid: Tensor | None,  # (T, B, 1) bool
+    eps: float = LAYER_NORM_EPS,  # an argument: TorchScript reads no float globals
 ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
     T, B, H = GX.shape[0], GX.shape[1], cs.shape[2]
     W_t = W_hh.t()
@@ -108,7 +110,7 @@ def lstm_forward_loop(
         o.sigmoid_()
         c_out = c_new
         if ln_cell_w is not None:
-            c_out, mean, rstd = torch.native_layer_norm(c_new, [H], ln_cell_w, ln_cell_b, 1e-5)
+            c_out, mean, rstd = torch.native_layer_norm(c_new, [H], ln_cell_w, ln_cell_b, eps)
             stats_c.append(mean)
             stats_c.append(rstd)
         tc = tcs_t[t]
@@ -211,18 +213,19 @@ def lstm_backward_loop(
 
 class LSTMRecurrence(torch.autograd.Function):
     """``hs, c_T = LSTMRecurrence.apply(x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b,
-    W_hr, rec_mask, zh, zc, valid, needs_grad)``: carried h for every step (T, B, P) and the final c (B, H).
+    W_hr, rec_mask, zh, zc, valid, needs_grad, plan)``: carried h for every step (T, B, P) and the final c (B, H).
 
     ``bias`` is b_ih + b_hh (or None); ``ln_ih``, ``ln_hh`` the layer-norm gains. Options are None when
     off. ``zh``/``zc``: zoneout masks (T, B, n) or the eval-mode probability as a (T, 1, 1) tensor;
-    ``valid`` (T, B, 1) bool marks real (unpadded) steps.
+    ``valid`` (T, B, 1) bool marks real (unpadded) steps. ``plan``: where the loops run
+    (:class:`rnnkit.kernels.dispatch.Plan`).
     """
 
     @staticmethod
     def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, W_hr, rec_mask, zh,
-                zc, valid, needs_grad):  # fmt: skip
-        ctx.in_c = clstm.applies(x, W_hh, W_hr)
-        if ctx.in_c:  # the same loops with each step's element-wise work in C
+                zc, valid, needs_grad, plan):  # fmt: skip
+        ctx.plan = plan
+        if plan.c_steps:  # the same loops with each step's element-wise work in C
             return clstm.forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b,
                                  rec_mask, zh, zc, valid, needs_grad)  # fmt: skip
         T, B = x.shape[:2]
@@ -242,7 +245,7 @@ class LSTMRecurrence(torch.autograd.Function):
             gh_raw = torch.empty_like(GX) if layer_norm else None
             cnew = (GX.new_empty(T, B, H) if keep_cnew else scratch.empty((1, B, H), GX)) if mixed else None
             ms = GX.new_empty(T, B, H) if W_hr is not None else None
-            ys_x, stats_x, ys_h, stats_h, stats_c = compiled(lstm_forward_loop)(
+            ys_x, stats_x, ys_h, stats_h, stats_c = compiled(lstm_forward_loop, plan.jit)(
                 GX, W_hh, hs, cs, gates, tcs, bias, ln_ih, ln_hh, gh_raw, peephole, cnew, ln_cell_w, ln_cell_b, W_hr,
                 ms, rec_mask, zh, zc, valid,
             )  # fmt: skip
@@ -261,7 +264,7 @@ class LSTMRecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs, d_cT):
-        if ctx.in_c:
+        if ctx.plan.c_steps:
             return clstm.backward(ctx, d_hs, d_cT)
         fixed, ys_x, stats_x, ys_h, stats_h, stats_c = saved_lists(ctx)
         (x, GX, W_ih, W_hh, hs, A, K, Fg, bias, ln_ih, ln_hh, gh_raw, peephole, cs, c_new, ln_cell_w, ln_cell_b, W_hr,
@@ -277,7 +280,7 @@ class LSTMRecurrence(torch.autograd.Function):
             DHN = scratch.empty(d_hs.shape, d_hs) if W_hr is not None else None
             Uh = mixing_coefficients(zh, valid, A.dtype)
             Uc = mixing_coefficients(zc, valid, A.dtype)
-            dh0, dc0 = compiled(lstm_backward_loop)(
+            dh0, dc0 = compiled(lstm_backward_loop, ctx.plan.jit)(
                 d_hs.contiguous(), d_cT.clone(), W_hh, A, K, Fg, dG, GX if layer_norm else A, ln_ih, ln_hh, gh_raw,
                 ys_x, stats_x, ys_h, stats_h, acc, dGX, DU, peephole, c_new, ln_cell_w, ln_cell_b, stats_c,
                 acc_cell, W_hr, DHN, rec_mask, Uh, Uc,
@@ -312,7 +315,7 @@ def _lstm_weight_grads(ctx, x, W_ih, W_hh, hs, dG, dGX, DU, acc, acc_cell, DHN, 
     if W_hr is not None:
         d_W_hr = matmul_steps(DHN, ms)
     return (dx, dh0, dc0, d_W_ih, d_W_hh, d_bias if bias is not None else None, d_ln_ih, d_ln_hh, d_peephole,
-            d_ln_cell_w, d_ln_cell_b, d_W_hr, None, None, None, None, None)  # fmt: skip
+            d_ln_cell_w, d_ln_cell_b, d_W_hr, None, None, None, None, None, None)  # fmt: skip
 
 
 def _factors(gates: Tensor, tcs: Tensor, c_prev: Tensor, scratch: Scratch) -> tuple[Tensor, Tensor, Tensor]:

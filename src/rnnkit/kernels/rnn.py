@@ -28,7 +28,6 @@ from rnnkit.kernels.common import (
     saved_lists,
     split_grad,
 )
-from rnnkit.kernels.native import c_steps_apply
 
 
 def rnn_forward_loop(
@@ -119,13 +118,13 @@ def rnn_backward_loop(
 
 
 class RNNRecurrence(torch.autograd.Function):
-    """``hs = RNNRecurrence.apply(x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad)``:
+    """``hs = RNNRecurrence.apply(x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad, plan)``:
     the carried h for every step (T, B, H). Arguments as for the LSTM; options None when off."""
 
     @staticmethod
-    def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad):
-        ctx.in_c = c_steps_apply(x, W_hh)
-        if ctx.in_c:  # the same loops with each step's element-wise work in C
+    def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad, plan):
+        ctx.plan = plan
+        if plan.c_steps:  # the same loops with each step's element-wise work in C
             return crnn.forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad)
         GX = project_inputs(x, W_ih, None if ln_ih is not None else bias)
         T, B, H = GX.shape
@@ -134,7 +133,8 @@ class RNNRecurrence(torch.autograd.Function):
         mixed = zh is not None or valid is not None
         hnew = torch.empty_like(GX) if mixed else None
         gh_raw = torch.empty_like(GX) if ln_hh is not None else None
-        lists = compiled(rnn_forward_loop)(GX, W_hh, bias, hs, hnew, relu, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid)
+        loop = compiled(rnn_forward_loop, plan.jit)
+        lists = loop(GX, W_hh, bias, hs, hnew, relu, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid)
         if needs_grad:
             h = hs[1:] if hnew is None else hnew
             if relu:
@@ -151,7 +151,7 @@ class RNNRecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs):
-        if ctx.in_c:
+        if ctx.plan.c_steps:
             return crnn.backward(ctx, d_hs)
         fixed, ys_x, stats_x, ys_h, stats_h = saved_lists(ctx)
         x, GX, W_ih, W_hh, hs, C, bias, ln_ih, ln_hh, gh_raw, rec_mask, zh, valid = fixed
@@ -163,7 +163,7 @@ class RNNRecurrence(torch.autograd.Function):
             dGX = scratch.empty(C.shape, C) if layer_norm else None
             DU = scratch.empty(C.shape, C) if layer_norm else None
             U = mixing_coefficients(zh, valid, C.dtype)
-            dh0 = compiled(rnn_backward_loop)(
+            dh0 = compiled(rnn_backward_loop, ctx.plan.jit)(
                 d_hs.contiguous(), W_hh, C, D, GX if layer_norm else C, ln_ih, ln_hh, gh_raw, ys_x, stats_x, ys_h,
                 stats_h, acc, dGX, DU, rec_mask, U,
             )  # fmt: skip
@@ -176,4 +176,4 @@ class RNNRecurrence(torch.autograd.Function):
                 dGX, d_bias = D, D.sum((0, 1))
             dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
         d_bias = d_bias if bias is not None else None
-        return dx, dh0, d_W_ih, d_W, d_bias, d_ln_ih, d_ln_hh, None, None, None, None, None
+        return dx, dh0, d_W_ih, d_W, d_bias, d_ln_ih, d_ln_hh, None, None, None, None, None, None

@@ -1,51 +1,56 @@
-"""The C extensions that ``setup.py`` builds at install time: finding them, handing them tensors, and the
-step loops of the training kernels around their per-step C calls.
+"""rnnkit's own C extensions (built by ``setup.py`` from ``csrc/``): loading them, handing them tensors, and
+the loops of the training kernels around their per-step C calls.
 
 The extensions have no Python API of their own; their functions are called through ctypes (which
-releases the GIL for the call) with structs of sizes and data pointers.
+releases the GIL for the call) with the structs of :mod:`rnnkit.kernels._abi`. A library that is not
+built, cannot be loaded here, or whose exported struct layouts disagree with those declarations is
+not used (one warning says why) and every path runs in PyTorch instead. Whether a built library is
+*used* for a given call is decided in :mod:`rnnkit.kernels.dispatch`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.machinery
-import os
+import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from rnnkit.cells import LAYER_NORM_EPS
+from rnnkit.kernels import _abi, layout
 
-def load_library(stem: str) -> ctypes.CDLL | None:
-    """The built extension ``rnnkit/kernels/<stem>*.so`` loaded with ctypes, or None where it was not built
-    or cannot be loaded here (a missing system library): the caller then runs its PyTorch path."""
+
+def load_library(stem: str, structs: dict[str, type[ctypes.Structure]]) -> ctypes.CDLL | None:
+    """The built extension ``rnnkit/kernels/<stem>*.so`` loaded with ctypes, or None where it was not built, cannot
+    be loaded here (a missing system library), or its struct layouts differ from ``structs``."""
     here = Path(__file__).parent
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         path = here / f"{stem}{suffix}"
         if path.exists():
             try:
-                return ctypes.CDLL(str(path))
+                library = ctypes.CDLL(str(path))
             except OSError:
                 return None
+            problem = _layout_problem(library, structs)
+            if problem is not None:
+                warnings.warn(f"rnnkit: not using {path.name} ({problem}); running the PyTorch path instead",
+                              RuntimeWarning, stacklevel=2)  # fmt: skip
+                return None
+            return library
     return None
 
 
-def switched_on(variable: str) -> bool:
-    """False when the environment sets ``variable`` to 0 (the switches that turn a C path off)."""
-    return os.environ.get(variable, "1") != "0"
+def _layout_problem(library: ctypes.CDLL, structs: dict[str, type[ctypes.Structure]]) -> str | None:
+    """None when the library's exported layouts and layer-norm epsilon agree with ours, else what differs."""
+    return layout.check(library, structs, LAYER_NORM_EPS)
 
 
-CELLS = load_library("_cells")  # the training loops: _lstm.c, _gru.c, _rnn.c, and _pack.c
-
-
-def cells_available() -> bool:
-    """Whether the cells' C training steps were built and are switched on (``RNNKIT_C_CELLS``)."""
-    return CELLS is not None and switched_on("RNNKIT_C_CELLS")
-
-
-def c_steps_apply(x: Tensor, W_hh: Tensor) -> bool:
-    """Whether a recurrence over ``x`` with ``W_hh`` runs its steps in C: float32 on the CPU, when available."""
-    return cells_available() and x.device.type == "cpu" and x.dtype == torch.float32 and W_hh.dtype == torch.float32
+cells_lib = load_library("_cells", _abi.CELLS_STRUCTS)  # the training loops: _lstm.c, _gru.c, _rnn.c, _pack.c
+generate_lib = load_library("_generate", _abi.GENERATE_STRUCTS)  # the generation loop: _generate.c
+if generate_lib is not None:
+    generate_lib.rk_generate.restype = ctypes.c_int
 
 
 def ptr(t: Tensor | None) -> int | None:
@@ -58,16 +63,7 @@ def ptr(t: Tensor | None) -> int | None:
     return t.data_ptr()
 
 
-def struct_fields(sizes: str, pointers: str) -> list[tuple[str, type]]:
-    """ctypes ``_fields_`` for a struct of int32 sizes followed by pointers, named as in the C file."""
-    return [(name, ctypes.c_int32) for name in sizes.split()] + [(name, ctypes.c_void_p) for name in pointers.split()]
-
-
 PANEL = 24  # rows per panel: RK_PANEL in _kernels.h
-
-
-class _Packing(ctypes.Structure):  # rk_packing in _pack.c
-    _fields_ = struct_fields("R K threads", "W out")
 
 
 def pack(W: Tensor) -> Tensor:
@@ -76,11 +72,13 @@ def pack(W: Tensor) -> Tensor:
     then every product reads its panels front to back. A row-major float32 W is packed in C (``rk_pack``,
     twice torch's speed at this transposing copy); otherwise torch copies W's columns, which for a
     transposed view (``W_hh.t()`` for the backward) are runs of 24 contiguous floats."""
+    from rnnkit.kernels.dispatch import c_pack_applies
+
     R, K = W.shape
     full, rest = divmod(R, PANEL)
-    if cells_available() and W.dtype == torch.float32 and W.device.type == "cpu" and W.is_contiguous():
+    if c_pack_applies(W):
         packed = W.new_empty(full + (rest > 0), K, PANEL)
-        CELLS.rk_pack(ctypes.byref(_Packing(R, K, torch.get_num_threads(), ptr(W.detach()), ptr(packed))))
+        cells_lib.rk_pack(ctypes.byref(_abi.Packing(R, K, torch.get_num_threads(), ptr(W.detach()), ptr(packed))))
         return packed
     packed = W.new_zeros(full + (rest > 0), K, PANEL, dtype=torch.float32)
     columns = W.detach().t()  # (K, R)
@@ -95,12 +93,7 @@ def full_mask(mask: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
     return None if mask is None else mask.to(torch.float32).expand(shape).contiguous()
 
 
-# Packing W costs about what the C product saves over torch.mm in 10-20 steps (H 64-512): shorter loops,
-# such as a decoder fed one step at a time, keep torch.mm.
-C_PRODUCT_MIN_STEPS = 16
-
-
-def _check_float32(*tensors: Tensor) -> None:
+def check_float32(*tensors: Tensor) -> None:
     """The C loops read and write float32 through raw pointers: any other dtype (say, a buffer made under
     autocast) would corrupt memory, so it is refused (a bug in the caller)."""
     for t in tensors:
@@ -108,22 +101,17 @@ def _check_float32(*tensors: Tensor) -> None:
             raise RuntimeError(f"rnnkit: a C training loop was handed a {t.dtype} tensor; it takes float32 only")
 
 
-class _Steps(ctypes.Structure):  # rk_steps in _kernels.h
-    _fields_ = struct_fields("T B R K threads add", "W mask scratch x y base")
-
-
 class StepProduct:
-    """The product ``x W^T`` of every step of a loop, x (B, K) and W (R, K). Over a loop of at least
-    ``C_PRODUCT_MIN_STEPS`` steps (``in_c``) W is packed once and the whole loop runs in C with it
-    (:meth:`loop`): at the batch sizes of recurrent training (1-256 rows) torch.mm took 1.0-8x the time of
-    the packed product here, most at batch 1-16, where one row times a matrix is far from its tuned cases.
-    A shorter loop calls torch.mm per step (``__call__``). ``W`` may be a transposed view: the backward's
-    ``W_hh.t()`` packs as cheaply as ``W_hh``."""
+    """The product ``x W^T`` of every step of a loop, x (B, K) and W (R, K). With ``in_c`` (the plan's
+    ``c_products``) W is packed once and the whole loop runs in C with it (:meth:`loop`): at the batch sizes
+    of recurrent training (1-256 rows) torch.mm took 1.0-8x the time of the packed product here, most at
+    batch 1-16, where one row times a matrix is far from its tuned cases. Otherwise torch.mm runs per
+    step (``__call__``). ``W`` may be a transposed view: the backward's ``W_hh.t()`` packs as cheaply."""
 
-    def __init__(self, W: Tensor, steps: int):
+    def __init__(self, W: Tensor, in_c: bool):
         self.W_t, self.shape = W.t(), W.shape
-        self.in_c = steps >= C_PRODUCT_MIN_STEPS
-        self.packed = pack(W) if self.in_c else None
+        self.in_c = in_c
+        self.packed = pack(W) if in_c else None
 
     def __call__(self, x: Tensor, out: Tensor, add: Tensor | None = None) -> Tensor:
         """``out = add + x W^T`` by torch, ``add`` None, ``out`` itself or another (B, R) tensor."""
@@ -134,31 +122,31 @@ class StepProduct:
         return torch.addmm(add, x, self.W_t, out=out)
 
     def loop(self, T: int, x: Tensor, y: Tensor, *, add: bool = False, mask: Tensor | None = None,
-             scratch: Tensor | None = None, base: Tensor | None = None) -> _Steps:  # fmt: skip
+             scratch: Tensor | None = None, base: Tensor | None = None) -> _abi.Steps:  # fmt: skip
         """This product over the T steps of a loop in C, as ``rk_steps`` (_kernels.h) describes it: forward,
         ``y[t] (+)= (x[t] * mask) W^T``; backward, ``y = base + (x[t] W^T) * mask``. x is (T or T + 1, B, K);
         ``mask`` is (B, ·) in full, ``scratch`` a (B, ·) buffer, where there is a mask."""
-        _check_float32(x, y, *(t for t in (mask, scratch, base) if t is not None))
+        check_float32(x, y, *(t for t in (mask, scratch, base) if t is not None))
         (R, K), threads = self.shape, torch.get_num_threads()
-        return _Steps(T, x.shape[1], R, K, threads, int(add), ptr(self.packed), ptr(mask), ptr(scratch), ptr(x),
-                      ptr(y), ptr(base))  # fmt: skip
+        return _abi.Steps(T, x.shape[1], R, K, threads, int(add), ptr(self.packed), ptr(mask), ptr(scratch), ptr(x),
+                          ptr(y), ptr(base))  # fmt: skip
 
 
 def forward_steps(cell: str, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, products: Tensor,
-                  rec_mask: Tensor | None, scratch, add: bool) -> None:  # fmt: skip
+                  rec_mask: Tensor | None, scratch, add: bool, in_c: bool) -> None:  # fmt: skip
     """The forward's loop of the C training kernel ``rk_<cell>_forward_step``: per step t, ``W_hh h_in`` goes
     into ``products[t]`` (or is added there when ``add``), with ``h_in = hs[t] * rec_mask``, then the step runs
-    with ``args.t = t``. Where the products run in C (:class:`StepProduct`) the whole loop does, in one call
-    to ``rk_<cell>_forward_steps``."""
+    with ``args.t = t``. With ``in_c`` (:class:`StepProduct`) the whole loop runs in one call to
+    ``rk_<cell>_forward_steps``."""
     T, B, H = products.shape[0], hs.shape[1], hs.shape[2]
-    _check_float32(hs, products, W_hh)
-    ref, product = ctypes.byref(args), StepProduct(W_hh, T)
+    check_float32(hs, products, W_hh)
+    ref, product = ctypes.byref(args), StepProduct(W_hh, in_c)
     h_in = scratch.empty((B, H), hs) if rec_mask is not None else None
     if product.in_c:
         steps = product.loop(T, hs, products, add=add, mask=full_mask(rec_mask, (B, H)), scratch=h_in)
-        getattr(CELLS, f"rk_{cell}_forward_steps")(ctypes.byref(steps), ref)
+        getattr(cells_lib, f"rk_{cell}_forward_steps")(ctypes.byref(steps), ref)
         return
-    step, hs_t, out_t = getattr(CELLS, f"rk_{cell}_forward_step"), hs.unbind(0), products.unbind(0)
+    step, hs_t, out_t = getattr(cells_lib, f"rk_{cell}_forward_step"), hs.unbind(0), products.unbind(0)
     for t in range(T):
         h = hs_t[t] if rec_mask is None else torch.mul(hs_t[t], rec_mask, out=h_in)
         product(h, out_t[t], out_t[t] if add else None)
@@ -167,19 +155,19 @@ def forward_steps(cell: str, args: ctypes.Structure, hs: Tensor, W_hh: Tensor, p
 
 
 def backward_steps(cell: str, args: ctypes.Structure, DU: Tensor, W_hh: Tensor, base: Tensor, dh: Tensor,
-                   rec_mask: Tensor | None, scratch) -> None:  # fmt: skip
+                   rec_mask: Tensor | None, scratch, in_c: bool) -> None:  # fmt: skip
     """The backward's loop: per step t from the last, ``rk_<cell>_backward_step`` (which leaves ``DU[t]`` and
     ``base``), then ``dh = base + (DU[t] W_hh) * rec_mask``, the gradient of the carried h of step t-1; in one
-    call to ``rk_<cell>_backward_steps`` where the products run in C."""
+    call to ``rk_<cell>_backward_steps`` with ``in_c``."""
     T, (B, H) = DU.shape[0], dh.shape
-    _check_float32(DU, dh, base, W_hh)
-    ref, product = ctypes.byref(args), StepProduct(W_hh.t(), T)
+    check_float32(DU, dh, base, W_hh)
+    ref, product = ctypes.byref(args), StepProduct(W_hh.t(), in_c)
     masked = scratch.empty(dh.shape, dh) if rec_mask is not None else None
     if product.in_c:
         steps = product.loop(T, DU, dh, mask=full_mask(rec_mask, (B, H)), scratch=masked, base=base)
-        getattr(CELLS, f"rk_{cell}_backward_steps")(ctypes.byref(steps), ref)
+        getattr(cells_lib, f"rk_{cell}_backward_steps")(ctypes.byref(steps), ref)
         return
-    step, DU_t = getattr(CELLS, f"rk_{cell}_backward_step"), DU.unbind(0)
+    step, DU_t = getattr(cells_lib, f"rk_{cell}_backward_step"), DU.unbind(0)
     for t in range(T - 1, -1, -1):
         args.t = t
         step(ref)

@@ -1,7 +1,7 @@
 """The generation loop in C (``_generate.c``) on the CPU.
 
 At batch 1 a generated token costs a few matrix-vector products; from Python (even through the
-:class:`~rnnkit.kernels.generation.Stepper`) each of the step's ~15 tensor operations costs more in
+:class:`~rnnkit.kernels.stepper.Stepper`) each of the step's ~15 tensor operations costs more in
 dispatch than in arithmetic. :class:`CLoop` hands whole runs of tokens to ``rk_generate``, which does
 the embedding lookup, the cell steps, the head and the draw in one C loop.
 
@@ -11,10 +11,10 @@ connections): float32 on the CPU, one direction, an ``nn.Embedding`` in and an `
 sampling with a temperature and top-k (or greedy). The draw is the exponential race of
 :func:`rnnkit.decoding.sample_logits` fed with the same generator, so the tokens are the PyTorch path's.
 Nucleus (top-p) sampling, other modules, and a machine where the extension was not built go through the
-Stepper. ``RNNKIT_C_GENERATION=0`` turns it off.
+Stepper (:func:`rnnkit.kernels.dispatch.c_generation_applies` decides).
 
 The extension is compiled by setuptools when the package is installed (``setup.py``; optional: a
-failed build leaves only the Stepper) and loaded with ctypes (:mod:`rnnkit.kernels.native`).
+failed build leaves only the Stepper) and loaded with ctypes (:mod:`rnnkit.kernels._ext`).
 """
 
 from __future__ import annotations
@@ -24,45 +24,13 @@ import ctypes
 import torch
 from torch import Tensor, nn
 
-from rnnkit.kernels.native import load_library, pack, ptr, switched_on
+from rnnkit.kernels import _ext, dispatch
+from rnnkit.kernels._abi import Layer
+from rnnkit.kernels._ext import pack, ptr
 
-KINDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+KINDS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # rk_layer.kind in _generate.c
 CHUNK = 32  # tokens per C call: the Exp(1) draws of a chunk are made at once, (CHUNK, N, V) ...
 RACE_FLOATS = 1 << 22  # ... in at most 16 MiB: fewer tokens per call for large vocabularies and batches
-
-
-class _Layer(ctypes.Structure):
-    _fields_ = [
-        ("kind", ctypes.c_int32),
-        ("input_size", ctypes.c_int32),
-        ("hidden_size", ctypes.c_int32),
-        ("w_ih", ctypes.c_void_p),
-        ("w_hh", ctypes.c_void_p),
-        ("b_ih", ctypes.c_void_p),
-        ("b_hh", ctypes.c_void_p),
-        ("h", ctypes.c_void_p),
-        ("c", ctypes.c_void_p),
-        ("w_hn", ctypes.c_void_p),
-        ("ln_ih", ctypes.c_void_p),
-        ("ln_hh", ctypes.c_void_p),
-        ("ln_c_w", ctypes.c_void_p),
-        ("ln_c_b", ctypes.c_void_p),
-        ("zoneout", ctypes.c_float),
-        ("peephole", ctypes.c_void_p),
-        ("w_hr", ctypes.c_void_p),
-        ("output_size", ctypes.c_int32),
-    ]
-
-
-_LIB = load_library("_generate")
-if _LIB is not None:
-    _LIB.rk_generate.restype = ctypes.c_int
-
-
-def available() -> bool:
-    """Whether the C loop was built and is switched on."""
-    return _LIB is not None and switched_on("RNNKIT_C_GENERATION")
 
 
 def _float32(t: Tensor | None) -> Tensor | None:
@@ -80,48 +48,46 @@ class CLoop:
         self.state = [tuple(_float32(s).clone() for s in st) for st in stepper.state]
         self.keep: list[Tensor | None] = []  # the tensors the structs point into, kept alive
         structs = [self._layer(cell, state) for cell, state in zip(stepper.cells, self.state)]
-        self.layers = (_Layer * len(structs))(*structs)
+        self.layers = (Layer * len(structs))(*structs)
         N, V = self.state[0][0].shape[0], head_w.shape[0]
         self.N, self.V = N, V
         self.chunk = max(1, min(CHUNK, RACE_FLOATS // (N * V)))  # tokens per call to run()
         self.skip = int(stepper.skip)
 
-    def _layer(self, cell, state: tuple[Tensor, ...]) -> _Layer:
+    def _layer(self, cell, state: tuple[Tensor, ...]) -> Layer:
         """One layer's struct: weights packed in panels, the GRU's W_hn apart in the reset="before" form."""
-        H = cell.W_hh.shape[0] // GATES[cell.kind]
-        kind = "rnn_relu" if cell.relu else "rnn_tanh" if cell.kind == "rnn" else cell.kind
-        W_hh, W_hn, b_ih, b_hh = cell.W_hh, None, cell.b_ih, cell.b_hh
-        if cell.before:  # r applies to h before its product: two products, and b_hn joins the x side
-            W_hh, W_hn = cell.W_hh[: 2 * H], cell.W_hh[2 * H :]
-            b_ih, b_hh = (None if b_ih is None else b_ih + b_hh), None
-        peephole = cell.peephole
+        spec, w = cell.spec, cell.weights
+        H = spec.hidden_size
+        kind = f"rnn_{spec.nonlinearity}" if spec.kind == "rnn" else spec.kind
+        W_hh, W_hn = w.weight_hh, None
+        b_ih, b_hh = spec.folded_biases(w)
+        if spec.kind == "gru" and spec.reset == "before":  # r applies to h before its product: two products
+            W_hh, W_hn = w.weight_hh[: 2 * H], w.weight_hh[2 * H :]
+        peephole = w.weight_ch
         if kind == "lstm" and peephole is None:  # the C loop always adds the peephole terms: zeros here
-            peephole = cell.W_hh.new_zeros(3 * H)
-        tensors = [pack(cell.W_ih), pack(W_hh), _float32(b_ih), _float32(b_hh), None if W_hn is None else pack(W_hn)]
-        tensors += [_float32(t) for t in (cell.ln_ih, cell.ln_hh, cell.ln_cell_w, cell.ln_cell_b, peephole)]
-        tensors.append(None if cell.W_hr is None else pack(cell.W_hr))
+            peephole = w.weight_hh.new_zeros(3 * H)
+        tensors = [pack(w.weight_ih), pack(W_hh), _float32(b_ih), _float32(b_hh), None if W_hn is None else pack(W_hn)]
+        tensors += [_float32(t) for t in (w.ln_ih_weight, w.ln_hh_weight, w.ln_cell_weight, w.ln_cell_bias, peephole)]
+        tensors.append(None if w.weight_hr is None else pack(w.weight_hr))
         self.keep += tensors
         W_ih, W_hh, b_ih, b_hh, W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b, peephole, W_hr = (ptr(t) for t in tensors)
-        I, P = cell.W_ih.shape[1], cell.W_hh.shape[1]  # P: the size of h (H without a projection)
         h, c = state[0], state[1] if kind == "lstm" else None
-        return _Layer(KINDS[kind], I, H, W_ih, W_hh, b_ih, b_hh, ptr(h), ptr(c), W_hn, ln_ih, ln_hh, ln_c_w, ln_c_b,
-                      cell.zoneout, peephole, W_hr, P)  # fmt: skip
+        return Layer(KINDS[kind], spec.input_size, H, W_ih, W_hh, b_ih, b_hh, ptr(h), ptr(c), W_hn, ln_ih, ln_hh,
+                     ln_c_w, ln_c_b, spec.zoneout, peephole, W_hr, spec.output_size)  # fmt: skip
 
     @staticmethod
     def make(stepper, temperature: float, top_k: int | None, top_p: float | None) -> CLoop | None:
         """A C loop for this stepper and sampling, or None where it does not apply (see the module doc)."""
-        if not available() or top_p is not None:
-            return None
         emb, head = stepper.embedding, stepper.head
         if type(emb) is not nn.Embedding or emb.max_norm is not None or type(head) is not nn.Linear:
             return None
-        sizes = [cell.W_hh.shape[1] for cell in stepper.cells]  # each layer's h
+        sizes = [cell.spec.output_size for cell in stepper.cells]  # each layer's h
         if head.in_features != (sum(sizes) if stepper.skip else sizes[-1]):
             return None
         tensors = [emb.weight, head.weight] + [t for s in stepper.state for t in s]
         for cell in stepper.cells:
-            tensors += [cell.W_ih, cell.W_hh]
-        if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+            tensors += [cell.weights.weight_ih, cell.weights.weight_hh]
+        if not dispatch.c_generation_applies(tensors, top_p):
             return None
         return CLoop(stepper, emb.weight, head.weight, head.bias, temperature, top_k)
 
@@ -132,7 +98,7 @@ class CLoop:
         race = None
         if self.temperature > 0:  # the draws sample_logits would make, step after step, in one call
             race = torch.empty(n_steps, self.N, self.V).exponential_(1.0, generator=generator)
-        status = _LIB.rk_generate(
+        status = _ext.generate_lib.rk_generate(
             len(self.layers), self.layers, ctypes.c_void_p(self.table.data_ptr()), self.table.shape[0],
             self.table.shape[1], ctypes.c_void_p(self.head_w.data_ptr()), ctypes.c_void_p(ptr(self.head_b)),
             self.V, self.N, n_steps, ctypes.c_void_p(current.data_ptr()), ctypes.c_void_p(ptr(race)),
