@@ -52,6 +52,7 @@ from rnnkit.models import (
     load_model,
 )
 from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyTask, predict_probabilities, score_examples
+from rnnkit.tasks.common import Batches
 from rnnkit.tasks.lm import LanguageModelTask, LMDataConfig
 from rnnkit.train import TrainConfig, Trainer, describe_device
 
@@ -201,17 +202,7 @@ class ConditionalLMTask:
 
     def train_batches(self, epoch: int, start: int):
         batches = EpochBatches(len(self.examples), self.batch_size, self.seed, epoch, start)
-        task = self
-
-        class _Batches:
-            def __len__(self) -> int:
-                return len(batches)
-
-            def __iter__(self):
-                for indices in batches:
-                    yield task._batch(task.examples[indices.numpy()], task.train_ids)
-
-        return _Batches()
+        return Batches(batches, lambda indices: self._batch(self.examples[indices.numpy()], self.train_ids))
 
     def loss(self, model: ConditionalGenerator, batch) -> tuple[torch.Tensor, int]:
         x, y, labels = (t.to(self.device) for t in batch)

@@ -5,8 +5,9 @@ its options (``add_arguments``), builds it from parsed arguments (``from_args``)
 directory (``from_run``), hands it to the :class:`rnnkit.train.Trainer`, and dispatches the run
 commands (``sample``, ``eval``, ``predict``) to it by the ``task`` named in ``config.json``.
 
-What tasks share (the recurrent stack's options, the inputs of ``predict``) lives in
-:mod:`rnnkit.tasks.options`: a task module imports that and this registry, never another task module.
+What tasks share lives in :mod:`rnnkit.tasks.options` (the recurrent stack's options, the inputs of
+``predict``) and :mod:`rnnkit.tasks.common` (an epoch's batches): a task module imports those and this
+registry, never another task module.
 
 A task may also have the ``rnnkit tasks show NAME`` hook, all three parts or none:
 

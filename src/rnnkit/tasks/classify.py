@@ -31,6 +31,7 @@ from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.metrics import classification_report
 from rnnkit.models import SequenceClassifier, SequenceClassifierConfig, load_model
 from rnnkit.tasks import register_task
+from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import add_rnn_options, check_positive, predict_inputs, rnn_config_from_args
 
 CLASS_WEIGHTS = ("none", "balanced")
@@ -104,22 +105,6 @@ def predict_probabilities(model: SequenceClassifier, sequences: list[np.ndarray]
     return probs
 
 
-class _Batches:
-    """One epoch's batches from ``start`` on, as (tokens, lengths, targets)."""
-
-    def __init__(self, examples: Labelled, buckets: LengthBuckets) -> None:
-        self.examples, self.buckets = examples, buckets
-
-    def __len__(self) -> int:
-        return len(self.buckets)
-
-    def __iter__(self):
-        for indices in self.buckets:
-            indices = indices.tolist()
-            tokens, lengths = collate([self.examples.sequences[i] for i in indices])
-            yield tokens, lengths, torch.from_numpy(self.examples.targets[indices])
-
-
 @register_task
 class ClassifyTask:
     """Many-to-one classification of token sequences; early stopping on validation accuracy."""
@@ -141,7 +126,13 @@ class ClassifyTask:
 
     def train_batches(self, epoch: int, start: int):
         buckets = LengthBuckets(self.lengths, self.data.batch_size, self.data.seed, epoch, start)
-        return _Batches(self.train, buckets)
+        return Batches(buckets, self.training_batch)
+
+    def training_batch(self, indices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(tokens, lengths, targets) of the training examples at ``indices``."""
+        indices = indices.tolist()
+        tokens, lengths = collate([self.train.sequences[i] for i in indices])
+        return tokens, lengths, torch.from_numpy(self.train.targets[indices])
 
     def loss(self, model: SequenceClassifier, batch) -> tuple[torch.Tensor, int]:
         tokens, lengths, targets = (t.to(self.device) for t in batch)

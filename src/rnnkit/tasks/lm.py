@@ -27,6 +27,7 @@ from rnnkit.decoding import iter_generate
 from rnnkit.errors import CheckpointError, DataError
 from rnnkit.models import LanguageModel, LanguageModelConfig, load_model
 from rnnkit.tasks import register_task
+from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import add_rnn_options, check_positive, rnn_config_from_args
 
 DEFAULT_CORPUS = "tinyshakespeare.txt"
@@ -78,8 +79,7 @@ class LanguageModelTask:
     def train_batches(self, epoch: int, start: int):
         if start == 0:
             self.state = None
-        streams = self.train_streams
-        return _Windows(streams, start)
+        return Batches(range(start, len(self.train_streams)), self.train_streams.window)
 
     def loss(self, model: LanguageModel, batch) -> tuple[torch.Tensor, int]:
         x, y = (t.to(self.device, non_blocking=True) for t in batch)
@@ -190,20 +190,6 @@ class LanguageModelTask:
         nats, count = score_ids(model, ids, args.batch_size, data.seq_len, device)
         metrics = {"nats_per_token": nats, **_loss_metrics(tokenizer, nats), "tokens": count}
         return {"task": cls.name, "metrics": metrics}
-
-
-class _Windows:
-    """The windows of one epoch from ``start`` on; ``len`` is how many remain."""
-
-    def __init__(self, streams: TokenStreams, start: int) -> None:
-        self.streams, self.start = streams, start
-
-    def __len__(self) -> int:
-        return max(0, len(self.streams) - self.start)
-
-    def __iter__(self):
-        for k in range(self.start, len(self.streams)):
-            yield self.streams.window(k)
 
 
 # -- helpers (the command line, the apps and benchmarks use them too) -----------------------------

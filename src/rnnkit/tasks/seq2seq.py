@@ -52,6 +52,7 @@ from rnnkit.decoding import Hypotheses, beam_search, greedy_decode
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.models import ATTENTIONS, Seq2Seq, Seq2SeqConfig, load_model
 from rnnkit.tasks import register_task
+from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import add_rnn_options, check_positive, rnn_config_from_args
 
 PAD, GO, END = "<pad>", "<go>", "<end>"
@@ -198,20 +199,6 @@ def score_examples(model: Seq2Seq, vocab: Seq2SeqVocab, pairs, device, batch_siz
     }
 
 
-class _Batches:
-    """The training batches of one epoch from batch ``start`` on, drawn when iterated."""
-
-    def __init__(self, task: Seq2SeqTask, epoch: int, start: int) -> None:
-        self.task, self.epoch, self.start = task, epoch, start
-
-    def __len__(self) -> int:
-        return max(0, self.task.data.epoch_size - self.start)
-
-    def __iter__(self):
-        for k in range(self.start, self.task.data.epoch_size):
-            yield self.task.training_batch(self.epoch, k)
-
-
 # -- the task -------------------------------------------------------------------------------------
 
 
@@ -241,7 +228,7 @@ class Seq2SeqTask:
     # -- the trainer's protocol -------------------------------------------------------------------
 
     def train_batches(self, epoch: int, start: int):
-        return _Batches(self, epoch, start)
+        return Batches(range(start, self.data.epoch_size), lambda index: self.training_batch(epoch, index))
 
     def training_batch(self, epoch: int, index: int):
         """Batch ``index`` of ``epoch``: fresh examples from a seed that depends only on both."""

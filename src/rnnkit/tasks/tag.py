@@ -31,6 +31,7 @@ from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.metrics import entities, entity_scores
 from rnnkit.models import CharFeaturesConfig, SequenceTagger, SequenceTaggerConfig, load_model
 from rnnkit.tasks import register_task
+from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import add_rnn_options, check_positive, predict_inputs, rnn_config_from_args
 
 PAD_CHAR, UNK_CHAR = "<pad>", "<unk>"
@@ -194,18 +195,6 @@ def tag_sentences(model: SequenceTagger, data: Encoded, batch_size: int, device)
     return decoded, total / max(words, 1)
 
 
-class _Batches:
-    def __init__(self, data: Encoded, buckets: LengthBuckets) -> None:
-        self.data, self.buckets = data, buckets
-
-    def __len__(self) -> int:
-        return len(self.buckets)
-
-    def __iter__(self):
-        for indices in self.buckets:
-            yield collate(self.data, indices.tolist())
-
-
 def read_sentences(path: str, data: TagDataConfig) -> list[Sentence]:
     """Read a CoNLL file and convert its tags to the scheme the model learns."""
     sentences = read_conll(path, data.input_scheme)
@@ -235,7 +224,8 @@ class TagTask:
     # -- the trainer's protocol -------------------------------------------------------------------
 
     def train_batches(self, epoch: int, start: int):
-        return _Batches(self.train, LengthBuckets(self.lengths, self.data.batch_size, self.data.seed, epoch, start))
+        buckets = LengthBuckets(self.lengths, self.data.batch_size, self.data.seed, epoch, start)
+        return Batches(buckets, lambda indices: collate(self.train, indices.tolist()))
 
     def loss(self, model: SequenceTagger, batch: dict) -> tuple[torch.Tensor, int]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
