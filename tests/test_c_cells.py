@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import layers
+from rnnkit import stack
 from rnnkit.cells import as_tuple
 from rnnkit.kernels import _ext, cgru, clstm, crnn, dispatch
 
@@ -152,8 +152,8 @@ def test_auto_runs_plain_gru_and_rnn_in_the_c_loops_on_long_cpu_sequences(monkey
     float32 on the CPU over C_PRODUCT_MIN_STEPS steps, and still computes what torch.nn does."""
     monkeypatch.setenv("RNNKIT_C_CELLS", "1")
     chosen = []
-    for name, run in list(layers.BACKENDS.items()):
-        monkeypatch.setitem(layers.BACKENDS, name, lambda *args, n=name, f=run: chosen.append(n) or f(*args))
+    for name, run in list(stack.BACKENDS.items()):
+        monkeypatch.setitem(stack.BACKENDS, name, lambda *args, n=name, f=run: chosen.append(n) or f(*args))
     torch.manual_seed(0)
     for theirs in [torch.nn.GRU(3, 5, 2, bidirectional=True), torch.nn.RNN(3, 5, nonlinearity="relu")]:
         ours = {torch.nn.GRU: rnnkit.GRU, torch.nn.RNN: rnnkit.RNN}[type(theirs)].from_torch(theirs)

@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.checks import check_bool, check_probability, check_size, check_tensor_matches, describe
+
 State = Tensor | tuple[Tensor, ...]
 
 LAYER_NORM_EPS = 1e-5  # every layer norm of every cell; the C kernels export theirs and are checked against it
@@ -206,23 +208,6 @@ def apply_zoneout(new: Tensor, old: Tensor, p: float, mask: Tensor | None, train
 
 
 # -- what a cell is ------------------------------------------------------------------------------------
-
-
-def check_size(name: str, n, minimum: int = 1) -> int:
-    """``n`` if it is an int >= ``minimum``; TypeError for a non-int, ValueError naming the value otherwise."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name} should be of type int, got: {type(n).__name__}")
-    if n < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
-    return n
-
-
-def check_probability(name: str, p, *, closed: bool = False) -> float:
-    """``p`` as a float in [0, 1) ([0, 1] when ``closed``); ValueError naming the value otherwise."""
-    high_ok = (lambda v: v <= 1.0) if closed else (lambda v: v < 1.0)
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not (0.0 <= p and high_ok(p)):
-        raise ValueError(f"{name} must be a probability in [0, 1{']' if closed else ')'}, got {p!r}")
-    return float(p)
 
 
 @dataclass(frozen=True)
@@ -532,12 +517,12 @@ class RecurrentCell(nn.Module):
         parts = as_tuple(state)
         if len(parts) != len(self.state_sizes) or (len(parts) > 1) != isinstance(state, tuple):
             kind = "a pair (h, c)" if len(self.state_sizes) == 2 else "a tensor h"
-            raise TypeError(f"{name}: state must be {kind}, got {_describe(state)}")
+            raise TypeError(f"{name}: state must be {kind}, got {describe(state)}")
         checked = []
         for label, s, size in zip(("h", "c"), parts, self.state_sizes):
             expected = (x.shape[0], size) if batched else (size,)
             if not isinstance(s, Tensor) or tuple(s.shape) != expected:
-                raise ValueError(f"{name}: state {label} must have shape {expected}, got {_describe(s)}")
+                raise ValueError(f"{name}: state {label} must have shape {expected}, got {describe(s)}")
             check_tensor_matches(name, f"state {label}", s, self.weight_ih)
             checked.append(s if batched else s.unsqueeze(0))
         return x, (tuple(checked) if len(checked) > 1 else checked[0]), batched
@@ -553,7 +538,7 @@ class RNNCell(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  device=None, dtype=None, **options):  # fmt: skip
-        _check_bool("bias", bias)
+        check_bool("bias", bias)
         spec = CellSpec("rnn", input_size, hidden_size, bias, nonlinearity=nonlinearity, **options)
         super().__init__(spec, device=device, dtype=dtype)
 
@@ -570,7 +555,7 @@ class LSTMCell(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
                  peephole: bool = False, proj_size: int = 0, **options):  # fmt: skip
-        _check_bool("bias", bias)
+        check_bool("bias", bias)
         spec = CellSpec("lstm", input_size, hidden_size, bias, peephole=bool(peephole), proj_size=proj_size, **options)
         super().__init__(spec, device=device, dtype=dtype)
 
@@ -583,7 +568,7 @@ class GRUCell(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
                  reset: str = "after", **options):  # fmt: skip
-        _check_bool("bias", bias)
+        check_bool("bias", bias)
         spec = CellSpec("gru", input_size, hidden_size, bias, reset=reset, **options)
         super().__init__(spec, device=device, dtype=dtype)
 
@@ -601,33 +586,3 @@ def as_tuple(state: State) -> tuple[Tensor, ...]:
 def map_state(fn, state: State) -> State:
     """Apply ``fn`` to each tensor of a state (a tensor or a tuple of tensors)."""
     return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
-
-
-def check_tensor_matches(owner: str, label: str, t: Tensor, reference: Tensor) -> None:
-    """Raise TypeError unless ``t`` has the dtype and device of ``reference`` (the parameters)."""
-    if not t.is_floating_point():
-        raise TypeError(f"{owner}: {label} must be a floating-point tensor, got dtype {t.dtype}")
-    if t.dtype != reference.dtype:
-        raise TypeError(
-            f"{owner}: {label} has dtype {t.dtype} but the parameters are {reference.dtype}; "
-            f"convert one with .to({reference.dtype})"
-        )
-    if t.device != reference.device:
-        raise TypeError(
-            f"{owner}: {label} is on {t.device} but the parameters are on {reference.device}; "
-            f"move one with .to('{reference.device}')"
-        )
-
-
-def _check_bool(name: str, value) -> None:
-    """TypeError for a non-bool flag, as torch.nn checks ``bias`` and ``batch_first``."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
-
-
-def _describe(x) -> str:
-    if isinstance(x, Tensor):
-        return f"a tensor of shape {tuple(x.shape)}"
-    if isinstance(x, tuple):
-        return f"a tuple of {len(x)}"
-    return type(x).__name__
