@@ -1,6 +1,6 @@
 """The fused backend's cell runner: one cell over a whole sequence through a fused recurrence.
 
-:func:`fused_cell` has the signature of :func:`rnnkit.layers.run_cell` (the reference step loop) plus the
+:func:`fused_cell` has the signature of :func:`rnnkit.stack.run_cell` (the reference step loop) plus the
 plan of :mod:`rnnkit.kernels.dispatch`, and computes the same function: the layer's stacking, directions,
 dropout and skip connections stay as they are, and only the time loop of each cell changes. Each
 recurrence (``lstm.py``, ``gru.py``, ``rnn.py``) computes the input projection ``W_ih x`` for all steps as
