@@ -7,6 +7,7 @@ The pipeline, and what each step returns::
     spec = WindowSpec(horizon=24, lookback=96)
     prepared = prepare(data, spec)                      # Prepared: per-series arrays, the split, TrainingStats
     train = windows(prepared, "train")                  # Windows: inputs (N, L, C), targets (N, H), mask (N, H)
+    series, origins = window_origins(prepared, "train") # or name them, and gather(prepared, ...) a batch at a time
     val, test = windows(prepared, "val"), windows(prepared, "test")
     folds = [prepare(d, spec) for d in backtest_sets(data, spec, folds=5)]   # rolling origins
     log(data.notes + prepared.notes)                    # what was sorted, inserted, trimmed (library code never prints)
@@ -340,6 +341,10 @@ def read_series(
             notes.append(f"{label(key)}: dropped {lead} leading rows before the first observed target")
             t, f = t[lead:], {name: v[lead:] for name, v in f.items()}
             d = d[lead:] if d is not None else None
+        gaps = int(np.isnan(t).sum())
+        if gaps:
+            notes.append(f"{label(key)}: {gaps} of {len(t)} target values missing: masked, and carried forward "
+                         "in the inputs")  # fmt: skip
         series.append(Series(key, t, f, d))
     return SeriesSet(tuple(series), target, tuple(numeric), tuple(categorical), frequency, tuple(notes), where)
 
@@ -786,47 +791,60 @@ class Windows:
         return len(self.origin)
 
 
-def windows(prepared: Prepared, part: str = "train", *, stride: int = 1) -> Windows:
-    """Windows of one part (``"train"``, ``"val"``, ``"test"``, ``"future"``) from every series.
+def window_origins(prepared: Prepared, part: str = "train", *, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(series, origin)`` int64 arrays naming the windows of one part, for :func:`gather`.
 
     ``"train"``: origins o = L, L + stride, ... with o + H <= train_end, leaving out windows whose H targets are
-    all missing; the others: one window per series at the part's first row (``"future"``: past the end, its
-    targets 0 and mask all false).
+    all missing; ``"val"``, ``"test"``, ``"future"``: one window per series at the part's first row.
     """
     if part not in PARTS:
         raise DataError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
     if stride < 1:
         raise DataError(f"stride must be at least 1, got {stride}")
     L, H = prepared.spec.lookback, prepared.spec.horizon
-    inputs, targets, masks, known, which, origins = [], [], [], [], [], []
+    which, origins = [], []
     for k, s in enumerate(prepared.series):
         if part == "train":
             starts = np.arange(L, s.split.train_end - H + 1, stride)
+            observed = np.concatenate([[0], np.cumsum(s.mask)])
+            starts = starts[observed[starts + H] > observed[starts]]  # some target in o .. o+H-1 observed
         else:
             starts = np.array([s.split.bounds(part)[0]])
-        for o in starts:
-            if part == "future":
-                target, mask = np.zeros(H, np.float32), np.zeros(H, bool)
-            else:
-                target, mask = s.target[o : o + H], s.mask[o : o + H]
-                if part == "train" and not mask.any():
-                    continue
-            inputs.append(s.inputs[o - L : o])  # (L, C): rows before the origin only
-            targets.append(target)
-            masks.append(mask)
-            known.append(s.known[o : o + H])
-            which.append(k)
-            origins.append(o)
-    if not origins:
+        which.append(np.full(len(starts), k))
+        origins.append(starts)
+    which, origins = np.concatenate(which).astype(np.int64), np.concatenate(origins).astype(np.int64)
+    if not origins.size:
         shortest = min(len(s.target) for s in prepared.series)
         raise DataError(f"no {part} window: a training window needs lookback {L} + 3 x horizon {H} = {L + 3 * H} "
                         f"points in a series (the shortest has {shortest})")  # fmt: skip
-    C, K = len(prepared.channels), len(prepared.known_channels)
-    return Windows(
-        np.stack(inputs).astype(np.float32).reshape(-1, L, C),  # (N, L, C)
-        np.stack(targets).astype(np.float32),  # (N, H)
-        np.stack(masks),  # (N, H)
-        np.stack(known).astype(np.float32).reshape(-1, H, K),  # (N, H, K)
-        np.asarray(which, dtype=np.int64),
-        np.asarray(origins, dtype=np.int64),
-    )
+    return which, origins
+
+
+def gather(prepared: Prepared, series: np.ndarray, origins: np.ndarray) -> Windows:
+    """The windows at ``origins`` of ``series`` (as :func:`window_origins` gives them, or any subset: a batch).
+    Inputs are rows origin-L .. origin-1 only; an origin at the end of a series gives targets 0 and mask false."""
+    L, H = prepared.spec.lookback, prepared.spec.horizon
+    series, origins = np.asarray(series, dtype=np.int64), np.asarray(origins, dtype=np.int64)
+    N, C, K = len(origins), len(prepared.channels), len(prepared.known_channels)
+    inputs = np.zeros((N, L, C), np.float32)
+    targets, mask = np.zeros((N, H), np.float32), np.zeros((N, H), bool)
+    known = np.zeros((N, H, K), np.float32)
+    for k in np.unique(series):
+        s, rows = prepared.series[k], np.flatnonzero(series == k)
+        o = origins[rows]
+        if (o < L).any() or (o > len(s.target)).any():
+            raise DataError(f"series {s.id!r}: an origin outside {L} .. {len(s.target)}")
+        inputs[rows] = s.inputs[o[:, None] + np.arange(-L, 0)]  # (n, L, C): rows before the origin only
+        known[rows] = s.known[o[:, None] + np.arange(H)]  # (n, H, K)
+        ahead = o[:, None] + np.arange(H)  # (n, H) target rows; past the end of the file: none
+        inside = ahead < len(s.target)
+        targets[rows] = np.where(inside, s.target[np.minimum(ahead, len(s.target) - 1)], 0.0)
+        mask[rows] = inside & s.mask[np.minimum(ahead, len(s.target) - 1)]
+    return Windows(inputs, targets, mask, known, series, origins)
+
+
+def windows(prepared: Prepared, part: str = "train", *, stride: int = 1) -> Windows:
+    """All the windows of one part (``"train"``, ``"val"``, ``"test"``, ``"future"``) from every series:
+    :func:`gather` of :func:`window_origins`. For long series, gather batches of the origins instead
+    (hourly data with a week of lookback holds gigabytes of windows)."""
+    return gather(prepared, *window_origins(prepared, part, stride=stride))
