@@ -28,7 +28,7 @@ from torch import nn
 import rnnkit
 from rnnkit.apps.bench import machine_info, make_layer, matvec_floor, plain_token_loop, step_loop, training_memory
 from rnnkit.decoding import generate
-from rnnkit.kernels import cgeneration, native
+from rnnkit.kernels import dispatch
 
 SIZES = dict(T=100, B=32, I=128, H=256)  # the training configuration
 SMOKE = dict(T=6, B=2, I=8, H=16)
@@ -66,8 +66,8 @@ def training(sizes: dict, repeats: int, device: torch.device) -> dict[str, float
     torch.manual_seed(0)
     x = torch.randn(T, B, I, device=device, requires_grad=True)
     layers = {
-        "torch.nn.LSTM": make_layer("lstm", "torch", I, H, 1, device),
-        "torch.nn.GRU": make_layer("gru", "torch", I, H, 1, device),
+        "torch.nn.LSTM": make_layer("lstm", "torch.nn", I, H, 1, device),
+        "torch.nn.GRU": make_layer("gru", "torch.nn", I, H, 1, device),
         "rnnkit LSTM auto": make_layer("lstm", "auto", I, H, 1, device),
         "rnnkit GRU auto": make_layer("gru", "auto", I, H, 1, device),
         "rnnkit LSTM fused": make_layer("lstm", "fused", I, H, 1, device),
@@ -80,7 +80,7 @@ def training(sizes: dict, repeats: int, device: torch.device) -> dict[str, float
     }
     fns = {name: training_step(layer, x) for name, layer in layers.items()}
     # the same LayerNorm-LSTM with its steps in PyTorch (TorchScript) instead of C: what the C steps gain
-    if native.cells_available() and device.type == "cpu":
+    if dispatch.c_cells_available() and device.type == "cpu":
         fns["LayerNorm-LSTM fused, PyTorch steps"] = with_environment(fns["LayerNorm-LSTM fused"], RNNKIT_C_CELLS="0")
     loops = {
         "LSTM step loop": "lstm", "LayerNorm-LSTM step loop": "lstm-layernorm", "GRU reset=before step loop":
@@ -100,7 +100,7 @@ def memory(sizes: dict, device: torch.device) -> dict[str, float]:
     x = torch.randn(T, B, I, device=device, requires_grad=True)
     result = {}
     for name, (variant, implementation) in {
-        "torch.nn.LSTM": ("lstm", "torch"), "rnnkit LSTM auto": ("lstm", "auto"),
+        "torch.nn.LSTM": ("lstm", "torch.nn"), "rnnkit LSTM auto": ("lstm", "auto"),
         "rnnkit LSTM fused": ("lstm", "fused"), "LayerNorm-LSTM fused": ("lstm-layernorm", "fused"),
     }.items():  # fmt: skip
         layer = make_layer(variant, implementation, I, H, 1, device)
@@ -133,13 +133,13 @@ def generation(sizes: dict, tokens: int, repeats: int, device: torch.device) -> 
         for B in (1, 16):
             tag = f"H={H} L={L} B={B}"
             fns[f"rnnkit.generate {tag}"] = lambda B=B, m=model: generate(*m, tokens, seed=0, num_samples=B)
-            if cgeneration.available() and device.type == "cpu":  # what the C loop adds over the PyTorch step
+            if dispatch.c_generation_applies([], None) and device.type == "cpu":  # what the C loop adds
                 fns[f"rnnkit.generate, PyTorch step {tag}"] = with_environment(
                     lambda B=B, m=model: generate(*m, tokens, seed=0, num_samples=B), RNNKIT_C_GENERATION="0"
                 )
             if B == 1:
                 fns[f"rnnkit.generate LayerNorm-LSTM {tag}"] = lambda m=custom: generate(*m, tokens, seed=0)
-                if cgeneration.available() and device.type == "cpu":
+                if dispatch.c_generation_applies([], None) and device.type == "cpu":
                     fns[f"rnnkit.generate LayerNorm-LSTM, PyTorch step {tag}"] = with_environment(
                         lambda m=custom: generate(*m, tokens, seed=0), RNNKIT_C_GENERATION="0"
                     )

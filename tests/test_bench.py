@@ -20,12 +20,12 @@ def test_bench_json_has_every_implementation_and_generation(capsys):
     assert result["task"] == "bench" and result["machine"]["torch"] == torch.__version__
     training = result["metrics"]["training"]
     by_cell = {cell: {r["implementation"] for r in training if r["cell"] == cell} for cell in ("lstm", "gru-before")}
-    assert by_cell["lstm"] == {"auto", "native", "fused", "reference", "torch", "loop"}
-    assert by_cell["gru-before"] == {"auto", "fused", "reference", "torch", "loop"}, "torch cannot run Cho's GRU"
+    assert by_cell["lstm"] == {"auto", "torch", "fused", "reference", "torch.nn", "loop"}
+    assert by_cell["gru-before"] == {"auto", "fused", "reference", "torch.nn", "loop"}, "torch cannot run Cho's GRU"
     for row in training:
         assert row["ms"] > 0 and row["tokens_per_s"] == pytest.approx(4 * 2 / (row["ms"] / 1e3))
         assert row["memory_mb"] > 0
-        if row["implementation"] == "torch":
+        if row["implementation"] == "torch.nn":
             assert row["time_vs_torch"] == 1.0
     generation = result["metrics"]["generation"]
     assert {(r["cell"], r["batch_size"], r["implementation"]) for r in generation} == {
@@ -36,18 +36,18 @@ def test_bench_json_has_every_implementation_and_generation(capsys):
 
 
 def test_bench_prints_a_table(capsys):
-    assert main(["bench", "--cell", "rnn", "--backend", "fused", "torch", *TINY, "--skip", "generation"]) == 0
+    assert main(["bench", "--cell", "rnn", "--backend", "fused", "torch.nn", *TINY, "--skip", "generation"]) == 0
     out = capsys.readouterr().out
     assert "forward+backward, T=4" in out and "generation" not in out
     rows = [line.split() for line in out.splitlines() if line.startswith("rnn ")]
-    assert [r[3] for r in rows] == ["fused", "torch"]
+    assert [r[3] for r in rows] == ["fused", "torch.nn"]
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--cell", "lstm-magic"], "unknown cell 'lstm-magic'; choose from lstm, gru, rnn"),
-        (["--backend", "cudnn9"], "unknown backend 'cudnn9'; choose from auto, native, fused"),
+        (["--backend", "cudnn9"], "unknown backend 'cudnn9'; choose from auto, torch, fused"),
         (["--hidden-size", "4000000", "--batch-size", "64"], r"--hidden-size 4000000 with --batch-size 64 .* needs"),
         (["--batch-size", "0"], "batch sizes must be integers >= 1"),
         (["--repeats", "0"], "repeats must be an integer >= 1"),
@@ -79,4 +79,4 @@ def test_variants_are_valid_layer_configurations():
     for name, (cell, options) in VARIANTS.items():
         assert cell in ("lstm", "gru", "rnn") and name.startswith(cell)
         layer = rnnkit.Recurrent.from_config({"cell": cell, "input_size": 2, "hidden_size": 3, **options})
-        assert layer.backend_for(1) == ("native" if not options else "fused")
+        assert layer.backend_for(1) == ("torch" if not options else "fused")

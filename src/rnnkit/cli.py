@@ -18,6 +18,7 @@ with status 2; nothing saved is lost.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -35,6 +36,11 @@ from rnnkit.tasks import TASKS, get_shown, get_task, shown
 from rnnkit.train import TrainConfig, Trainer
 
 LIMITS = ("epochs", "max_steps", "time_budget")
+# Commands of the apps built on the library: name -> (module, help). Each module has add_arguments(parser)
+# and main(args) -> exit status, and imports what it needs (a web server, onnx) inside main.
+APPS = {
+    "bench": ("rnnkit.apps.bench", "time rnnkit's backends against torch.nn and a step loop"),
+}
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -148,25 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     corpora = commands.add_parser("corpora", help="the 4-corpus system: classifier, generators and their check")
     rnnkit_corpora.add_arguments(corpora)
 
-    from rnnkit.apps.bench import IMPLEMENTATIONS, VARIANTS
-
-    bench = commands.add_parser("bench", help="time rnnkit's backends against torch.nn and a step loop")
-    bench.add_argument("--cell", nargs="+", default=["lstm", "gru", "rnn"], metavar="CELL",
-                       help=f"cells to time: {', '.join(VARIANTS)}")  # fmt: skip
-    bench.add_argument("--hidden-size", nargs="+", type=int, default=[64, 128, 256, 512, 1024], metavar="H")
-    bench.add_argument("--batch-size", nargs="+", type=int, default=[1, 16, 64], metavar="B")
-    bench.add_argument("--seq-len", type=int, default=100, metavar="T")
-    bench.add_argument("--input-size", type=int, help="default: the hidden size")
-    bench.add_argument("--num-layers", type=int, default=1)
-    bench.add_argument("--backend", nargs="+", default=list(IMPLEMENTATIONS), metavar="BACKEND",
-                       help=f"implementations: {', '.join(IMPLEMENTATIONS)}")  # fmt: skip
-    bench.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
-    bench.add_argument("--skip", choices=["training", "generation"], help="leave out one part")
-    bench.add_argument("--generation-layers", type=int, default=1)
-    bench.add_argument("--generation-tokens", type=int, default=100)
-    bench.add_argument("--device", default="cpu")
-    bench.add_argument("--json", action="store_true")
-    bench.add_argument("--quiet", action="store_true", help="no progress lines")
+    for name, (module, help) in APPS.items():  # commands of the apps, each its own module (lazily imported)
+        app = commands.add_parser(name, help=help)
+        importlib.import_module(module).add_arguments(app)
     return parser
 
 
@@ -492,7 +482,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         rnn = model.rnn.config
         if rnn.skip_connections:
             raise ConfigError("gradflow does not follow skip connections; measure a run without them")
-        cells = [model.rnn.cells[layer * rnn.num_directions] for layer in range(rnn.num_layers)]
+        cells = [model.rnn.cell(layer * rnn.num_directions) for layer in range(rnn.num_layers)]
         tokenizer = load_tokenizer(Path(args.run)) if args.data else None
         x = gradflow_inputs(args, tokenizer=tokenizer, embedding=model.embedding)
         results[Path(args.run).name] = diagnostics.gradient_flow(cells, x)
@@ -541,32 +531,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from rnnkit.apps.bench import BenchConfig, format_table, run_bench
-
-    config = BenchConfig(
-        variants=args.cell, hidden_sizes=args.hidden_size, batch_sizes=args.batch_size, seq_len=args.seq_len,
-        input_size=args.input_size, num_layers=args.num_layers, implementations=args.backend, repeats=args.repeats,
-        training=args.skip != "training", generation=args.skip != "generation",
-        generation_layers=args.generation_layers, generation_tokens=args.generation_tokens, device=args.device,
-    )  # fmt: skip
-
-    def progress(row: dict) -> None:
-        if not args.quiet:
-            speed = f"{row['tokens_per_s']:,.0f} tokens/s"
-            print(f"  {row['cell']} H={row['hidden_size']} B={row['batch_size']} {row['implementation']}: {speed}",
-                  file=sys.stderr, flush=True)  # fmt: skip
-
-    result = run_bench(config, progress)
-    if args.json:
-        metrics = {"training": result["training"], "generation": result["generation"]}
-        print(json.dumps({"task": "bench", "metrics": metrics, "machine": result["machine"],
-                          "config": result["config"]}))  # fmt: skip
-    else:
-        print(format_table(result))
-    return 0
-
-
 COMMANDS = {
     "train": cmd_train,
     "sample": cmd_sample,
@@ -576,7 +540,6 @@ COMMANDS = {
     "gradflow": cmd_gradflow,
     "plot": cmd_plot,
     "corpora": cmd_corpora,
-    "bench": cmd_bench,
 }
 
 
@@ -587,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command in APPS:
+            return importlib.import_module(APPS[args.command][0]).main(args)
         return COMMANDS[args.command](args)
     except RnnkitError as error:
         print(f"rnnkit: error: {error}", file=sys.stderr)

@@ -3,11 +3,11 @@
 ``rnnkit bench`` prints what :func:`run_bench` returns. Training rows time one forward+backward pass
 of a layer over T steps (median of ``repeats`` after a warm-up) for each implementation:
 
-- ``auto``, ``native``, ``fused``, ``reference``: an rnnkit layer with that backend (``native`` only
-  where torch computes the cell, i.e. plain cells);
-- ``torch``: ``torch.nn.LSTM/GRU/RNN`` of the same size, always the *plain* cell: for a custom cell
+- ``auto``, ``torch``, ``fused``, ``reference``: an rnnkit layer with that backend (``torch`` only
+  where torch's kernels compute the cell, i.e. plain cells);
+- ``torch.nn``: ``torch.nn.LSTM/GRU/RNN`` of the same size, always the *plain* cell: for a custom cell
   (layer norm, zoneout, ...) it is the peer the custom cell's cost is compared with;
-- ``loop``: the cell's own step written as a plain PyTorch loop (``cell.advance`` per step).
+- ``loop``: the cell's own equations stepped in a plain PyTorch loop (``CellSpec.advance`` per step).
 
 Each row has the time, tokens/s (T * B / time), the ratio of its time to torch's, and the memory kept
 for the backward: on CPU the bytes of the tensors saved for backward (distinct storages, through
@@ -21,9 +21,11 @@ matrix products alone (every layer's ``W_ih x`` and ``W_hh h`` and the head), wi
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,7 +51,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "gru-layernorm": ("gru", {"layer_norm": True}),
     "rnn-layernorm": ("rnn", {"layer_norm": True}),
 }
-IMPLEMENTATIONS = ("auto", "native", "fused", "reference", "torch", "loop")
+IMPLEMENTATIONS = ("auto", "torch", "fused", "reference", "torch.nn", "loop")
 TORCH_LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
@@ -220,28 +222,29 @@ def make_layer(variant: str, implementation: str, input_size: int, hidden_size: 
                device: torch.device) -> nn.Module | None:  # fmt: skip
     """The module an implementation runs for a variant; None where it does not apply."""
     cell, options = VARIANTS[variant]
-    if implementation == "torch":
+    if implementation == "torch.nn":
         return TORCH_LAYERS[cell](input_size, hidden_size, num_layers, device=device)
     backend = "reference" if implementation == "loop" else implementation
     config = RecurrentConfig(cell, input_size, hidden_size, num_layers, **options, backend="auto")
-    if backend == "native" and not config.is_plain:
+    if backend == "torch" and not config.is_plain:
         return None
     layer = rnnkit.Recurrent.from_config(RecurrentConfig(**{**config.__dict__, "backend": backend}), device=device)
     return layer.train()
 
 
 def step_loop(layer: rnnkit.Recurrent, x: torch.Tensor) -> torch.Tensor:
-    """The cells' own steps in a plain loop (one direction): the output of the last layer."""
+    """The cells' own equations stepped in a plain loop (one direction): the output of the last layer."""
     T, B = x.shape[:2]
-    for cell in layer.cells:
-        state = cell.init_state(B, device=x.device, dtype=x.dtype)
-        recurrent, zoneout = cell.draw_masks(T, B, x)
+    for i, spec in enumerate(layer.specs):
+        weights = layer.cell_weights(i)
+        state = spec.init_state(B, device=x.device, dtype=x.dtype)
+        recurrent, zoneout = spec.draw_masks(T, B, x)
         outputs = []
         for t in range(T):
             masks = None if zoneout is None else tuple(m[t] for m in zoneout)
             if masks is not None and len(masks) == 1:
                 masks = masks[0]  # a single-tensor state takes a single mask
-            out, state = cell.advance(x[t], state, recurrent, masks)
+            out, state = spec.advance(weights, x[t], state, recurrent, masks, True)
             outputs.append(out)
         x = torch.stack(outputs)
     return x
@@ -280,7 +283,7 @@ def training_rows(config: BenchConfig, device: torch.device) -> Iterator[dict]:
                         "ms": seconds * 1e3, "tokens_per_s": config.seq_len * B / seconds,
                         "memory_mb": memory / 2**20,
                     })  # fmt: skip
-                torch_ms = next((r["ms"] for r in rows if r["implementation"] == "torch"), None)
+                torch_ms = next((r["ms"] for r in rows if r["implementation"] == "torch.nn"), None)
                 for row in rows:
                     row["time_vs_torch"] = None if torch_ms is None else row["ms"] / torch_ms
                 yield from rows
@@ -327,7 +330,7 @@ def generation_rows(config: BenchConfig, device: torch.device) -> Iterator[dict]
             embedding = nn.Embedding(V, E, device=device)
             if options:
                 rnn = rnnkit.Recurrent.from_config(RecurrentConfig(cell, E, H, L, **options), device=device)
-                weights = [(c.weight_ih, c.weight_hh) for c in rnn.cells]
+                weights = [(w.weight_ih, w.weight_hh) for w in map(rnn.cell_weights, range(L))]
             else:
                 rnn = TORCH_LAYERS[cell](E, H, L, device=device)
                 weights = [(getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")) for k in range(L)]
@@ -400,3 +403,51 @@ def format_table(result: dict) -> str:
                          f"{r['implementation']:<21}{r['tokens_per_s']:>12,.0f}"
                          f"{r['floor_time_ratio']:>9.2f}")  # fmt: skip
     return "\n".join(lines)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def add_arguments(parser) -> None:
+    """The options of ``rnnkit bench``."""
+    parser.add_argument("--cell", nargs="+", default=["lstm", "gru", "rnn"], metavar="CELL",
+                       help=f"cells to time: {', '.join(VARIANTS)}")  # fmt: skip
+    parser.add_argument("--hidden-size", nargs="+", type=int, default=[64, 128, 256, 512, 1024], metavar="H")
+    parser.add_argument("--batch-size", nargs="+", type=int, default=[1, 16, 64], metavar="B")
+    parser.add_argument("--seq-len", type=int, default=100, metavar="T")
+    parser.add_argument("--input-size", type=int, help="default: the hidden size")
+    parser.add_argument("--num-layers", type=int, default=1)
+    parser.add_argument("--backend", nargs="+", default=list(IMPLEMENTATIONS), metavar="BACKEND",
+                       help=f"implementations: {', '.join(IMPLEMENTATIONS)}")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
+    parser.add_argument("--skip", choices=["training", "generation"], help="leave out one part")
+    parser.add_argument("--generation-layers", type=int, default=1)
+    parser.add_argument("--generation-tokens", type=int, default=100)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def main(args) -> int:
+    """``rnnkit bench``: run the measurements the options ask for and print the table (or JSON)."""
+    config = BenchConfig(
+        variants=args.cell, hidden_sizes=args.hidden_size, batch_sizes=args.batch_size, seq_len=args.seq_len,
+        input_size=args.input_size, num_layers=args.num_layers, implementations=args.backend, repeats=args.repeats,
+        training=args.skip != "training", generation=args.skip != "generation",
+        generation_layers=args.generation_layers, generation_tokens=args.generation_tokens, device=args.device,
+    )  # fmt: skip
+
+    def progress(row: dict) -> None:
+        if not args.quiet:
+            speed = f"{row['tokens_per_s']:,.0f} tokens/s"
+            print(f"  {row['cell']} H={row['hidden_size']} B={row['batch_size']} {row['implementation']}: {speed}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    result = run_bench(config, progress)
+    if args.json:
+        metrics = {"training": result["training"], "generation": result["generation"]}
+        print(json.dumps({"task": "bench", "metrics": metrics, "machine": result["machine"],
+                          "config": result["config"]}))  # fmt: skip
+    else:
+        print(format_table(result))
+    return 0

@@ -21,7 +21,8 @@ def add_rnn_options(group) -> None:
     group.add_argument("--recurrent-dropout", type=float, default=0.0, help="one dropout mask per sequence on h")
     group.add_argument("--zoneout", type=float, default=0.0, help="zoneout probability (Krueger et al. 2016)")
     group.add_argument("--reset", choices=["after", "before"], default="after", help="GRU form (before = Cho et al.)")
-    group.add_argument("--backend", choices=["auto", "native", "fused", "reference"], default="auto")
+    group.add_argument("--backend", choices=["auto", "torch", "fused", "reference"], default="auto",
+                       help="how the recurrence runs: torch's kernels, rnnkit's fused BPTT, or the reference loop")
 
 
 def rnn_config_from_args(args: argparse.Namespace, input_size: int, **overrides) -> RecurrentConfig:
