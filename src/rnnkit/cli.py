@@ -40,6 +40,7 @@ LIMITS = ("epochs", "max_steps", "time_budget")
 # and main(args) -> exit status, and imports what it needs (a web server, onnx) inside main.
 APPS = {
     "bench": ("rnnkit.apps.bench", "time rnnkit's backends against torch.nn and a step loop"),
+    "serve": ("rnnkit.apps.serve", "a web page and JSON API: stream generated text, classify, tag, train live"),
 }
 
 
