@@ -164,3 +164,15 @@ def slow_generation(monkeypatch, delay: float = 0.005) -> dict:
 
     monkeypatch.setattr(generation, "iter_generate", slow)
     return seen
+
+
+def serve_app(runs: dict[str, Path], save_dir: Path, **limits):
+    """The app over :func:`build_all`'s runs named by their task, and :func:`build_corpora`'s system
+    (``runs["corpora"]``) as ``rnnkit serve`` finds it."""
+    from rnnkit.apps.serve import corpora_parts
+    from rnnkit.serve import Limits, create_app, load_runs
+
+    paths, names, corpora = corpora_parts(runs["corpora"])
+    tasks = ["lm", "classify", "tag", "seq2seq"]
+    served = load_runs([runs[k] for k in tasks] + paths, names=tasks + names, corpora=[corpora])
+    return create_app(served, limits=Limits(**limits), save_dir=save_dir)

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.serve import Limits, create_app, load_runs
+from rnnkit.serve import Limits, load_runs
 from rnnkit.serve.limits import RequestError
 from rnnkit.serve.predict import filtered_probabilities
-from serve_runs import LiveServer, build_all, build_corpora, lm_text, slow_generation
+from serve_runs import LiveServer, build_all, build_corpora, lm_text, serve_app, slow_generation
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,7 @@ def runs(tmp_path_factory):
 
 
 def make_app(runs, tmp_path, **limits):
-    from rnnkit.apps.serve import corpora_parts
-
-    paths, names, corpora = corpora_parts(runs["corpora"])
-    served = load_runs([runs[k] for k in ("lm", "classify", "tag", "seq2seq")] + paths,
-                       names=["lm", "classify", "tag", "seq2seq"] + names, corpora=[corpora])  # fmt: skip
-    return create_app(served, limits=Limits(**limits), save_dir=tmp_path / "saved")
+    return serve_app(runs, tmp_path / "saved", **limits)
 
 
 @pytest.fixture(scope="module")
