@@ -238,10 +238,11 @@ class TrainingJob:
             try:
                 record = self.events.get(timeout=0.5)
             except queue.Empty:
-                if not self.process.is_alive():
-                    record = {"event": "exit"}
-                else:
+                if self.process.is_alive():
                     continue
+                record = {"event": "exit"}
+            except (OSError, ValueError, EOFError):  # the queue was closed: the server is stopping
+                record = {"event": "exit"}
             with self._changed:
                 if record["event"] == "exit":
                     if not self.done:
@@ -283,6 +284,9 @@ class TrainingJob:
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(timeout=5)
+        for channel in (self.events, self.commands):  # free their semaphores now, not at interpreter exit
+            channel.cancel_join_thread()
+            channel.close()
 
 
 class Trainings:
