@@ -1,6 +1,7 @@
 """rnnkit: recurrent neural networks written from their equations, trained by backpropagation through time."""
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.convert import from_keras_weights
 from rnnkit.decoding import generate
 from rnnkit.layers import GRU, LSTM, RNN, Recurrent, RecurrentConfig
 
@@ -15,5 +16,6 @@ __all__ = [
     "RNNCell",
     "Recurrent",
     "RecurrentConfig",
+    "from_keras_weights",
     "generate",
 ]

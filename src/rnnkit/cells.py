@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.checks import check_bool, check_probability, check_size, check_tensor_matches, describe
+from rnnkit.checks import ShapeError, check_bool, check_probability, check_size, check_tensor_matches, describe
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -472,7 +472,9 @@ class RecurrentCell(nn.Module):
     def advance(self, x: Tensor, state: State, recurrent_mask: Tensor | None = None,
                 zoneout_mask: State | None = None) -> tuple[Tensor, State]:  # fmt: skip
         """``forward`` without the input checks, for batched input."""
-        return self.spec.advance(self.weights, x, state, recurrent_mask, zoneout_mask, self.training)
+        # only recurrent dropout and zoneout act differently in training (torch's cells never read training)
+        training = self.training if (self.spec.recurrent_dropout or self.spec.zoneout) else False
+        return self.spec.advance(self.weights, x, state, recurrent_mask, zoneout_mask, training)
 
     def step(self, x: Tensor, state: State, recurrent_mask: Tensor | None = None) -> State:
         """The equations alone (no zoneout): the new state."""
@@ -503,12 +505,12 @@ class RecurrentCell(nn.Module):
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}: input must be a torch.Tensor, got {type(input).__name__}")
         if input.dim() not in (1, 2):
-            raise ValueError(
+            raise ShapeError(
                 f"{name}: input must have shape (batch, {self.input_size}) or ({self.input_size},), "
                 f"got {tuple(input.shape)}"
             )
         if input.shape[-1] != self.input_size:
-            raise ValueError(f"{name}: input has {input.shape[-1]} features, expected input_size={self.input_size}")
+            raise ShapeError(f"{name}: input has {input.shape[-1]} features, expected input_size={self.input_size}")
         check_tensor_matches(name, "input", input, self.weight_ih)
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
@@ -522,7 +524,7 @@ class RecurrentCell(nn.Module):
         for label, s, size in zip(("h", "c"), parts, self.state_sizes):
             expected = (x.shape[0], size) if batched else (size,)
             if not isinstance(s, Tensor) or tuple(s.shape) != expected:
-                raise ValueError(f"{name}: state {label} must have shape {expected}, got {describe(s)}")
+                raise ShapeError(f"{name}: state {label} must have shape {expected}, got {describe(s)}")
             check_tensor_matches(name, f"state {label}", s, self.weight_ih)
             checked.append(s if batched else s.unsqueeze(0))
         return x, (tuple(checked) if len(checked) > 1 else checked[0]), batched

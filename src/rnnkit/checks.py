@@ -6,6 +6,15 @@ from __future__ import annotations
 from torch import Tensor
 
 
+class ShapeError(ValueError, RuntimeError):
+    """A tensor of the wrong shape: a ValueError in rnnkit's style and a RuntimeError, the class torch.nn raises
+    for it, so code written against either catches it."""
+
+
+class TensorMismatchError(TypeError, ValueError):
+    """A tensor of the wrong dtype or device: a TypeError in rnnkit's style and a ValueError, as torch.nn raises it."""
+
+
 def check_size(name: str, n, minimum: int = 1) -> int:
     """``n`` if it is an int >= ``minimum``; TypeError for a non-int, ValueError naming the value otherwise."""
     if isinstance(n, bool) or not isinstance(n, int):
@@ -32,14 +41,14 @@ def check_bool(name: str, value) -> None:
 def check_tensor_matches(owner: str, label: str, t: Tensor, reference: Tensor) -> None:
     """Raise TypeError unless ``t`` has the dtype and device of ``reference`` (the parameters)."""
     if not t.is_floating_point():
-        raise TypeError(f"{owner}: {label} must be a floating-point tensor, got dtype {t.dtype}")
+        raise TensorMismatchError(f"{owner}: {label} must be a floating-point tensor, got dtype {t.dtype}")
     if t.dtype != reference.dtype:
-        raise TypeError(
+        raise TensorMismatchError(
             f"{owner}: {label} has dtype {t.dtype} but the parameters are {reference.dtype}; "
             f"convert one with .to({reference.dtype})"
         )
     if t.device != reference.device:
-        raise TypeError(
+        raise TensorMismatchError(
             f"{owner}: {label} is on {t.device} but the parameters are on {reference.device}; "
             f"move one with .to('{reference.device}')"
         )

@@ -33,7 +33,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnkit import stack
 from rnnkit.cells import KINDS, CellSpec, CellWeights, RecurrentCell, State, as_tuple
-from rnnkit.checks import check_probability, check_tensor_matches
+from rnnkit.checks import ShapeError, check_probability, check_tensor_matches
 from rnnkit.config import config_from_dict
 from rnnkit.kernels import dispatch
 
@@ -219,7 +219,7 @@ class Recurrent(nn.Module):
     @property
     def _flat_weights(self) -> list[Tensor]:
         """torch's weights in torch's order (what its kernels take), as they are now (parametrizations too)."""
-        return [getattr(self, name) for name in self._flat_weights_names]
+        return [getattr(self, name, None) for name in self._flat_weights_names]  # None where one was deleted, as torch
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
@@ -373,19 +373,19 @@ class Recurrent(nn.Module):
             raise TypeError(f"{name}: input must be a torch.Tensor or PackedSequence, got {type(input).__name__}")
         layout = "(B, T, I)" if c.batch_first else "(T, B, I)"
         if input.dim() not in (2, 3):
-            raise ValueError(
+            raise ShapeError(
                 f"{name}: input must have shape {layout} or (T, I) unbatched with I={c.input_size}, "
                 f"got {tuple(input.shape)}"
             )
         if input.shape[-1] != c.input_size:
-            raise ValueError(f"{name}: input has {input.shape[-1]} features, expected input_size={c.input_size}")
+            raise ShapeError(f"{name}: input has {input.shape[-1]} features, expected input_size={c.input_size}")
         check_tensor_matches(name, "input", input, first)
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)
         if batched and c.batch_first:
             x = x.transpose(0, 1)
         if x.shape[0] == 0:
-            raise ValueError(f"{name}: input has an empty time dimension: {tuple(input.shape)} (expected sequence "
+            raise ShapeError(f"{name}: input has an empty time dimension: {tuple(input.shape)} (expected sequence "
                              f"length to be larger than 0)")  # fmt: skip
         return x, batched
 
@@ -426,7 +426,7 @@ class Recurrent(nn.Module):
             if not isinstance(s, Tensor):
                 raise TypeError(f"{name}: {label} must be a tensor, got {type(s).__name__}")
             if tuple(s.shape) != expected:
-                raise ValueError(f"{name}: {label} must have shape {expected}, got {tuple(s.shape)}")
+                raise ShapeError(f"{name}: {label} must have shape {expected}, got {tuple(s.shape)}")
             check_tensor_matches(name, label, s, first)
             parts.append(s if batched else s.unsqueeze(1))
         return tuple(parts)
@@ -548,6 +548,8 @@ COMMON_EXTRAS = ("layer_norm", "recurrent_dropout", "zoneout", "skip_connections
 
 def _extras(options: dict, own: tuple[str, ...]) -> dict:
     """The keyword-only extras a layer class takes: the common ones and the cell's ``own``."""
+    if "proj_size" in options:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
     unknown = sorted(set(options) - set(COMMON_EXTRAS) - set(own))
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}; the extras are: {', '.join(own + COMMON_EXTRAS)}")
