@@ -70,13 +70,30 @@ def corpora_parts(folder: Path):
     return paths, names, corpora
 
 
+def collect_runs(folders: list[str]):
+    """Load the runs of ``rnnkit serve RUN [RUN ...]``: run directories and 4-corpus folders."""
+    from rnnkit.serve import load_runs
+    from rnnkit.serve.runs import run_names
+
+    paths, names, corpora = [], [], []
+    plain = [Path(p) for p in folders if not (Path(p) / "corpora.json").is_file()]
+    for path, name in zip(plain, run_names(plain)):
+        paths.append(path)
+        names.append(name)
+    for folder in (Path(p) for p in folders if (Path(p) / "corpora.json").is_file()):
+        more_paths, more_names, parts = corpora_parts(folder)
+        paths += more_paths
+        names += more_names
+        corpora.append(parts)
+    return load_runs(paths, names=names, corpora=corpora)
+
+
 def main(args) -> int:
     import torch
     import uvicorn
 
     from rnnkit.errors import ConfigError
-    from rnnkit.serve import Limits, create_app, load_runs
-    from rnnkit.serve.runs import run_names
+    from rnnkit.serve import Limits, create_app
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in [0, 65535], got {args.port}")
@@ -85,18 +102,8 @@ def main(args) -> int:
             raise ConfigError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
     if not args.train_budget > 0:
         raise ConfigError(f"--train-budget must be > 0, got {args.train_budget}")
-    paths, names, corpora = [], [], []
-    plain = [Path(p) for p in args.runs if not (Path(p) / "corpora.json").is_file()]
-    for path, name in zip(plain, run_names(plain)):
-        paths.append(path)
-        names.append(name)
-    for folder in (Path(p) for p in args.runs if (Path(p) / "corpora.json").is_file()):
-        more_paths, more_names, parts = corpora_parts(folder)
-        paths += more_paths
-        names += more_names
-        corpora.append(parts)
     torch.set_num_threads(args.threads)
-    runs = load_runs(paths, names=names, corpora=corpora)
+    runs = collect_runs(args.runs)
     limits = Limits(max_concurrent=args.max_concurrent, max_trainings=args.max_trainings,
                     max_train_seconds=args.train_budget)  # fmt: skip
     app = create_app(runs, limits=limits, save_dir=args.save_dir)

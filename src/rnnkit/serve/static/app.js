@@ -74,6 +74,7 @@ const runInfo = (name) => state.runs.find((r) => r.name === name);
 // -- tabs -----------------------------------------------------------------------------------------
 
 function showTab(name) {
+  if (!document.querySelector(`.panel#${CSS.escape(name)}`)) name = "generate";
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.tab === name);
   for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== name;
   if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
@@ -180,6 +181,7 @@ async function showCandidates() {
   }
   try {
     const data = await api("/api/next", { ...sampling(), prime: pickText, count: 10 });
+    if (!$("gen-pick").checked) return; // the mode was left while the request ran
     const box = $("gen-candidates");
     box.hidden = false;
     box.replaceChildren(
@@ -519,6 +521,7 @@ async function init() {
   s2sChanged();
   trainButtons(null);
   showTab((location.hash || "#generate").slice(1));
+  window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
   health();
   setInterval(health, 3000);
   document.body.dataset.ready = "1";
