@@ -41,6 +41,7 @@ LIMITS = ("epochs", "max_steps", "time_budget")
 APPS = {
     "bench": ("rnnkit.apps.bench", "time rnnkit's backends against torch.nn and a step loop"),
     "serve": ("rnnkit.apps.serve", "a web page and JSON API: stream generated text, classify, tag, train live"),
+    "export": ("rnnkit.apps.export", "a run as ONNX graphs, checked in onnxruntime (pip install 'rnnkit[export]')"),
 }
 
 
@@ -95,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_common_training_options(p)
 
     sample = commands.add_parser("sample", help="generate text from a language-model run")
-    sample.add_argument("run", metavar="RUN")
+    sample.add_argument("run", metavar="RUN", nargs="?", help="an lm run (or --onnx and --vocab instead)")
+    sample.add_argument("--onnx", metavar="OUT.onnx", help="sample from an exported lm (numpy + onnxruntime)")
+    sample.add_argument("--vocab", metavar="RUN/vocab.json", help="with --onnx: the run's vocabulary")
     sample.add_argument("--prime", help="text the samples start from")
     sample.add_argument("--length", type=int, default=500, help="tokens to generate")
     sample.add_argument("--temperature", type=float, default=1.0)
@@ -311,9 +314,23 @@ def run_task(run: str) -> tuple[type, dict]:
     return get_task(config.get("task")), config
 
 
+def cmd_sample_onnx(args: argparse.Namespace) -> int:
+    """``rnnkit sample --onnx OUT.onnx --vocab RUN/vocab.json``: the sampler of rnnkit_onnx (no PyTorch in it)."""
+    if args.run or not args.onnx or not args.vocab:
+        raise ConfigError("rnnkit sample takes a RUN, or --onnx OUT.onnx with --vocab RUN/vocab.json")
+    from rnnkit_onnx.__main__ import run
+
+    try:
+        return run(args)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from rnnkit.tasks.lm import load_tokenizer, sample_text
 
+    if args.onnx or args.vocab or args.run is None:
+        return cmd_sample_onnx(args)
     task_cls, config = run_task(args.run)
     if task_cls.name != "lm":
         raise ConfigError(f"{args.run} is a {task_cls.name!r} run; rnnkit sample needs an 'lm' run")
