@@ -329,7 +329,9 @@ def cmd_sample_onnx(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from rnnkit.tasks.lm import load_tokenizer, sample_text
 
-    if args.onnx or args.vocab or args.run is None:
+    if args.run is None and not args.onnx:
+        Parser(prog="rnnkit sample").error("the following arguments are required: RUN (or --onnx OUT.onnx)")
+    if args.onnx or args.vocab:
         return cmd_sample_onnx(args)
     task_cls, config = run_task(args.run)
     if task_cls.name != "lm":

@@ -1,5 +1,6 @@
 """What the model families share: the checks their configs make, written once, and the pieces of body they
-have in common (the padding mask, uniform initialisation, the embedding -> RNN -> head trunk).
+have in common (the padding mask, uniform initialisation, pretrained word vectors, the embedding -> RNN -> head
+trunk).
 
 Each check raises :class:`~rnnkit.errors.ConfigError` with one line that names the field and the bad value;
 the configs call them in ``__post_init__`` so that a bad ``config.json`` is refused before any weight exists.
@@ -7,12 +8,13 @@ the configs call them in ``__post_init__`` so that a bad ``config.json`` is refu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import State
+from rnnkit.data.embeddings import WordVectors
 from rnnkit.errors import ConfigError
 from rnnkit.layers import Recurrent, RecurrentConfig
 from rnnkit.models.registry import ConfiguredModel
@@ -54,6 +56,30 @@ def init_uniform(tensors: Iterable[Tensor], r: float) -> None:
     with torch.no_grad():
         for p in tensors:
             p.uniform_(-r, r)
+
+
+def load_pretrained(embedding: nn.Embedding, vectors: WordVectors, vocab: Sequence[str]) -> dict[str, int]:
+    """Copy pretrained word vectors into the rows of ``embedding``: ``E[i] = vectors[vocab[i]]`` for each token
+    of the vocabulary found in ``vectors`` (exactly, else lowercased: ``vectors.lookup``); the other rows keep
+    their initialisation. ``embedding`` is (V, D) with V = len(vocab) and D the vectors' size.
+
+    Returns the counts ``{"words": V, "exact": ..., "lowercase": ..., "missing": ...}``."""
+    if embedding.num_embeddings != len(vocab):
+        raise ConfigError(f"the embedding has {embedding.num_embeddings} rows for a vocabulary of {len(vocab)} words")
+    if embedding.embedding_dim != vectors.dim:
+        raise ConfigError(f"the embedding size ({embedding.embedding_dim}) must equal the vectors' ({vectors.dim})")
+    rows, sources, lowered = [], [], 0
+    for i, token in enumerate(vocab):
+        row, by_lowercase = vectors.lookup(token)
+        if row is not None:
+            rows.append(i)
+            sources.append(row)
+            lowered += by_lowercase
+    if rows:
+        weight = embedding.weight
+        with torch.no_grad():
+            weight[rows] = torch.from_numpy(vectors.vectors[sources]).to(weight.device, weight.dtype)
+    return {"words": len(vocab), "exact": len(rows) - lowered, "lowercase": lowered, "missing": len(vocab) - len(rows)}
 
 
 class EmbeddingRecurrent(ConfiguredModel):

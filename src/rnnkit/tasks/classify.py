@@ -32,7 +32,18 @@ from rnnkit.metrics import classification_report
 from rnnkit.models import SequenceClassifier, SequenceClassifierConfig, load_model
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
-from rnnkit.tasks.options import add_rnn_options, check_positive, predict_inputs, rnn_config_from_args
+from rnnkit.tasks.options import (
+    add_embedding_options,
+    add_rnn_options,
+    apply_pretrained,
+    check_positive,
+    frozen_embeddings,
+    hold_embedding,
+    option_defaults,
+    predict_inputs,
+    read_pretrained,
+    rnn_config_from_args,
+)
 
 CLASS_WEIGHTS = ("none", "balanced")
 
@@ -121,6 +132,8 @@ class ClassifyTask:
         self.lengths = [len(s) for s in train.sequences]
         weights = class_weights(train.targets, len(self.labels)) if data.class_weights == "balanced" else None
         self.weights = None if weights is None else weights.to(self.device)
+        self.freeze_embeddings = False  # --freeze-embeddings: the embedding never moves
+        self.notes: list[str] = []  # what building the task did that the user should hear (the CLI prints them)
 
     # -- the trainer's protocol -------------------------------------------------------------------
 
@@ -136,6 +149,8 @@ class ClassifyTask:
 
     def loss(self, model: SequenceClassifier, batch) -> tuple[torch.Tensor, int]:
         tokens, lengths, targets = (t.to(self.device) for t in batch)
+        if self.freeze_embeddings:
+            hold_embedding(model)
         logits = model(tokens, lengths)  # (B, C)
         return F.cross_entropy(logits, targets, weight=self.weights), len(targets)
 
@@ -174,6 +189,7 @@ class ClassifyTask:
                        help="final state, or mean / max of the outputs over the sequence")  # fmt: skip
         m.add_argument("--dropout", type=float, default=0.2, help="dropout on the embeddings and the pooled vector")
         add_rnn_options(m)
+        add_embedding_options(m)
 
     @classmethod
     def train_defaults(cls) -> dict:
@@ -219,15 +235,26 @@ class ClassifyTask:
     @classmethod
     def from_args(cls, args: argparse.Namespace, device: torch.device):
         """Build (task, model, run config, vocabulary) from the command line."""
+        if args.embeddings is not None and args.level != "word":
+            raise ConfigError("--embeddings needs --level word: pretrained vectors are vectors of words")
+        if args.freeze_embeddings and args.embeddings is None:
+            raise ConfigError("--freeze-embeddings needs --embeddings FILE")
         task = cls.build(cls.data_config(args), device)
-        rnn = rnn_config_from_args(args, input_size=args.embedding_size, bidirectional=args.bidirectional)
+        vocab = task.tokenizer.tokens
+        vectors, embedding_size = read_pretrained(args, vocab, option_defaults(cls.add_arguments)["embedding_size"])
+        rnn = rnn_config_from_args(args, input_size=embedding_size, bidirectional=args.bidirectional)
         model = SequenceClassifier(
             SequenceClassifierConfig(
-                vocab_size=len(task.tokenizer), embedding_size=args.embedding_size, num_classes=len(task.labels),
+                vocab_size=len(task.tokenizer), embedding_size=embedding_size, num_classes=len(task.labels),
                 rnn=rnn, pooling=args.pooling, dropout=args.dropout,
             )
         )  # fmt: skip
-        return task, model, {"task": cls.name, "data": asdict(task.data)}, task.vocab()
+        run_config = {"task": cls.name, "data": asdict(task.data)}
+        if vectors is not None:
+            run_config["embeddings"], note = apply_pretrained(model.embedding, vectors, vocab, args)
+            task.notes.append(note)
+            task.freeze_embeddings = args.freeze_embeddings
+        return task, model, run_config, task.vocab()
 
     def vocab(self) -> dict:
         """What vocab.json holds: the tokenizer and the class labels in model order."""
@@ -237,7 +264,9 @@ class ClassifyTask:
     def from_run(cls, run_dir: Path, config: dict, device: torch.device) -> ClassifyTask:
         data = config_from_dict(ClassifyDataConfig, config.get("data"), "config.json data")
         tokenizer, labels = load_vocab(run_dir)
-        return cls.build(data, device, tokenizer=tokenizer, labels=labels)
+        task = cls.build(data, device, tokenizer=tokenizer, labels=labels)
+        task.freeze_embeddings = frozen_embeddings(config)
+        return task
 
     @classmethod
     def evaluate_run(cls, run_dir: Path, config: dict, args: argparse.Namespace, device: torch.device) -> dict:

@@ -1,16 +1,26 @@
 """Language models at character or word level: training by truncated BPTT, evaluation, sampling.
 
 rnnkit train lm [--data FILE|DIR] [--level char|word] ...     # tiny Shakespeare without --data
+rnnkit train lm --init-from RUN --data NEW.txt                 # fine-tune RUN's model on new text
+rnnkit train lm --level word --embeddings glove.txt [--freeze-embeddings]
 rnnkit sample RUN --prime "ROMEO:" --temperature 0.8
 rnnkit eval RUN --data FILE --json
+
+Fine-tuning (``--init-from RUN``, char-rnn's ``init_from``) starts from RUN's weights and tokenizer; the model's
+sizes come from RUN, and a model or tokenizer flag set to another value than RUN's is refused. At character level
+characters of the new text that RUN lacks are appended to the vocabulary, each with a fresh row in the embedding
+and in the output layer (a note says which); at word level RUN's vocabulary is kept and new words are ``<unk>``
+(a note counts them). Pretrained word vectors (``--embeddings``) fill the embedding rows of the words they
+cover (see :func:`rnnkit.tasks.options.read_pretrained`).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -22,13 +32,24 @@ from rnnkit import checkpoint
 from rnnkit.bptt import detach_state
 from rnnkit.config import config_from_dict
 from rnnkit.data.lm import Corpus, TokenStreams, encode_file, load_corpus
-from rnnkit.data.tokenizers import CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_json
+from rnnkit.data.text import iter_lines, iter_text
+from rnnkit.data.tokenizers import UNK, CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_json
 from rnnkit.decoding import iter_generate
-from rnnkit.errors import CheckpointError, DataError
+from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.models import LanguageModel, LanguageModelConfig, load_model
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
-from rnnkit.tasks.options import add_rnn_options, check_positive, rnn_config_from_args
+from rnnkit.tasks.options import (
+    add_embedding_options,
+    add_rnn_options,
+    apply_pretrained,
+    check_positive,
+    frozen_embeddings,
+    hold_embedding,
+    option_defaults,
+    read_pretrained,
+    rnn_config_from_args,
+)
 
 DEFAULT_CORPUS = "tinyshakespeare.txt"
 
@@ -73,6 +94,8 @@ class LanguageModelTask:
         valid = corpus.valid if data.eval_tokens is None else corpus.valid[: data.eval_tokens]
         self.valid_ids = valid
         self.state = None  # carried across the windows of an epoch (truncated BPTT)
+        self.freeze_embeddings = False  # --freeze-embeddings: the embedding never moves
+        self.notes: list[str] = []  # what building the task did that the user should hear (the CLI prints them)
 
     # -- the trainer's protocol -------------------------------------------------------------------
 
@@ -83,6 +106,8 @@ class LanguageModelTask:
 
     def loss(self, model: LanguageModel, batch) -> tuple[torch.Tensor, int]:
         x, y = (t.to(self.device, non_blocking=True) for t in batch)
+        if self.freeze_embeddings:
+            hold_embedding(model)
         logits, state = model(x, self.state)  # (B, T, V)
         self.state = detach_state(state)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), y.numel()
@@ -92,7 +117,7 @@ class LanguageModelTask:
         return {"loss": nats, **self.loss_metrics(nats), "tokens": count}
 
     def loss_metrics(self, nats: float) -> dict:
-        return _loss_metrics(self.tokenizer, nats)
+        return loss_metrics(self.tokenizer, nats)
 
     def state_dict(self) -> dict:
         state = self.state
@@ -126,6 +151,8 @@ class LanguageModelTask:
         g.add_argument("--lowercase", action="store_true", help="word level: lowercase the text")
         g.add_argument("--seq-len", type=int, default=100, help="truncated BPTT window (steps)")
         g.add_argument("--eval-tokens", type=int, help="score only the first N validation tokens")
+        g.add_argument("--init-from", metavar="RUN", help="fine-tune: start from RUN's model and tokenizer "
+                       "(new characters get fresh rows; new words become <unk>)")  # fmt: skip
         m = parser.add_argument_group("model")
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
         # The defaults won benchmarks/lm_sweep.py: the best tiny-Shakespeare model after 10 minutes on 2 CPU cores.
@@ -136,6 +163,7 @@ class LanguageModelTask:
         m.add_argument("--tie-weights", action="store_true", help="share the embedding with the output layer")
         m.add_argument("--init-range", type=float, help="draw every parameter from U(-r, r) (Zaremba et al.)")
         add_rnn_options(m)
+        add_embedding_options(m)
 
     @classmethod
     def train_defaults(cls) -> dict:
@@ -154,31 +182,100 @@ class LanguageModelTask:
         check_positive(data.seq_len, "--seq-len")
         check_positive(data.batch_size, "--batch-size")
         check_positive(data.vocab_size, "--vocab-size")
+        if args.freeze_embeddings and args.tie_weights:
+            raise ConfigError("--freeze-embeddings with --tie-weights would freeze the output layer too; drop one")
+        if args.init_from is not None:
+            return cls.fine_tune(args, data, device)
+        if args.embeddings is not None and data.level != "word":
+            raise ConfigError("--embeddings needs --level word: pretrained vectors are vectors of words")
+        if args.freeze_embeddings and args.embeddings is None:
+            raise ConfigError("--freeze-embeddings needs --embeddings FILE (or --init-from RUN)")
         corpus = load_corpus(
             data.path, data.level, valid_path=data.valid, valid_fraction=data.valid_fraction,
             vocab_size=data.vocab_size, word_split=data.word_split, lowercase=data.lowercase,
         )  # fmt: skip
         task = cls(data, corpus, device)
-        rnn = rnn_config_from_args(args, input_size=args.embedding_size)
+        vocab = corpus.tokenizer.tokens
+        vectors, embedding_size = read_pretrained(args, vocab, option_defaults(cls.add_arguments)["embedding_size"])
+        rnn = rnn_config_from_args(args, input_size=embedding_size)
         model_config = LanguageModelConfig(
-            vocab_size=len(corpus.tokenizer), embedding_size=args.embedding_size, rnn=rnn,
+            vocab_size=len(corpus.tokenizer), embedding_size=embedding_size, rnn=rnn,
             dropout=args.dropout, tie_weights=args.tie_weights, init_range=args.init_range,
         )  # fmt: skip
         model = LanguageModel(model_config)
-        return task, model, {"task": cls.name, "data": asdict(data)}, corpus.tokenizer.to_json()
+        run_config = {"task": cls.name, "data": asdict(data)}
+        if vectors is not None:
+            run_config["embeddings"], note = apply_pretrained(model.embedding, vectors, vocab, args)
+            task.notes.append(note)
+            task.freeze_embeddings = args.freeze_embeddings
+        return task, model, run_config, corpus.tokenizer.to_json()
+
+    @classmethod
+    def fine_tune(cls, args: argparse.Namespace, data: LMDataConfig, device: torch.device):
+        """``--init-from RUN``: (task, model, run config, vocabulary) for training RUN's model further on
+        ``data``, with RUN's tokenizer (grown by the new text's characters at character level)."""
+        run = Path(args.init_from)
+        config = checkpoint.load_config(run, task=cls.name)
+        source = load_model(run, task=cls.name)
+        old = load_tokenizer(run)
+        old_data = config_from_dict(LMDataConfig, config.get("data"), f"{run}/config.json data")
+        if args.embeddings is not None:
+            raise ConfigError("--embeddings and --init-from exclude each other: the run brings its own embedding")
+        c = source.config
+        fixed = {
+            "level": old.level, "vocab_size": old_data.vocab_size, "word_split": old_data.word_split,
+            "lowercase": old_data.lowercase, "cell": c.rnn.cell, "hidden_size": c.rnn.hidden_size,
+            "num_layers": c.rnn.num_layers, "embedding_size": c.embedding_size, "dropout": c.dropout,
+            "tie_weights": c.tie_weights, "init_range": c.init_range, "layer_norm": c.rnn.layer_norm,
+            "recurrent_dropout": c.rnn.recurrent_dropout, "zoneout": c.rnn.zoneout, "reset": c.rnn.reset,
+            "backend": c.rnn.backend,
+        }  # fmt: skip
+        # argparse cannot tell a flag left alone from one set to its default: a flag at its default takes
+        # RUN's value, any other value must be RUN's
+        defaults = option_defaults(cls.add_arguments)
+        for name, value in fixed.items():
+            given = getattr(args, name)
+            if given != defaults[name] and given != value:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} {given} differs from {run}'s {value}: with --init-from the model and its "
+                                  f"tokenizer come from the run; leave {flag} out")  # fmt: skip
+        if c.tie_weights and args.freeze_embeddings:
+            raise ConfigError(f"{run} ties its embedding to the output layer: --freeze-embeddings would freeze both")
+        data = replace(data, level=old.level, vocab_size=old_data.vocab_size, word_split=old_data.word_split,
+                       lowercase=old_data.lowercase)  # fmt: skip
+        paths = [data.path] + ([data.valid] if data.valid is not None else [])
+        added: list[str] = []
+        notes = []
+        if isinstance(old, CharTokenizer):
+            seen = CharTokenizer.build(itertools.chain.from_iterable(iter_text(p) for p in paths))
+            added = [ch for ch in seen.tokens if ch not in old.index]
+            tokenizer: Tokenizer = CharTokenizer(old.tokens + added)  # old ids unchanged, new ones after them
+            if added:
+                notes.append(f"--init-from: {len(added)} characters not in {run}'s vocabulary get fresh embedding "
+                             f"and output rows: {''.join(added)!r}")  # fmt: skip
+        else:
+            tokenizer = old
+            unknown, total = (sum(n) for n in zip(*(count_unknown_words(p, old) for p in paths)))
+            if unknown:
+                notes.append(f"--init-from: {unknown:,} of {total:,} words of the new text are not in {run}'s "
+                             f"vocabulary and become {UNK}")  # fmt: skip
+        task = cls(data, encode_corpus(tokenizer, data), device)
+        task.notes.extend(notes)
+        task.freeze_embeddings = args.freeze_embeddings
+        model = grow_vocabulary(source, len(tokenizer))
+        run_config = {"task": cls.name, "data": asdict(data),
+                      "init_from": {"run": str(run.resolve()), "added_tokens": added}}  # fmt: skip
+        if args.freeze_embeddings:
+            run_config["embeddings"] = {"freeze": True, "source": "init_from"}
+        return task, model, run_config, tokenizer.to_json()
 
     @classmethod
     def from_run(cls, run_dir: Path, config: dict, device: torch.device):
         """Rebuild the task of a saved run (to resume it), encoding its data with the saved vocabulary."""
         data = config_from_dict(LMDataConfig, config.get("data"), "config.json data")
-        tokenizer = load_tokenizer(run_dir)
-        train = encode_file(data.path, tokenizer)
-        if data.valid is not None:
-            corpus = Corpus(tokenizer, train, encode_file(data.valid, tokenizer))
-        else:
-            cut = int(len(train) * (1.0 - data.valid_fraction))
-            corpus = Corpus(tokenizer, train[:cut], train[cut:])
-        return cls(data, corpus, device)
+        task = cls(data, encode_corpus(load_tokenizer(run_dir), data), device)
+        task.freeze_embeddings = frozen_embeddings(config)
+        return task
 
     @classmethod
     def evaluate_run(cls, run_dir: Path, config: dict, args: argparse.Namespace, device: torch.device) -> dict:
@@ -188,14 +285,14 @@ class LanguageModelTask:
         tokenizer = load_tokenizer(run_dir)
         ids = encode_file(args.data, tokenizer)
         nats, count = score_ids(model, ids, args.batch_size, data.seq_len, device)
-        metrics = {"nats_per_token": nats, **_loss_metrics(tokenizer, nats), "tokens": count}
+        metrics = {"nats_per_token": nats, **loss_metrics(tokenizer, nats), "tokens": count}
         return {"task": cls.name, "metrics": metrics}
 
 
 # -- helpers (the command line, the apps and benchmarks use them too) -----------------------------
 
 
-def _loss_metrics(tokenizer: Tokenizer, nats: float) -> dict:
+def loss_metrics(tokenizer: Tokenizer, nats: float) -> dict:
     """Bits per character at character level, perplexity at word level."""
     if tokenizer.level == "char":
         return {"bits_per_char": nats / math.log(2)}
@@ -209,23 +306,92 @@ def load_tokenizer(run_dir: Path) -> Tokenizer:
         raise CheckpointError(f"{run_dir}: {error}") from None
 
 
-def score_ids(model: LanguageModel, ids: np.ndarray, batch_size: int, seq_len: int, device) -> tuple[float, int]:
-    """Mean negative log-likelihood (nats per token) of ``ids`` under ``model``, streams carried over."""
+def encode_corpus(tokenizer: Tokenizer, data: LMDataConfig) -> Corpus:
+    """``data``'s training and validation ids under an existing ``tokenizer`` (a run's, when resuming or
+    fine-tuning): the --valid file, or the last ``valid_fraction`` of the training ids."""
+    train = encode_file(data.path, tokenizer)
+    if data.valid is not None:
+        return Corpus(tokenizer, train, encode_file(data.valid, tokenizer))
+    cut = int(len(train) * (1.0 - data.valid_fraction))
+    return Corpus(tokenizer, train[:cut], train[cut:])
+
+
+def count_unknown_words(path, tokenizer: WordTokenizer) -> tuple[int, int]:
+    """(words of ``path`` not in the vocabulary, which encoding maps to ``<unk>``; all its words)."""
+    index, unknown, total = tokenizer.index, 0, 0
+    for line in iter_lines(path):
+        words = tokenizer.words(line)
+        total += len(words)
+        unknown += sum(1 for w in words if w not in index)
+    return unknown, total
+
+
+def grow_vocabulary(model: LanguageModel, vocab_size: int) -> LanguageModel:
+    """``model`` over ``vocab_size`` >= V tokens: tokens V.. get the rows a fresh model draws for them (embedding,
+    output weight and bias, as :meth:`LanguageModel.reset_parameters` initialises); every other weight is
+    ``model``'s. ``model`` itself when the size is unchanged."""
+    V = model.config.vocab_size
+    if vocab_size == V:
+        return model
+    grown = LanguageModel(replace(model.config, vocab_size=vocab_size))
+    target = grown.state_dict()  # tensors that share the new model's storage
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in ("embedding.weight", "head.weight", "head.bias"):
+                target[name][:V] = tensor
+            else:
+                target[name].copy_(tensor)
+    return grown
+
+
+def _scoring_streams(ids: np.ndarray, batch_size: int, seq_len: int) -> TokenStreams:
+    """``ids`` as at most ``batch_size`` streams, fewer (and shorter windows) for a short text."""
     batch_size = max(1, min(batch_size, (len(ids) - 1) // (seq_len + 1)))
     if len(ids) < 2:
         raise DataError("the text to score has fewer than 2 tokens")
-    streams = TokenStreams(ids, batch_size, min(seq_len, len(ids) // batch_size - 1), "the text to score")
+    return TokenStreams(ids, batch_size, min(seq_len, len(ids) // batch_size - 1), "the text to score")
+
+
+def _window_losses(model: LanguageModel, streams: TokenStreams, device) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first column, losses (B, T) in nats) of each window of ``streams`` in order, the state carried from
+    window to window, in eval mode and without gradients."""
     was_training = model.training
     model.eval()
-    total, count, state = 0.0, 0, None
-    with torch.no_grad():
-        for k in range(len(streams)):
-            x, y = (t.to(device) for t in streams.window(k))
-            logits, state = model(x, state)
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
-            count += y.numel()
-    model.train(was_training)
+    state = None
+    try:
+        with torch.no_grad():
+            for k in range(len(streams)):
+                x, y = (t.to(device) for t in streams.window(k))
+                logits, state = model(x, state)  # (B, T, V)
+                losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+                yield k * streams.seq_len, losses.view(y.shape)
+    finally:
+        model.train(was_training)
+
+
+def score_ids(model: LanguageModel, ids: np.ndarray, batch_size: int, seq_len: int, device) -> tuple[float, int]:
+    """Mean negative log-likelihood (nats per token) of ``ids`` under ``model``, streams carried over."""
+    total, count = 0.0, 0
+    for _, losses in _window_losses(model, _scoring_streams(ids, batch_size, seq_len), device):
+        total += losses.double().sum().item()
+        count += losses.numel()
     return total / count, count
+
+
+def token_losses(model: LanguageModel, ids: np.ndarray, batch_size: int = 32, seq_len: int = 100,
+                 device="cpu") -> np.ndarray:  # fmt: skip
+    """-log p(ids[t] | ids before t in its stream) for every t: (L,) float64, NaN at the tokens that
+    :func:`score_ids` does not predict (the first of each of the B streams, the remainder after the last).
+
+    Stream b holds ids[b·n : (b+1)·n] (n = L // B), so these are exactly the losses ``score_ids`` averages:
+    ``np.nanmean(token_losses(...)) == score_ids(...)[0]``."""
+    streams = _scoring_streams(ids, batch_size, seq_len)
+    out = np.full(len(ids), np.nan)
+    B, n = streams.rows.shape
+    grid = out[: B * n].reshape(B, n)  # a view: position b·n + j of the text is row b, column j
+    for start, losses in _window_losses(model, streams, device):
+        grid[:, start + 1 : start + 1 + losses.shape[1]] = losses.double().cpu().numpy()
+    return out
 
 
 def encode_prime(tokenizer: Tokenizer, prime: str | None) -> list[int]:

@@ -3,16 +3,23 @@
 Each task module adds its own options in ``add_arguments``; what is common to all of them lives here,
 so that no task module imports another: the recurrent stack's options (:func:`add_rnn_options`, read
 back by :func:`rnn_config_from_args`), the positive-integer check with its one-line error, and the
-texts of ``rnnkit predict RUN --text | --input | --file`` (:func:`predict_inputs`).
+texts of ``rnnkit predict RUN --text | --input | --file`` (:func:`predict_inputs`), and pretrained word vectors
+(``--embeddings``, ``--freeze-embeddings``: :func:`add_embedding_options`, :func:`read_pretrained`,
+:func:`apply_pretrained`, :func:`hold_embedding`).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from torch import nn
+
+from rnnkit.data.embeddings import WordVectors, read_word_vectors
 from rnnkit.data.text import iter_lines
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.layers import RecurrentConfig
+from rnnkit.models.common import load_pretrained
 
 
 def add_rnn_options(group) -> None:
@@ -61,3 +68,72 @@ def predict_inputs(args: argparse.Namespace) -> list[str]:
     if text is None or not text.strip():
         raise DataError("give a non-empty --text or a --file")
     return [text]
+
+# -- pretrained word vectors (--embeddings FILE, --freeze-embeddings): classify, tag and word-level lm ----------
+
+
+def add_embedding_options(group) -> None:
+    """``--embeddings FILE`` and ``--freeze-embeddings``, read back by :func:`read_pretrained`."""
+    group.add_argument("--embeddings", metavar="FILE",
+                       help="pretrained word vectors (GloVe or word2vec text format) for the word embedding; "
+                       "--embedding-size left at its default takes the file's size")  # fmt: skip
+    group.add_argument("--freeze-embeddings", action="store_true",
+                       help="keep the embedding fixed while training (the --embeddings vectors, or --init-from's)")
+
+
+def option_defaults(add_arguments) -> dict:
+    """The defaults of a task's options (``add_arguments(parser)``), to tell a flag left alone from one set."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return vars(parser.parse_args([]))
+
+
+def read_pretrained(args: argparse.Namespace, vocab: list[str], default_size: int) -> tuple[WordVectors | None, int]:
+    """The ``--embeddings`` vectors of the words of ``vocab`` (exact or lowercased) and the embedding size:
+    the file's when ``--embedding-size`` is left at ``default_size``, else both must agree. (None, the
+    embedding size) without ``--embeddings``."""
+    path = getattr(args, "embeddings", None)
+    if path is None:
+        return None, args.embedding_size
+    wanted = {w.lower() for w in vocab}
+    vectors = read_word_vectors(path, keep=lambda word: word.lower() in wanted)
+    if args.embedding_size not in (default_size, vectors.dim):
+        raise ConfigError(f"--embedding-size {args.embedding_size} does not match the {vectors.dim}-dimensional "
+                          f"vectors of {path}; leave it out to take the file's size")  # fmt: skip
+    if not len(vectors):
+        raise DataError(f"{path} has no vector for any of the {len(vocab)} words of the vocabulary")
+    return vectors, vectors.dim
+
+
+def apply_pretrained(embedding: nn.Embedding, vectors: WordVectors, vocab: list[str],
+                     args: argparse.Namespace) -> tuple[dict, str]:  # fmt: skip
+    """Copy ``vectors`` into ``embedding`` (:func:`rnnkit.models.common.load_pretrained`); returns what
+    config.json records under ``"embeddings"`` and the note the command line prints."""
+    counts = load_pretrained(embedding, vectors, vocab)
+    found = counts["exact"] + counts["lowercase"]
+    record = {"path": str(Path(args.embeddings).resolve()), "dim": vectors.dim,
+              "freeze": bool(args.freeze_embeddings), **counts}  # fmt: skip
+    note = (f"--embeddings: {found:,} of {counts['words']:,} words copied from {args.embeddings} "
+            f"({counts['lowercase']:,} by their lowercase form); {counts['missing']:,} keep a random vector"
+            + ("; the embedding is frozen" if args.freeze_embeddings else ""))  # fmt: skip
+    return record, note
+
+
+def frozen_embeddings(config: dict) -> bool:
+    """Whether a run's config.json says its embedding is frozen (``"embeddings": {"freeze": true}``)."""
+    record = config.get("embeddings")
+    if record is None:
+        return False
+    if not isinstance(record, dict) or not isinstance(record.get("freeze", False), bool):
+        raise ConfigError('config.json "embeddings" must be an object with a boolean "freeze"')
+    return record.get("freeze", False)
+
+
+def hold_embedding(model: nn.Module) -> None:
+    """Freeze ``model.embedding`` for the step about to run.
+
+    Called from a task's ``loss`` rather than when the model is built: the optimizer is made from every
+    parameter of the model (a frozen one never gets a gradient, so it never moves), which keeps the
+    optimizer's parameter list the same in a new run and in the model that ``--resume`` rebuilds from config.json.
+    """
+    model.embedding.weight.requires_grad_(False)

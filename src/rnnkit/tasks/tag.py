@@ -32,7 +32,18 @@ from rnnkit.metrics import entities, entity_scores
 from rnnkit.models import CharFeaturesConfig, SequenceTagger, SequenceTaggerConfig, load_model
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
-from rnnkit.tasks.options import add_rnn_options, check_positive, predict_inputs, rnn_config_from_args
+from rnnkit.tasks.options import (
+    add_embedding_options,
+    add_rnn_options,
+    apply_pretrained,
+    check_positive,
+    frozen_embeddings,
+    hold_embedding,
+    option_defaults,
+    predict_inputs,
+    read_pretrained,
+    rnn_config_from_args,
+)
 
 PAD_CHAR, UNK_CHAR = "<pad>", "<unk>"
 
@@ -220,6 +231,8 @@ class TagTask:
         singleton[vocab.words.unk] = False
         self.singleton = singleton.to(self.device)
         self.lengths = [len(w) for w in train.words]
+        self.freeze_embeddings = False  # --freeze-embeddings: the word embedding never moves
+        self.notes: list[str] = []  # what building the task did that the user should hear (the CLI prints them)
 
     # -- the trainer's protocol -------------------------------------------------------------------
 
@@ -235,6 +248,8 @@ class TagTask:
             # <unk> embedding is trained on words that behave like the unknown words of new text.
             drop = self.singleton[words] & (torch.rand(words.shape, device=words.device) < self.data.unk_replace)
             words = words.masked_fill(drop, self.vocab.words.unk)
+        if self.freeze_embeddings:
+            hold_embedding(model)
         emissions = model(words, batch["lengths"], batch["chars"], batch["char_lengths"], batch["casing"])
         return model.loss(emissions, batch["tags"], batch["lengths"]), int(batch["lengths"].sum())
 
@@ -279,6 +294,7 @@ class TagTask:
         m.add_argument("--crf", action="store_true", help="a linear-chain CRF output with Viterbi decoding")
         m.add_argument("--unconstrained", action="store_true", help="CRF: allow transitions the scheme forbids")
         add_rnn_options(m)
+        add_embedding_options(m)
 
     @classmethod
     def train_defaults(cls) -> dict:
@@ -320,26 +336,38 @@ class TagTask:
             check_positive(value, option)
         if not 0.0 <= data.unk_replace < 1.0:
             raise ConfigError(f"--unk-replace must be a probability in [0, 1), got {data.unk_replace}")
+        if args.freeze_embeddings and args.embeddings is None:
+            raise ConfigError("--freeze-embeddings needs --embeddings FILE")
         task = cls.build(data, device)
+        vocab = task.vocab.words.tokens
+        vectors, embedding_size = read_pretrained(args, vocab, option_defaults(cls.add_arguments)["embedding_size"])
         chars = None
         if args.char_features != "none":
             chars = CharFeaturesConfig(
                 kind=args.char_features, vocab_size=len(task.vocab.chars), embedding_size=args.char_embedding_size,
                 hidden_size=args.char_hidden_size, kernel_size=args.char_kernel_size, backend=args.backend,
             )  # fmt: skip
-        features = args.embedding_size + (chars.output_size if chars else 0) + max(args.casing_size, 0)
+        features = embedding_size + (chars.output_size if chars else 0) + max(args.casing_size, 0)
         rnn = rnn_config_from_args(args, input_size=features, bidirectional=True)
         config = SequenceTaggerConfig(
-            vocab_size=len(task.vocab.words), embedding_size=args.embedding_size, tags=task.vocab.tags, rnn=rnn,
+            vocab_size=len(task.vocab.words), embedding_size=embedding_size, tags=task.vocab.tags, rnn=rnn,
             chars=chars, casing_size=args.casing_size, dropout=args.dropout, crf=args.crf,
             scheme=data.model_scheme, constrain=not args.unconstrained,
         )  # fmt: skip
-        return task, SequenceTagger(config), {"task": cls.name, "data": asdict(data)}, task.vocab.to_json()
+        model = SequenceTagger(config)
+        run_config = {"task": cls.name, "data": asdict(data)}
+        if vectors is not None:
+            run_config["embeddings"], note = apply_pretrained(model.embedding, vectors, vocab, args)
+            task.notes.append(note)
+            task.freeze_embeddings = args.freeze_embeddings
+        return task, model, run_config, task.vocab.to_json()
 
     @classmethod
     def from_run(cls, run_dir: Path, config: dict, device: torch.device) -> TagTask:
         data = config_from_dict(TagDataConfig, config.get("data"), "config.json data")
-        return cls.build(data, device, vocab=load_vocab(run_dir))
+        task = cls.build(data, device, vocab=load_vocab(run_dir))
+        task.freeze_embeddings = frozen_embeddings(config)
+        return task
 
     @classmethod
     def evaluate_run(cls, run_dir: Path, config: dict, args: argparse.Namespace, device: torch.device) -> dict:
