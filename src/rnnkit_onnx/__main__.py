@@ -37,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace, out=sys.stdout) -> int:
-    """Sample as ``args`` say and write what ``rnnkit sample`` writes; ValueError for a bad option or file."""
+def run(args: argparse.Namespace, out=None) -> int:
+    """Sample as ``args`` say and write to ``out`` (stdout) what ``rnnkit sample`` writes; ValueError for a bad
+    option or file."""
+    out = out or sys.stdout
     model = LanguageModel(args.onnx, getattr(args, "threads", None))
     vocab = Vocabulary.load(args.vocab)
     pieces = sample_text(model, vocab, length=args.length, prime=args.prime, temperature=args.temperature,
