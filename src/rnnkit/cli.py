@@ -42,7 +42,11 @@ APPS = {
     "bench": ("rnnkit.apps.bench", "time rnnkit's backends against torch.nn and a step loop"),
     "serve": ("rnnkit.apps.serve", "a web page and JSON API: stream generated text, classify, tag, train live"),
     "export": ("rnnkit.apps.export", "a run as ONNX graphs, checked in onnxruntime (pip install 'rnnkit[export]')"),
+    "baseline": ("rnnkit.apps.baseline", "n-gram (Kneser-Ney) and HMM language models, scored as LM runs are"),
+    "compare": ("rnnkit.apps.compare", "language-model runs side by side on one text: bits/char, loss by position"),
 }
+# Runs that `rnnkit baseline` writes: eval and sample reach them through the app's run_task(task)
+BASELINE_TASKS = ("ngram", "hmm")
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -233,6 +237,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.load_training_state(state)
     show = ProgressDisplay(trainer, task, quiet=args.quiet or args.json)
     trainer.callback = show
+    for note in getattr(task, "notes", ()):  # what building the task did (--init-from, --embeddings)
+        print(f"note: {note}", file=sys.stderr)
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
@@ -311,6 +317,8 @@ class ProgressDisplay:
 
 def run_task(run: str) -> tuple[type, dict]:
     config = checkpoint.load_config(run)
+    if config.get("task") in BASELINE_TASKS:
+        return importlib.import_module(APPS["baseline"][0]).run_task(config["task"]), config
     return get_task(config.get("task")), config
 
 
@@ -334,15 +342,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.onnx or args.vocab:
         return cmd_sample_onnx(args)
     task_cls, config = run_task(args.run)
-    if task_cls.name != "lm":
-        raise ConfigError(f"{args.run} is a {task_cls.name!r} run; rnnkit sample needs an 'lm' run")
-    device = resolve_device(args.device)
-    model = load_model(args.run, device=device, task="lm")
-    tokenizer = load_tokenizer(Path(args.run))
     options = dict(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
                    top_p=args.top_p, num_samples=args.num_samples, seed=args.seed)  # fmt: skip
+    if hasattr(task_cls, "sample_run"):  # a baseline run (n-gram, HMM): text pieces as sample_text gives them
+        pieces = task_cls.sample_run(Path(args.run), config, **options)
+    else:
+        if task_cls.name != "lm":
+            raise ConfigError(f"{args.run} is a {task_cls.name!r} run; rnnkit sample needs an 'lm' run")
+        device = resolve_device(args.device)
+        model = load_model(args.run, device=device, task="lm")
+        pieces = sample_text(model, load_tokenizer(Path(args.run)), **options)
     try:
-        pieces = sample_text(model, tokenizer, **options)
         prime = args.prime or ""
         if args.json:
             started = time.perf_counter()
@@ -350,7 +360,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             seconds = time.perf_counter() - started
             samples = ["".join(texts)] if args.num_samples == 1 else texts
             tokens = args.length * args.num_samples
-            print(json.dumps({"task": "lm", "samples": [prime + s for s in samples],
+            print(json.dumps({"task": task_cls.name, "samples": [prime + s for s in samples],
                               "metrics": {"tokens": tokens, "tokens_per_s": tokens / seconds}}))  # fmt: skip
             return 0
         first = next(pieces)  # errors in the options surface before anything is printed
