@@ -11,7 +11,7 @@ The rules are rnnkit's, rewritten in numpy (this module must not import torch, n
   its own from a ``torch.Generator`` (mt19937), so for the same seed the two streams differ, and random
   samples differ from ``rnnkit sample``'s; greedy ones (temperature 0) are the same. Fed the same draws
   (``generate(..., draws=...)``), the sampler picks the same tokens as ``rnnkit.generate``, up to logits
-  that onnxruntime and PyTorch round differently (about 1e-7), which can flip a near-tie.
+  that onnxruntime and PyTorch round differently (1e-6 or less), which can flip a near-tie.
 - :class:`Vocabulary` encodes a prime and decodes tokens as ``rnnkit.data.tokenizers`` do for the
   ``vocab.json`` of a language-model run (characters, or words with ``<unk>`` and ``<eos>``).
 - :func:`viterbi` is ``rnnkit.crf.CRF.viterbi`` for the emissions of an exported tagger, with the CRF
