@@ -40,7 +40,8 @@ E, H, V = 5, 6, 11
 
 CELLS = {  # every cell and option, each through the cells' equations
     "rnn tanh": dict(cell="rnn"),
-    "rnn relu no bias layer_norm": dict(cell="rnn", nonlinearity="relu", bias=False, layer_norm=True),
+    "rnn relu no bias layer_norm zoneout": dict(cell="rnn", nonlinearity="relu", bias=False, layer_norm=True,
+                                                zoneout=0.1),
     "lstm": dict(cell="lstm"),
     "lstm peephole proj layer_norm": dict(cell="lstm", peephole=True, proj_size=4, layer_norm=True),
     "lstm zoneout recurrent_dropout": dict(cell="lstm", zoneout=0.3, recurrent_dropout=0.4, dropout=0.2),
