@@ -86,8 +86,9 @@ class CellWeights(NamedTuple):
 def gate_norm(x: Tensor, num_gates: int, weight: Tensor) -> Tensor:
     """Layer-normalise each gate's block of a (B, k·H) projection on its own, then scale by ``weight``."""
     shape = x.shape
-    x = x.reshape(*shape[:-1], num_gates, shape[-1] // num_gates)  # (B, k, H)
-    x = F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS)
+    H = weight.shape[0] // num_gates  # from the gain, a fixed size (an ONNX export cannot read x's shape here)
+    x = x.reshape(*shape[:-1], num_gates, H)  # (B, k, H)
+    x = F.layer_norm(x, (H,), eps=LAYER_NORM_EPS)
     return x.reshape(shape) * weight
 
 
@@ -146,7 +147,7 @@ def lstm_step(
     if w.weight_ch is not None:
         o = o + p_o * c
     o = torch.sigmoid(o)
-    c_out = c if w.ln_cell_weight is None else F.layer_norm(c, c.shape[-1:], w.ln_cell_weight, w.ln_cell_bias,
+    c_out = c if w.ln_cell_weight is None else F.layer_norm(c, w.ln_cell_weight.shape, w.ln_cell_weight, w.ln_cell_bias,
                                                              LAYER_NORM_EPS)  # fmt: skip
     h = o * torch.tanh(c_out)
     if w.weight_hr is not None:
