@@ -1,0 +1,172 @@
+"""The recurrent forecaster with its default flags against the statistical methods (issue 20), on the four shipped
+series with the settings of benchmarks/forecast_baselines.py (horizon, season, the PM2.5 weather features): per
+series `rnnkit train forecast ... --time-budget S`, then `rnnkit eval RUN --json`, which scores the model and
+naive, seasonal naive, AutoETS and AutoARIMA on the same split (the last H points, forecast from everything before
+them). The issue's targets are checked in the table.
+
+    flock /tmp/cpu.lock python benchmarks/forecast.py                    # 4 x 300 s: the measurement
+    python benchmarks/forecast.py --quick                                # every step on tiny budgets; writes nothing
+    flock /tmp/cpu.lock python benchmarks/forecast.py --series airline --time-budget 60 --flags "--decoder"
+
+Writes benchmarks/results/forecast-cpuN.{md,json} (``--flags`` or a budget other than 300 s add a suffix, so
+the default measurement is never overwritten by an exploration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from common import RESULTS, machine, machine_markdown, rnnkit, write_results
+from forecast_baselines import FOLDER, SERIES
+
+METHODS = ("naive", "seasonal_naive", "ets", "arima")
+COLUMNS = (("mae", 3), ("rmse", 3), ("smape", 2), ("mase", 3), ("mape", 2), ("coverage_80", 2), ("coverage_95", 2))
+
+
+def train_flags(cfg: dict) -> list[str]:
+    """The data flags of a series: what the file is and the scoring settings, no model flag."""
+    flags = ["--data", str(FOLDER / cfg["file"]), "--target", cfg["target"], "--date", cfg["date"],
+             "--horizon", str(cfg["horizon"]), "--season", str(cfg["season"])]  # fmt: skip
+    if cfg["features"]:
+        flags += ["--features", cfg["features"]]
+    return flags
+
+
+def run_series(name: str, budget: float, extra: list[str], scratch: Path) -> dict:
+    cfg = SERIES[name]
+    run = scratch / f"forecast-{name}"
+    command = ["train", "forecast", *train_flags(cfg), "--time-budget", f"{budget:g}", "--out", str(run), "--quiet"]
+    trained = rnnkit(*command, *extra)
+    evaluated = rnnkit("eval", str(run))
+    summary = trained["summary"]
+    return {
+        "command": "rnnkit " + shlex.join(command[:-1] + extra).replace(str(FOLDER) + "/", "timeseries/"),
+        "horizon": cfg["horizon"], "season": cfg["season"], "features": cfg["features"],
+        "steps": summary["steps"], "seconds": summary["seconds"], "stopped": summary["stopped"],
+        "parameters": summary["parameters"], "notes": summary["notes"],
+        "best_step": (summary.get("best") or {}).get("step"),
+        "model": evaluated["metrics"], "baselines": evaluated["baselines"], "forecast": evaluated["forecast"],
+    }  # fmt: skip
+
+
+def targets(result: dict) -> list[dict]:
+    """The issue's targets, each with its figures and whether it is met."""
+    rows, beats_best = [], []
+    for name, r in result["series"].items():
+        m, b = r["model"], r["baselines"]
+        best = min(("ets", "arima"), key=lambda k: b[k]["mase"])
+        rows.append({"series": name, "target": "MASE below seasonal naive's",
+                     "figures": f"{m['mase']:.3f} vs {b['seasonal_naive']['mase']:.3f}",
+                     "met": m["mase"] < b["seasonal_naive"]["mase"]})  # fmt: skip
+        beats_best.append(m["mase"] < b[best]["mase"])
+        rows.append({"series": name, "target": "MASE below the best of AutoETS/AutoARIMA (>= 2 of 4 series)",
+                     "figures": f"{m['mase']:.3f} vs {best} {b[best]['mase']:.3f}", "met": beats_best[-1]})  # fmt: skip
+        rows.append({"series": name, "target": "80% interval covers 75-85% of the test points",
+                     "figures": f"{m['coverage_80']:.2f}", "met": 0.75 <= m["coverage_80"] <= 0.85})  # fmt: skip
+        if name == "airline":
+            rows.append({"series": name, "target": "MAPE below AutoETS's",
+                         "figures": f"{m['mape']:.2f}% vs {b['ets']['mape']:.2f}%",
+                         "met": m["mape"] < b["ets"]["mape"]})  # fmt: skip
+    if len(result["series"]) == 4:
+        rows.append({"series": "all four", "target": "below the best of AutoETS/AutoARIMA on at least two",
+                     "figures": f"{sum(beats_best)} of 4", "met": sum(beats_best) >= 2})  # fmt: skip
+    return rows
+
+
+def fmt(value, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(result: dict) -> str:
+    budget = result["time_budget"]
+    lines = [
+        "# The recurrent forecaster against the statistical methods (issue 20)",
+        "",
+        f"Machine: {machine_markdown(result['machine'])}",
+        "",
+        "Command:",
+        "",
+        f"    {result['command']}",
+        "",
+        "Each series: `rnnkit train forecast` with the default model flags"
+        + (f" plus `{result['flags']}`" if result["flags"] else "")
+        + f" and `--time-budget {budget:g}` (the whole command, its last evaluation and save included), then "
+        "`rnnkit eval RUN --json`: the forecast from everything before the last H points against them, for the "
+        "model and for the baselines fitted on the same history (`rnnkit.baselines.forecast`). H, the season m "
+        "(MASE's scale and the seasonal baselines) and the features are those of "
+        "benchmarks/results/forecast_baselines-cpu2.md. sMAPE and MAPE in %, coverage as a fraction.",
+        "",
+        "## Test split",
+        "",
+        "| series | method | MAE | RMSE | sMAPE | MASE | MAPE | cov 80 | cov 95 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in result["series"].items():
+        rows = [("**rnnkit**", r["model"])] + [(m, r["baselines"][m]) for m in METHODS]
+        best = min(scores["mase"] for _, scores in rows)
+        for label, scores in rows:
+            cells = []
+            for key, digits in COLUMNS:
+                text = fmt(scores.get(key), digits)
+                cells.append(f"**{text}**" if key == "mase" and scores["mase"] == best else text)
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Bold MASE: the lowest of the series.", "", "## The issue's targets", "",
+              "| series | target | figures | met |", "|---|---|---|---|"]  # fmt: skip
+    for row in result["targets"]:
+        lines.append(f"| {row['series']} | {row['target']} | {row['figures']} | {'yes' if row['met'] else '**no**'} |")
+    lines += ["", "## The runs", "", "| series | steps | best step | seconds | parameters | command |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in result["series"].items():
+        lines.append(f"| {name} | {r['steps']} | {r['best_step']} | {r['seconds']:.0f} | {r['parameters']:,} | "
+                     f"`{r['command']}` |")  # fmt: skip
+    lines += ["", "Notes of the runs:", ""]
+    for name, r in result["series"].items():
+        lines += [f"- {name}: {note}" for note in r["notes"]]
+    lines += ["", "Fitted baselines:", ""]
+    for name, r in result["series"].items():
+        lines.append(f"- {name}: " + "; ".join(f"{m} {r['baselines'][m]['method']}" for m in METHODS))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", default=",".join(SERIES), help="comma-separated: " + ", ".join(SERIES))
+    parser.add_argument("--time-budget", type=float, default=300.0, help="seconds of each training command")
+    parser.add_argument("--flags", default="", help="extra `rnnkit train forecast` flags (an exploration, not the "
+                        "default measurement)")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="2 s a series, results in a temporary folder: a check "
+                        "of the script end to end, not a measurement")  # fmt: skip
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.series.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERIES]
+    if unknown:
+        parser.error(f"unknown series {unknown[0]!r}; the series are: {', '.join(SERIES)}")
+    budget = 2.0 if args.quick else args.time_budget
+    extra = shlex.split(args.flags)
+    scratch = Path(tempfile.mkdtemp(prefix="rnnkit-forecast-"))
+    command = "flock /tmp/cpu.lock python benchmarks/forecast.py" + "".join([
+        f" --series {args.series}" if names != list(SERIES) else "",
+        f" --time-budget {args.time_budget:g}" if args.time_budget != 300 else "",
+        f" --flags {shlex.quote(args.flags)}" if args.flags else "", " --quick" if args.quick else ""])  # fmt: skip
+    result = {"machine": machine("cpu"), "command": command, "time_budget": budget, "flags": args.flags,
+              "quick": args.quick, "series": {}}  # fmt: skip
+    for name in names:
+        print(f"{name}: training for {budget:g} s", file=sys.stderr)
+        result["series"][name] = run_series(name, budget, extra, scratch)
+    result["targets"] = targets(result)
+    suffix = ""
+    if args.flags or args.time_budget != 300 or names != list(SERIES):
+        label = f"{'-'.join(names)} {args.time_budget:g}s {args.flags}".lower()
+        suffix = "-" + re.sub(r"[^a-z0-9]+", "-", label).strip("-")
+    folder = scratch / "results" if args.quick else RESULTS
+    write_results("forecast" + suffix, result, markdown(result), folder)
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
