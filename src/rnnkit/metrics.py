@@ -262,3 +262,14 @@ def coverage(y_true, lower, upper, *, mask=None) -> float:
     if (lo > hi).any():
         raise ValueError("coverage: a lower bound lies above its upper bound")
     return float(np.mean((lo <= y) & (y <= hi)))
+
+
+# -- polyphonic music: frame-level scores of predicted piano rolls --------------------------------
+
+
+def frame_scores(tp: int, fp: int, fn: int) -> dict:
+    r"""Bay et al. (2009)'s frame-level accuracy :math:`A = tp / (tp + fp + fn)`, with precision
+    :math:`tp / (tp + fp)` and recall :math:`tp / (tp + fn)`; the counts are of (frame, key) pairs summed over
+    every frame of a data set (a key predicted on that sounds is a tp). 0 where a denominator is 0."""
+    return {"frame_accuracy": tp / (tp + fp + fn) if tp + fp + fn else 0.0,
+            "precision": tp / (tp + fp) if tp + fp else 0.0, "recall": tp / (tp + fn) if tp + fn else 0.0}  # fmt: skip
