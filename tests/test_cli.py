@@ -14,7 +14,7 @@ from rnnkit.data.algorithmic import GENERATORS
     "argv, match",
     [
         (["train", "lm", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
-        (["train", "lm", "--hidden-size", "abc"], "argument --hidden-size: invalid int value: 'abc'"),
+        (["train", "lm", "--hidden-size", "abc"], "argument --hidden-size: must be an integer >= 1, got 'abc'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["train", "nosuchtask"], "invalid choice: 'nosuchtask'"),
         (["sample"], "the following arguments are required: RUN"),

@@ -10,6 +10,7 @@ import torch
 from rnnkit import checkpoint
 from rnnkit.cli import main
 from rnnkit.models import load_model
+from rnnkit.tasks.lm import LanguageModelTask
 from rnnkit.train import Trainer
 
 SMALL = ["--hidden-size", "32", "--embedding-size", "16", "--batch-size", "8", "--seq-len", "20", "--quiet"]
@@ -117,13 +118,31 @@ def test_word_level_model_reports_perplexity_and_maps_unknown_prime_words(corpus
     assert sample["samples"][0].startswith("the dragon")
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, capsys):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    code = main(["train", "lm", "--data", str(corpus), "--out", str(out), "--max-steps", "200", "--optimizer", "sgd",
-                 "--lr", "1e38", "--clip-norm", "0", "--eval-every", "100", *SMALL])  # fmt: skip
+    loss = LanguageModelTask.loss
+
+    def nan_at_step_7(self, model, batch):
+        value, count = loss(self, model, batch)
+        self.calls = getattr(self, "calls", 0) + 1
+        return (value * float("nan") if self.calls == 7 else value), count
+
+    monkeypatch.setattr(LanguageModelTask, "loss", nan_at_step_7)
+    code = main(["train", "lm", "--data", str(corpus), "--out", str(out), "--max-steps", "200", "--eval-every", "5",
+                 *SMALL])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 2 and "the training loss became" in err and "last good checkpoint (step 0)" in err
+    assert code == 2 and "the training loss became nan at step 7" in err
+    assert "keeps the checkpoint of step 5 and the best weights (step 5)" in err
+    assert checkpoint.load_training_state(out)["progress"]["step"] == 5
     load_model(out)  # still loads
+
+
+def run_main(argv) -> int:
+    """main's exit status, also for a flag refused while parsing (argparse exits)."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
 
 
 def write(path, data: bytes):
@@ -140,12 +159,12 @@ def write(path, data: bytes):
         (lambda d: ["--data", write(d / "s.txt", b"too short\n")], "fewer than one window needs"),
         (lambda d: ["--data", str(d / "missing.txt")], "no such file or folder"),
         (lambda d: ["--tie-weights"], "tied weights need"),
-        (lambda d: ["--lr", "-1"], "lr must be > 0"),
+        (lambda d: ["--lr", "-1"], "argument --lr: must be a number in (0, 1000], got '-1'"),
         (lambda d: ["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
     ],
 )
 def test_bad_training_input_is_one_clear_line(tmp_path, capsys, make_args, match):
-    code = main(["train", "lm", *make_args(tmp_path), "--out", str(tmp_path / "run"), "--max-steps", "1", *SMALL])
+    code = run_main(["train", "lm", *make_args(tmp_path), "--out", str(tmp_path / "run"), "--max-steps", "1", *SMALL])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("rnnkit: error: ") and err.count("\n") == 1 and match in err
@@ -167,8 +186,8 @@ def test_existing_run_is_never_overwritten(corpus, tmp_path, capsys):
     [
         (lambda run, d: ["sample", str(d / "nowhere")], "does not exist"),
         (lambda run, d: ["sample", str(run), "--prime", "XYZ€"], "character 'X' (U+0058) is not in the model's"),
-        (lambda run, d: ["sample", str(run), "--length", "0"], "n_tokens must be an integer >= 1"),
-        (lambda run, d: ["sample", str(run), "--top-p", "0"], "top_p must be in (0, 1]"),
+        (lambda run, d: ["sample", str(run), "--length", "0"], "argument --length: must be an integer >= 1, got '0'"),
+        (lambda run, d: ["sample", str(run), "--top-p", "0"], "argument --top-p: must be a number in (0, 1]"),
         (lambda run, d: ["eval", str(run), "--data", write(d / "x.txt", b"\xff\xfe")], "not UTF-8"),
         (lambda run, d: ["train", "lm", "--resume", str(d / "nowhere")], "does not exist"),
     ],
@@ -177,7 +196,7 @@ def test_bad_run_commands(corpus, tmp_path, capsys, argv, match):
     run = tmp_path / "run"
     main(["train", "lm", "--data", str(corpus), "--out", str(run), "--max-steps", "2", *SMALL])
     capsys.readouterr()
-    assert main(argv(run, tmp_path)) == 2
+    assert run_main(argv(run, tmp_path)) == 2
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1
 

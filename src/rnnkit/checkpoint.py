@@ -11,28 +11,38 @@ A run directory holds::
 
 Every file is written to a temporary name in the same directory, flushed to disk, then renamed over
 the old one (``os.replace`` is atomic on POSIX), so a kill mid-save leaves the previous checkpoint
-intact. ``optimizer.pt`` is read with ``torch.load(weights_only=True)``, which refuses any pickle that
-would construct arbitrary objects, so a hostile file is rejected without running its code.
+intact. The weights are renamed first: a kill between two renames leaves weights at least as new as
+the resume state, and resuming retrains to the same step and saves them again. Nothing that is not
+finite is ever written (:func:`save` refuses it before writing a byte), and ``model.safetensors``
+records the step it was saved at, so messages can name the step that is on disk.
+
+``optimizer.pt`` is read with ``torch.load(weights_only=True)``, which refuses any pickle that
+would construct arbitrary objects, so a hostile file is rejected without running its code. Weights
+are checked key by key and shape by shape against the model that ``config.json`` builds before any
+is loaded, and refused when they hold NaN or infinity.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model as _load_safetensors_model
 from safetensors.torch import save_model as _save_safetensors_model
 from torch import nn
 
-from rnnkit.errors import CheckpointError
+from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.runlock import LOCK
 
 FORMAT = "rnnkit-run"
 VERSION = 1
@@ -83,24 +93,33 @@ def save(
     *,
     training_state: dict | None = None,
     vocab: Any | None = None,
+    step: int | None = None,
 ) -> None:
     """Save ``model``'s weights with its ``config`` (and resume state, vocabulary) into ``run_dir``.
 
-    ``model=None`` keeps the weights file already there (training keeps the best weights, not the latest).
+    ``model=None`` keeps the weights file already there (training keeps the best weights, not the latest);
+    ``step`` is recorded in the weights file. Raises :class:`CheckpointError`, before anything is
+    written, when a weight or a tensor of ``training_state`` holds NaN or infinity.
 
-    Files are staged under temporary names first and renamed together at the end, weights before
-    config, so a reader never sees a config that names weights that are not there yet.
+    Files are staged under temporary names first and renamed together at the end, weights first and
+    config last, so a reader never sees a config that names weights that are not there yet.
     """
     run_dir = Path(run_dir)
+    for what, obj in (("the weights", None if model is None else model.state_dict()),
+                      ("the training state", training_state)):  # fmt: skip
+        bad = non_finite(obj)
+        if bad is not None:
+            raise CheckpointError(f"{what} hold non-finite values ({bad}); not saved")
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "version": VERSION, **config}
+    metadata = {"format": "pt"} if step is None else {"format": "pt", "step": str(int(step))}
     writers: list[tuple[str, Callable[[str], None]]] = []
-    if training_state is not None:
-        writers.append((TRAINING_STATE, lambda tmp: torch.save(training_state, tmp)))
     if model is not None:
-        writers.append((WEIGHTS, lambda tmp: _save_safetensors_model(model, tmp)))
+        writers.append((WEIGHTS, lambda tmp: _write_weights(model, tmp, metadata)))
     if vocab is not None:
         writers.append((VOCAB, lambda tmp: Path(tmp).write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")))
+    if training_state is not None:
+        writers.append((TRAINING_STATE, lambda tmp: _write_torch(training_state, tmp)))
     config_text = json.dumps(config, indent=2, allow_nan=False) + "\n"
     writers.append((CONFIG, lambda tmp: Path(tmp).write_text(config_text, encoding="utf-8")))
 
@@ -113,6 +132,127 @@ def save(
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+
+
+def _write_torch(obj: Any, path: str) -> None:
+    """``torch.save`` into memory, then one plain write: a failed write (a full disk) is then an OSError
+    that says why, where torch's own file writer would raise an opaque RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with open(path, "wb") as f:
+        f.write(buffer.getbuffer())
+
+
+def _write_weights(model: nn.Module, path: str, metadata: dict[str, str]) -> None:
+    try:
+        _save_safetensors_model(model, path, metadata=metadata)
+    except SafetensorError as error:  # its I/O errors as OSError, as every other write reports them
+        found = re.search(r"os error (\d+)", str(error))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), path) from None
+
+
+def non_finite(obj: Any, where: str = "") -> str | None:
+    """The path of the first floating tensor (or float) in ``obj`` that holds NaN or infinity, else None."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            return None if bool(torch.isfinite(obj).all()) else (where or "a tensor")
+        return None
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where or "a number")
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for key, value in items:
+        bad = non_finite(value, f"{where}.{key}" if where else str(key))
+        if bad is not None:
+            return bad
+    return None
+
+
+def remove_temporaries(run_dir: str | os.PathLike) -> list[str]:
+    """Delete the temporary files a killed save left in ``run_dir`` (call it holding the run's lock)."""
+    removed = []
+    for path in Path(run_dir).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
+
+
+def truncate_metrics(run_dir: str | os.PathLike, step: int) -> int:
+    """Keep only the records of ``metrics.jsonl`` up to ``step`` (a resumed run logs the steps after it
+    again); torn lines go too. Returns how many records were dropped."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    if len(kept) != len(lines):
+        text = "".join(line + "\n" for line in kept)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return len(lines) - len(kept)
+
+
+def check_new_run_dir(path: str | os.PathLike, flag: str = "--out") -> None:
+    """Refuse, before anything is created, a place where a new run cannot be made: a file, a folder that
+    already holds a run, a path under a regular file, a folder this process cannot write in."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: that is a file, not a folder")
+    if (path / CONFIG).exists():
+        raise ConfigError(f"{path} already holds a run; continue it with --resume {path} or choose another {flag}")
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{flag} {path}: {ancestor} is a file, so no folder can be made under it")
+    try:  # os.access says yes to root even where writing fails (a read-only mount), so try it
+        fd, probe = tempfile.mkstemp(prefix=".rnnkit-probe-", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ConfigError(f"{flag} {path}: cannot write in {ancestor} ({error.strerror})") from None
+
+
+def make_run_dir(path: str | os.PathLike) -> list[Path]:
+    """Create ``path`` and its missing parents; return the folders this call created, outermost first."""
+    path = Path(path)
+    created = []
+    for folder in [*reversed(path.parents), path]:
+        if not folder.exists():
+            created.append(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create {path}: {error.strerror}") from None
+    return created
+
+
+def remove_unused(created: list[Path]) -> None:
+    """Remove the folders of :func:`make_run_dir` again if no run was saved in them: they hold nothing
+    but a lock or temporary files (anything else is left alone)."""
+    for folder in reversed(created):
+        try:
+            leftovers = list(folder.iterdir())
+            if any(p.name != LOCK and not (p.name.startswith(".") and p.name.endswith(".tmp")) for p in leftovers):
+                return
+            for p in leftovers:
+                p.unlink(missing_ok=True)
+            folder.rmdir()
+        except OSError:
+            return
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -128,7 +268,7 @@ def load_config(run_dir: str | os.PathLike, task: str | None = None) -> dict:
         raise CheckpointError(f"{str(run_dir)!r} is not an rnnkit run directory: it has no {CONFIG}")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(f"{path} is corrupt: {error}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f'{path} is not an rnnkit run config (no "format": "{FORMAT}")')
@@ -140,10 +280,10 @@ def load_config(run_dir: str | os.PathLike, task: str | None = None) -> dict:
 
 
 def load_weights(run_dir: str | os.PathLike, model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
-    """Load ``model.safetensors`` into an already built ``model`` (strict: every tensor must match)."""
+    """Load ``model.safetensors`` into an already built ``model``: every tensor must be there with the
+    model's shape, and finite."""
     path = Path(run_dir) / WEIGHTS
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing")
+    check_weights(run_dir, model.state_dict())
     try:
         missing, unexpected = _load_safetensors_model(model, path, strict=False, device=str(device))
     except (SafetensorError, OSError, RuntimeError, ValueError) as error:
@@ -151,7 +291,79 @@ def load_weights(run_dir: str | os.PathLike, model: nn.Module, device: str | tor
     if missing or unexpected:
         detail = f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
         raise CheckpointError(f"{path} does not match the model in {CONFIG}: {detail}")
+    bad = non_finite(model.state_dict())
+    if bad is not None:
+        raise CheckpointError(f"{path} holds non-finite values in {bad}; refused")
     return model
+
+
+def check_weights(run_dir: str | os.PathLike, expected: dict) -> dict[str, str]:
+    """Check that ``model.safetensors`` holds exactly the tensors of ``expected`` (a model's state dict),
+    with the same shapes, reading only its header; returns its metadata. One-line CheckpointError otherwise."""
+    path = Path(run_dir) / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, RuntimeError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path} is corrupt or truncated: {_first_line(error)}") from None
+    # a tensor shared under two names (tied weights) is stored once, under either name
+    seen: dict[tuple, str] = {}
+    wanted = {}
+    for key, tensor in expected.items():
+        same = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype) if tensor.numel() else None
+        if same is not None and same in seen and (key not in shapes or seen[same] in shapes):
+            continue
+        if same is not None and same in seen and seen[same] not in shapes:
+            wanted.pop(seen[same])
+        if same is not None:
+            seen[same] = key
+        wanted[key] = tuple(tensor.shape)
+    compare_shapes(shapes, wanted, f"{path}", f"the model in {CONFIG}")
+    return metadata
+
+
+def compare_shapes(found: dict, wanted: dict, where: str, against: str) -> None:
+    """CheckpointError naming the first key that is missing, unexpected, or of another shape."""
+    for key, shape in wanted.items():
+        if key not in found:
+            raise CheckpointError(f"{where} does not match {against}: it has no {key!r} (shape {list(shape)})")
+        if tuple(found[key]) != tuple(shape):
+            raise CheckpointError(f"{where} does not match {against}: {key!r} has shape {list(found[key])}, "
+                                  f"{against} has {list(shape)}")  # fmt: skip
+    extra = sorted(set(found) - set(wanted))
+    if extra:
+        raise CheckpointError(f"{where} does not match {against}: unexpected {extra[0]!r}")
+
+
+def weights_step(run_dir: str | os.PathLike) -> int | None:
+    """The training step ``model.safetensors`` was saved at (None if not recorded or unreadable)."""
+    try:
+        with safe_open(str(Path(run_dir) / WEIGHTS), framework="pt") as f:
+            step = (f.metadata() or {}).get("step")
+    except (SafetensorError, OSError, RuntimeError, ValueError, TypeError):
+        return None
+    return int(step) if isinstance(step, str) and step.isdigit() else None
+
+
+def check_model_config(run_dir: str | os.PathLike, config: dict, expected: dict, part: str = VOCAB) -> None:
+    """Check the model section of ``config`` against values another part of the run implies (``expected``:
+    dotted keys of the model's config, e.g. ``{"vocab_size": 65}``); one-line CheckpointError naming both."""
+    model = config.get("model")
+    values = model.get("config") if isinstance(model, dict) else None
+    if not isinstance(values, dict):
+        return  # no model to compare with: loading it says so
+    for key, want in expected.items():
+        value: Any = values
+        for name in key.split("."):
+            value = value.get(name) if isinstance(value, dict) else None
+        if value != want:
+            shown = want if not isinstance(want, list) else f"{len(want)} entries"
+            have = value if not isinstance(value, list) else f"{len(value)} entries"
+            raise CheckpointError(f"{Path(run_dir) / part} does not match {CONFIG}: it implies model {key} = {shown}, "
+                                  f"{CONFIG} has {have}")  # fmt: skip
 
 
 def load_training_state(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> dict | None:
@@ -176,21 +388,24 @@ def load_vocab(run_dir: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path} is missing")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(f"{path} is corrupt: {error}") from None
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """All records of ``metrics.jsonl``; a torn last line (a kill mid-write) is skipped."""
+    """All records of ``metrics.jsonl``; a torn line (a kill mid-write) or one that is not a JSON object
+    is skipped."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 

@@ -19,3 +19,7 @@ class DataError(RnnkitError, ValueError):
 
 class TrainingError(RnnkitError, RuntimeError):
     """Training that cannot go on, such as a loss that became NaN or infinite."""
+
+
+class RunLockedError(RnnkitError, RuntimeError):
+    """A run directory that another live process is writing (it holds the run's lock)."""

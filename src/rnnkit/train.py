@@ -8,11 +8,31 @@ Like minGPT's trainer it knows nothing about any task. A task plugs in through f
     task.evaluate(model)               # -> {"loss": ..., other metrics}, run under no_grad in eval mode
     task.state_dict() / task.load_state_dict(state)   # data position and carried state, for resuming
 and the attribute ``task.monitor = ("loss", "min")`` (or e.g. ``("accuracy", "max")``) for early stopping
-and for choosing the best checkpoint.
+and for choosing the best checkpoint. Optional, and used where a task has them:
+
+    task.eval_size()                   # -> (units, unit name, probe units): what evaluate(model, limit) counts
+    task.evaluate(model, limit=N)      # the metrics of a fixed subset of N units (the same N, the same subset)
+    task.after_evaluate(model)         # -> extra metrics; side effects of an evaluation (a curriculum's level)
+    task.uniform_loss                  # log V: the loss of a uniform guess, for spotting divergence
+    task.check_state(model)            # resumed carried state against the model
+
+**Time budgets cover everything.** ``progress.elapsed`` counts from ``started`` (the command line passes
+the moment its process started) and a run stops taking steps when the next one, the final evaluation,
+the last save and what the caller still has to do (``Trainer.reserve``) would no longer fit. Each
+evaluation is bounded: the first one under a budget times a small probe and fixes how many validation
+units every evaluation of the run scores, so that one takes at most ``EVAL_SHARE`` of the budget (said
+in a note, and in every record's unit count). Evaluations come at ``MARKS`` of the budget besides the
+epoch ends and ``eval_every``, so the first is no later than a tenth of it.
+
+**Nothing lost.** The run directory is locked (:class:`rnnkit.runlock.RunLock`) while a trainer writes
+it. Nothing that is not finite is saved; a validation loss that is not finite, far above the uniform
+guess or far above the best stops the run (``allow_divergence`` goes on) and keeps the best weights.
+A resumed run checks its parts against each other (:meth:`Trainer.load_training_state`) and cuts
+``metrics.jsonl`` back to the step it resumes from, so no step is logged twice.
 
 The model and device are passed in; every random draw goes through the seeded global and task
-generators whose states the run directory saves; all writes go through :meth:`Trainer.save`, the one
-place to limit to rank 0 under DistributedDataParallel.
+generators whose states the run directory saves; all writes go through :meth:`Trainer.save` and
+:meth:`Trainer.log`, the places to limit to rank 0 under DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -29,11 +49,36 @@ from torch import nn
 
 from rnnkit import checkpoint
 from rnnkit.bptt import clip_gradients
-from rnnkit.errors import ConfigError, TrainingError
-from rnnkit.models import model_spec
+from rnnkit.config import config_from_dict
+from rnnkit.errors import CheckpointError, ConfigError, RnnkitError, TrainingError
+from rnnkit.models import build_model, model_spec
+from rnnkit.runlock import RunLock
+from rnnkit.tasks.options import COUNT, POSITIVE, POSITIVE_REAL, SEED, Number
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
+# The range of every numeric training option: TrainConfig checks its values against these and the command
+# line's flags parse with them, so a flag and the config.json value it becomes are checked the same way.
+TRAIN_RANGES: dict[str, Number] = {
+    "lr": Number(float, 0.0, 1e3, low_open=True),
+    "weight_decay": Number(float, 0.0, 10.0),
+    "momentum": Number(float, 0.0, 1.0, high_open=True),
+    "lr_decay": Number(float, 0.0, 1.0, low_open=True),
+    "decay_start": COUNT,
+    "warmup_steps": COUNT,
+    "plateau_patience": COUNT,
+    "clip_norm": POSITIVE_REAL,
+    "clip_value": POSITIVE_REAL,
+    "epochs": POSITIVE,
+    "max_steps": POSITIVE,
+    "time_budget": POSITIVE_REAL,
+    "eval_every": POSITIVE,
+    "patience": POSITIVE,
+    "log_every": POSITIVE,
+    "seed": SEED,
+}
+EVAL_SHARE = 0.02  # under a time budget, the most one evaluation may take, as a share of the budget
+MARKS = (0.1, 0.25, 0.5, 0.75)  # under a time budget, evaluate when these shares of it have passed
 
 
 @dataclass(frozen=True)
@@ -58,26 +103,21 @@ class TrainConfig:
     patience: int | None = None  # early stopping: evaluations without improvement
     log_every: int = 10
     seed: int = 0
+    allow_divergence: bool = False  # go on when the validation loss diverges (see Trainer.evaluate)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        for name in ("epochs", "max_steps", "eval_every", "patience"):
+        for name, number in TRAIN_RANGES.items():
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {value}")
-        for name in ("clip_norm", "clip_value", "time_budget"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be > 0, got {value}")
+            if value is not None or name in ("lr", "weight_decay", "momentum", "lr_decay", "log_every", "seed"):
+                number.check(value, name)
+        if not isinstance(self.allow_divergence, bool):
+            raise ConfigError(f"allow_divergence must be true or false, got {self.allow_divergence!r}")
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
             raise ConfigError("give at least one of epochs, max_steps or time_budget")
-        if self.log_every < 1 or self.warmup_steps < 0 or not 0 < self.lr_decay <= 1:
-            raise ConfigError("log_every must be >= 1, warmup_steps >= 0 and lr_decay in (0, 1]")
 
 
 def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
@@ -137,16 +177,31 @@ class Progress:
     best_step: int = 0
     evals_without_improvement: int = 0
     last_saved_step: int | None = None
+    best_loss: float | None = None  # the lowest validation loss yet (divergence is judged against it)
+    eval_limit: int | None = None  # validation units each evaluation scores (None: all), fixed by the first
+    marks_done: int = 0  # how many of MARKS have had their evaluation
+    epoch_batches: int | None = None  # batches per epoch when saved: the data position's frame
 
 
 Callback = Callable[[str, dict], None]
+
+
+class Diverged(TrainingError):
+    """The validation loss diverged; the run stopped and kept its best checkpoint."""
 
 
 class Trainer:
     """Train ``model`` on ``task`` into ``run_dir``; ``callback(event, record)`` reports progress.
 
     Events: ``"step"`` after every step (``step``, ``loss``, ``lr``), ``"train"`` every ``log_every``
-    steps and ``"valid"`` at every evaluation (the records written to ``metrics.jsonl``), ``"end"``.
+    steps and ``"valid"`` at every evaluation (the records written to ``metrics.jsonl``), ``"note"``
+    (``message``: what a user should know, e.g. that evaluation is bounded), ``"end"``.
+
+    ``lock``: the run directory's lock, if the caller took it already (else :meth:`fit` takes it);
+    ``started``: the ``time.perf_counter()`` at which this session's work began (default: when
+    :meth:`fit` starts), so that a time budget covers what came before training too. ``reserve``, a
+    callable, says how many seconds the caller needs after :meth:`fit` returns (a last sample); they
+    are kept free inside the budget. Call :meth:`close` when done (it releases the lock).
     """
 
     def __init__(
@@ -160,6 +215,8 @@ class Trainer:
         vocab: Any = None,
         device: torch.device | str = "cpu",
         callback: Callback | None = None,
+        lock: RunLock | None = None,
+        started: float | None = None,
     ) -> None:
         self.model, self.task, self.config = model, task, config
         self.run_dir, self.run_config, self.vocab = Path(run_dir), run_config, vocab
@@ -169,13 +226,36 @@ class Trainer:
         self.schedule = Schedule(config)
         self.progress = Progress()
         self.metric, self.mode = getattr(task, "monitor", ("loss", "min"))
+        self.lock = lock or RunLock(self.run_dir)
+        self.reserve: Callable[[], float] = lambda: 0.0
+        self.notes: list[str] = []
         self._epoch_length = 1
+        self._started = started
         self._clock = (time.perf_counter(), 0.0)  # (wall time at start of this session, elapsed before it)
+        self._on_disk: dict[str, int | None] = {"state": None, "weights": None}  # steps of what is saved
+        self._seconds: dict[str, float] = {}  # moving estimates: "step", "eval" (with its record), "save"
+        self._evals = 0  # evaluations in this session
 
     def _tick(self) -> None:
         """Bring ``progress.elapsed`` up to now: wall time over all sessions of this run."""
         start, before = self._clock
         self.progress.elapsed = before + time.perf_counter() - start
+
+    def note(self, message: str) -> None:
+        """Tell the user something about the run (the command line prints it; summary.json keeps it)."""
+        if message not in self.notes:
+            self.notes.append(message)
+            self.callback("note", {"message": message})
+
+    def close(self) -> None:
+        """Release the run directory's lock."""
+        self.lock.release()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- resuming ---------------------------------------------------------------------------------
 
@@ -193,35 +273,135 @@ class Trainer:
         return state
 
     def load_training_state(self, state: dict) -> None:
-        """Restore weights, optimizer, schedule, progress, data position and RNGs from ``optimizer.pt``."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.progress = Progress(**state["progress"])
-        self.task.load_state_dict(state["task"])
-        torch.set_rng_state(state["rng_cpu"])
-        if self.device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        """Restore weights, optimizer, schedule, progress, data position and RNGs from ``optimizer.pt``,
+        after checking each part against the model and the data: a mismatch is one CheckpointError line
+        that names the part and the key or shape."""
+        where = f"{self.run_dir / checkpoint.TRAINING_STATE}"
+        missing = [k for k in ("model", "optimizer", "schedule", "progress", "task", "rng_cpu") if k not in state]
+        if missing:
+            raise CheckpointError(f"{where} is incomplete: it has no {missing[0]!r} part")
+        model_state = state["model"]
+        if not isinstance(model_state, dict) or not all(isinstance(v, torch.Tensor) for v in model_state.values()):
+            raise CheckpointError(f"{where}: its 'model' part is not a set of named tensors")
+        wanted = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        checkpoint.compare_shapes({k: tuple(v.shape) for k, v in model_state.items()}, wanted,
+                                  f"{where} (its 'model' part)", f"the model in {checkpoint.CONFIG}")  # fmt: skip
+        bad = checkpoint.non_finite(model_state)
+        if bad is not None:
+            raise CheckpointError(f"{where}: its weights hold non-finite values ({bad}); refused")
+        self._check_optimizer_state(state["optimizer"], where)
+        progress = config_from_dict(Progress, state["progress"], f"{where} progress")
+        if progress.step < 0 or progress.epoch < 0 or progress.position < 0:
+            raise CheckpointError(f"{where}: progress step, epoch and position must be >= 0")
+        length = len(self.task.train_batches(progress.epoch, 0))  # before the task's state: this resets it
+        if progress.epoch_batches is not None and progress.epoch_batches != length or progress.position > length:
+            saved = progress.epoch_batches if progress.epoch_batches is not None else f">= {progress.position}"
+            raise CheckpointError(
+                f"{where}: its data position (epoch {progress.epoch}, batch {progress.position} of {saved}) does not "
+                f"fit the training data, which now make {length} batches per epoch; the data changed since the run"
+            )
+        try:
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+            self.task.load_state_dict(state["task"])
+            if hasattr(self.task, "check_state"):
+                self.task.check_state(self.model)
+            torch.set_rng_state(state["rng_cpu"])
+            if self.device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        except RnnkitError as error:
+            raise CheckpointError(f"{where}: {error}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as error:
+            raise CheckpointError(f"{where} does not fit this run: {type(error).__name__}: "
+                                  f"{checkpoint._first_line(error)}") from None  # fmt: skip
+        self.progress = progress
+        self._epoch_length = length
+        self._on_disk = {"state": progress.last_saved_step,
+                         "weights": checkpoint.weights_step(self.run_dir) or progress.best_step}  # fmt: skip
+
+    def _check_optimizer_state(self, saved: Any, where: str) -> None:
+        """The optimizer part: one entry per trainable parameter, each tensor of the parameter's shape."""
+        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) or not isinstance(
+            saved.get("param_groups"), list
+        ):
+            raise CheckpointError(f"{where}: its 'optimizer' part is not an optimizer state (state, param_groups)")
+        ids = [i for group in saved["param_groups"] if isinstance(group, dict) for i in group.get("params", [])]
+        if len(ids) != len(params):
+            raise CheckpointError(f"{where}: its optimizer holds {len(ids)} parameters, the model in "
+                                  f"{checkpoint.CONFIG} has {len(params)}")  # fmt: skip
+        for position, index in enumerate(ids):
+            entry = saved["state"].get(index, {})
+            if not isinstance(entry, dict):
+                raise CheckpointError(f"{where}: optimizer state of {names[position]!r} is not a set of tensors")
+            for key, value in entry.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[position].shape:
+                    raise CheckpointError(
+                        f"{where}: optimizer {key} of {names[position]!r} has shape {list(value.shape)}, the "
+                        f"parameter in {checkpoint.CONFIG} has {list(params[position].shape)}"
+                    )
+        bad = checkpoint.non_finite(saved["state"])
+        if bad is not None:
+            raise CheckpointError(f"{where}: its optimizer state holds non-finite values ({bad}); refused")
 
     # -- writing ----------------------------------------------------------------------------------
 
+    def on_disk(self) -> str:
+        """What the run directory holds now, for messages: the resume point and the best weights."""
+        state, weights = self._on_disk["state"], self._on_disk["weights"]
+        if state is None:
+            return f"nothing was saved in {self.run_dir}"
+        kind = "the best weights" if self.progress.best is not None else "the weights"
+        best = "" if weights is None else f" and {kind} (step {weights})"
+        return f"{self.run_dir} keeps the checkpoint of step {state}{best}"
+
     def save(self, *, weights: bool) -> None:
-        """The one place that writes the run: resume state always, weights when they are the best."""
+        """The one place that writes the run: resume state always, weights when they are the best.
+
+        Refuses (TrainingError, nothing written) a state that is not finite; a failed write (a full disk)
+        is a TrainingError too, and the files of the previous save stay as they were."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()
+        p = self.progress
+        started = time.perf_counter()
+        p.epoch_batches = self._epoch_length
+        saved = p.last_saved_step
+        p.last_saved_step = p.step
         config = {**self.run_config, "model": model_spec(self.model), "train": asdict(self.config)}
-        checkpoint.save(
-            self.run_dir,
-            self.model if weights else None,
-            config,
-            training_state=self.training_state(),
-            vocab=self.vocab,
-        )
-        self.progress.last_saved_step = self.progress.step
+        try:
+            checkpoint.save(self.run_dir, self.model if weights else None, config,
+                            training_state=self.training_state(), vocab=self.vocab, step=p.step)  # fmt: skip
+        except CheckpointError as error:
+            p.last_saved_step = saved
+            raise TrainingError(f"at step {p.step} {error}; {self.on_disk()}") from None
+        except OSError as error:
+            p.last_saved_step = saved
+            raise TrainingError(f"could not write the checkpoint of step {p.step}: {_os_error(error)}; "
+                                f"{self.on_disk()}") from None  # fmt: skip
+        self._on_disk["state"] = p.step
+        if weights:
+            self._on_disk["weights"] = p.step
+        self._estimate("save", time.perf_counter() - started)
 
     def log(self, record: dict) -> None:
-        checkpoint.append_jsonl(self.run_dir / checkpoint.METRICS, record)
+        try:
+            checkpoint.append_jsonl(self.run_dir / checkpoint.METRICS, record)
+        except OSError as error:
+            raise TrainingError(f"could not write {checkpoint.METRICS} at step {self.progress.step}: "
+                                f"{_os_error(error)}; {self.on_disk()}") from None  # fmt: skip
         self.callback(record["split"], record)
 
-    # -- the loop ---------------------------------------------------------------------------------
+    def _estimate(self, what: str, seconds: float) -> None:
+        before = self._seconds.get(what)
+        self._seconds[what] = seconds if before is None else 0.7 * before + 0.3 * seconds
+
+    # -- budgets ----------------------------------------------------------------------------------
+
+    def fraction_done(self) -> float:
+        """How far the run is towards whichever of its limits comes first, in [0, 1]."""
+        return min(1.0, self._progress_fraction(self.progress.epoch + self.progress.position / self._epoch_length))
 
     def _progress_fraction(self, epoch_fraction: float) -> float:
         c, p = self.config, self.progress
@@ -234,103 +414,234 @@ class Trainer:
             fractions.append(p.elapsed / c.time_budget)
         return max(fractions)
 
+    def _final_seconds(self) -> float:
+        """What the end of the run needs: a last evaluation and save, and the caller's reserve."""
+        budget = self.config.time_budget or 0.0
+        evaluation = self._seconds.get("eval", 1.5 * EVAL_SHARE * budget)
+        return evaluation + self._seconds.get("save", 0.0) + float(self.reserve())
+
+    def _time_up(self) -> bool:
+        """Whether one more step would leave too little of the time budget for the end of the run."""
+        c, p = self.config, self.progress
+        if c.time_budget is None:
+            return False
+        return p.elapsed + self._seconds.get("step", 0.0) + self._final_seconds() >= c.time_budget
+
     def _out_of_budget(self) -> str | None:
         c, p = self.config, self.progress
         if c.max_steps is not None and p.step >= c.max_steps:
             return "max_steps"
-        if c.time_budget is not None and p.elapsed >= c.time_budget:
+        if self._time_up():
             return "time_budget"
         if c.epochs is not None and p.epoch >= c.epochs:
             return "epochs"
         return None
 
+    def _mark_due(self) -> bool:
+        """Under a time budget: whether the next of MARKS falls before the end of the next step."""
+        c, p = self.config, self.progress
+        if c.time_budget is None or p.marks_done >= len(MARKS):
+            return False
+        return p.elapsed + self._seconds.get("step", 0.0) >= MARKS[p.marks_done] * c.time_budget
+
+    def _eval_limit(self) -> int | None:
+        """How many validation units each evaluation scores; fixed at the first evaluation under a budget."""
+        c, p = self.config, self.progress
+        if p.eval_limit is not None or c.time_budget is None or not hasattr(self.task, "eval_size"):
+            return p.eval_limit
+        size, unit, probe = self.task.eval_size()
+        if probe >= size:
+            p.eval_limit = size
+            return size
+        allowed = EVAL_SHARE * c.time_budget
+        self.model.eval()
+        try:
+            started = time.perf_counter()
+            with torch.no_grad():
+                self.task.evaluate(self.model, limit=probe)
+            per_unit = (time.perf_counter() - started) / max(probe, 1)
+        finally:
+            self.model.train()
+        whole = per_unit * size
+        if whole <= allowed:
+            p.eval_limit = size
+        else:
+            p.eval_limit = max(probe, int(allowed / per_unit))
+            self.note(f"validation bounded: every evaluation scores the same {p.eval_limit:,} of the {size:,} "
+                      f"validation {unit}, ~{allowed:.1f} s of the {c.time_budget:g} s budget (all {size:,}: "
+                      f"~{whole:.0f} s)")  # fmt: skip
+        return p.eval_limit
+
+    # -- evaluating -------------------------------------------------------------------------------
+
+    def _divergence(self, metrics: dict) -> str | None:
+        """Why the validation metrics say training diverged, or None.
+
+        Diverged: a loss or monitored metric that is not finite; a loss far above the uniform guess log V
+        (by max(1, log V / 4) nats where the loss is what is monitored; else above 3 log V + 2, since a
+        classifier's loss grows when it overfits while its accuracy holds); or, where the loss is
+        monitored, above twice the best loss plus one nat."""
+        loss, value = metrics.get("loss"), metrics.get(self.metric)
+        for name, v in (("loss", loss), (self.metric, value)):
+            if isinstance(v, float) and not math.isfinite(v):
+                return f"the validation {name} is {v}"
+        if not isinstance(loss, (int, float)):
+            return None
+        uniform = getattr(self.task, "uniform_loss", None)
+        on_loss = self.metric == "loss"
+        if uniform is not None:
+            limit = uniform + max(1.0, uniform / 4) if on_loss else 3 * uniform + 2
+            if loss > limit:
+                return f"the validation loss {loss:.4g} is far above {uniform:.4g}, the loss of a uniform guess"
+        best = self.progress.best_loss
+        if on_loss and best is not None and loss > 2 * best + 1:
+            return f"the validation loss {loss:.4g} is far above the best, {best:.4g} (step {self.progress.best_step})"
+        return None
+
     def evaluate(self) -> dict:
+        """Score the model (bounded under a time budget), log the record, save; stop on divergence."""
+        started = time.perf_counter()
+        limit = self._eval_limit()
+        scoring = time.perf_counter()  # the probe that fixes the limit is not part of what an evaluation costs
         self.model.eval()
         try:
             with torch.no_grad():
-                metrics = self.task.evaluate(self.model)
+                bounded = {} if limit is None else {"limit": limit}
+                metrics = self.task.evaluate(self.model, **bounded)
+                if hasattr(self.task, "after_evaluate"):
+                    metrics = {**metrics, **self.task.after_evaluate(self.model)}
         finally:
             self.model.train()
-        p = self.progress
+        p, c = self.progress, self.config
+        self._evals += 1
+        if c.time_budget is not None:
+            p.marks_done = sum(1 for m in MARKS if m * c.time_budget <= p.elapsed + self._seconds.get("step", 0.0))
+        diverged = self._divergence(metrics)
         value = metrics[self.metric]
-        improved = math.isfinite(value) and (
+        improved = (diverged is None or c.allow_divergence) and math.isfinite(value) and (
             p.best is None or (value < p.best if self.mode == "min" else value > p.best)
         )
         if improved:
             p.best, p.best_step, p.evals_without_improvement = value, p.step, 0
         else:
             p.evals_without_improvement += 1
+        loss = metrics.get("loss")
+        if diverged is None and isinstance(loss, (int, float)) and (p.best_loss is None or loss < p.best_loss):
+            p.best_loss = float(loss)
         self.schedule.after_eval(improved)
         record = {"split": "valid", "step": p.step, "epoch": p.epoch + p.position / self._epoch_length, **metrics,
-                  "best": p.best, "elapsed": round(p.elapsed, 3)}  # fmt: skip
+                  "best": p.best, "elapsed": round(p.elapsed, 3),
+                  "eval_seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+        if diverged is not None:
+            record["diverged"] = diverged
         self.log(record)
         self._tick()
+        self._estimate("eval", time.perf_counter() - scoring)
+        if diverged is not None and not c.allow_divergence:
+            raise Diverged(f"training diverged at step {p.step}: {diverged}; stopped. {self.on_disk()}; "
+                           "--allow-divergence goes on regardless")  # fmt: skip
+        if diverged is not None and not any("going on (--allow-divergence)" in n for n in self.notes):
+            self.note(f"training diverged at step {p.step} ({diverged}); going on (--allow-divergence)")
         self.save(weights=improved)
+        self._tick()
         return record
+
+    # -- the loop ---------------------------------------------------------------------------------
 
     def fit(self) -> dict:
         """Train until a budget runs out or early stopping; return the summary written to summary.json."""
         c, p = self.config, self.progress
         self.model.to(self.device).train()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._clock = (time.perf_counter(), p.elapsed)
+        self.lock.acquire()
+        checkpoint.remove_temporaries(self.run_dir)  # left by a save that was killed
+        start = self._started if self._started is not None else time.perf_counter()
+        self._started = None  # a second fit (after a pause) counts from its own start
+        self._clock = (start, p.elapsed)
+        self._tick()
         if p.last_saved_step is None:
+            self._epoch_length = max(1, len(self.task.train_batches(p.epoch, p.position)) + p.position)
             self.save(weights=True)  # a valid run directory from the first moment
-        stopped = self._out_of_budget()
+        else:
+            dropped = checkpoint.truncate_metrics(self.run_dir, p.step)
+            if dropped:
+                self.note(f"resumed at step {p.step}: {dropped} records of {checkpoint.METRICS} after it, from the "
+                          "interrupted session, are removed and logged again")  # fmt: skip
+        fresh = p.step == 0
+        stopped = None if fresh and c.max_steps != 0 else self._out_of_budget()
         window: list[tuple[float, int, float, bool]] = []
         window_start = time.perf_counter()
-        while stopped is None:
-            batches = self.task.train_batches(p.epoch, p.position)
-            self._epoch_length = max(1, len(batches) + p.position)
-            for batch in batches:
-                scale = self.schedule.scale(
-                    p.step, p.epoch, self._progress_fraction(p.epoch + p.position / self._epoch_length)
-                )
-                for group in self.optimizer.param_groups:
-                    group["lr"] = c.lr * scale
-                loss, count = self.task.loss(self.model, batch)
-                if not torch.isfinite(loss):
-                    kept = f"step {p.last_saved_step}" if p.last_saved_step is not None else "none"
-                    raise TrainingError(
-                        f"the training loss became {loss.item()} at step {p.step + 1}; stopped. "
-                        f"The last good checkpoint ({kept}) is kept in {self.run_dir}"
+        try:
+            while stopped is None:
+                batches = self.task.train_batches(p.epoch, p.position)
+                self._epoch_length = max(1, len(batches) + p.position)
+                for batch in batches:
+                    step_start = time.perf_counter()
+                    scale = self.schedule.scale(
+                        p.step, p.epoch, self._progress_fraction(p.epoch + p.position / self._epoch_length)
                     )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                clipped = c.clip_value is not None and max_abs_gradient(self.model) > c.clip_value
-                norm = clip_gradients(self.model.parameters(), max_norm=c.clip_norm, max_value=c.clip_value)
-                clipped = clipped or (c.clip_norm is not None and norm > c.clip_norm)
-                self.optimizer.step()
-                p.step += 1
-                p.position += 1
-                self._tick()
-                window.append((loss.item(), count, norm, clipped))
-                self.callback("step", {"step": p.step, "loss": window[-1][0], "lr": c.lr * scale})
-                if p.step % c.log_every == 0:
-                    self._log_train(window, time.perf_counter() - window_start, c.lr * scale)
-                    window, window_start = [], time.perf_counter()
-                stopped = self._out_of_budget()
-                if (c.eval_every and p.step % c.eval_every == 0) or (stopped and c.eval_every):
-                    self.evaluate()
-                    if c.patience is not None and p.evals_without_improvement >= c.patience:
-                        stopped = "early_stopping"
-                if stopped:
-                    break
-            else:  # the epoch ran to its end
-                p.epoch += 1
-                p.position = 0
-                if not c.eval_every:
-                    self.evaluate()
-                    if c.patience is not None and p.evals_without_improvement >= c.patience:
-                        stopped = "early_stopping"
-                stopped = stopped or self._out_of_budget()
-        if window:
-            self._log_train(window, time.perf_counter() - window_start, self.optimizer.param_groups[0]["lr"])
-        if p.last_saved_step != p.step:
-            self.evaluate()
-        summary = self._summary(stopped)
-        checkpoint.write_json(self.run_dir / checkpoint.SUMMARY, summary)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = c.lr * scale
+                    loss, count = self.task.loss(self.model, batch)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(f"the training loss became {loss.item()} at step {p.step + 1}; stopped. "
+                                            f"{self.on_disk()}")  # fmt: skip
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    clipped = c.clip_value is not None and max_abs_gradient(self.model) > c.clip_value
+                    norm = clip_gradients(self.model.parameters(), max_norm=c.clip_norm, max_value=c.clip_value)
+                    clipped = clipped or (c.clip_norm is not None and norm > c.clip_norm)
+                    self.optimizer.step()
+                    p.step += 1
+                    p.position += 1
+                    window.append((loss.item(), count, norm, clipped))
+                    self.callback("step", {"step": p.step, "loss": window[-1][0], "lr": c.lr * scale})
+                    if p.step % c.log_every == 0:
+                        self._tick()
+                        self._log_train(window, time.perf_counter() - window_start, c.lr * scale)
+                        window, window_start = [], time.perf_counter()
+                    self._tick()
+                    self._estimate("step", time.perf_counter() - step_start)
+                    stopped = self._out_of_budget()
+                    if (c.eval_every and p.step % c.eval_every == 0) or (stopped and c.eval_every) or (
+                        not stopped and self._mark_due()
+                    ):
+                        self.evaluate()
+                        if c.patience is not None and p.evals_without_improvement >= c.patience:
+                            stopped = "early_stopping"
+                        stopped = stopped or self._out_of_budget()
+                    if stopped:
+                        break
+                else:  # the epoch ran to its end
+                    p.epoch += 1
+                    p.position = 0
+                    if not c.eval_every:
+                        self.evaluate()
+                        if c.patience is not None and p.evals_without_improvement >= c.patience:
+                            stopped = "early_stopping"
+                    stopped = stopped or self._out_of_budget()
+            if window:
+                self._log_train(window, time.perf_counter() - window_start, self.optimizer.param_groups[0]["lr"])
+            if p.last_saved_step != p.step:
+                self.evaluate()
+        except Diverged:
+            self._write_summary("diverged")
+            raise
+        if stopped == "time_budget" and fresh and self._evals == 1:
+            self.note(f"the time budget of {c.time_budget:g} s left room for {p.step} training "
+                      f"step{'s' if p.step != 1 else ''} and one evaluation, at the end")  # fmt: skip
+        summary = self._write_summary(stopped)
         self.callback("end", summary)
+        self.lock.release()  # the run is complete; a later save (or --resume) takes the lock again
+        return summary
+
+    def _write_summary(self, stopped: str | None) -> dict:
+        self._tick()
+        summary = self._summary(stopped)
+        try:
+            checkpoint.write_json(self.run_dir / checkpoint.SUMMARY, checkpoint._finite(summary))
+        except OSError as error:
+            raise TrainingError(f"could not write {checkpoint.SUMMARY}: {_os_error(error)}; {self.on_disk()}") from None
         return summary
 
     def _log_train(self, window: list, seconds: float, lr: float) -> None:
@@ -365,7 +676,49 @@ class Trainer:
             "best": best,
             "final": valid[-1] if valid else None,
             "parameters": sum(t.numel() for t in self.model.parameters()),
+            "notes": list(self.notes),
         }
+
+
+def _os_error(error: OSError) -> str:
+    """An OSError as one line: the system's words and the file, named as the run names it (a save writes
+    ``.optimizer.pt.XXXX.tmp`` and renames it to ``optimizer.pt``)."""
+    name = getattr(error, "filename", None)
+    if name:
+        path = Path(name)
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            path = path.with_name(path.name[1:-4].rsplit(".", 1)[0])
+        return f"{error.strerror or error} ({path})"
+    return str(error.strerror or error)
+
+
+def resume_parts(run_dir: str | Path, task_cls: type, device, overrides: dict | None = None) -> tuple:
+    """What resuming ``run_dir`` continues: (task, model, train config, run config, vocabulary, training state).
+
+    Each part is checked against the others before anything runs: config.json's model against the
+    weights' names and shapes, the vocabulary against the model's sizes (the task's ``check_run``);
+    :meth:`Trainer.load_training_state` then checks optimizer.pt. ``overrides`` replace train-config
+    fields (raised limits). A mismatch is one CheckpointError line naming the part and the key or shape.
+    """
+    run_dir = Path(run_dir)
+    config = checkpoint.load_config(run_dir, task=task_cls.name)
+    train_config = config_from_dict(TrainConfig, config.get("train"), f"{run_dir / checkpoint.CONFIG} train")
+    if overrides:
+        train_config = TrainConfig(**{**train_config.__dict__, **overrides})
+    state = checkpoint.load_training_state(run_dir, device="cpu")
+    if state is None:
+        raise CheckpointError(f"{run_dir} has no {checkpoint.TRAINING_STATE} to resume from")
+    try:
+        model = build_model(config.get("model"))
+    except ConfigError as error:
+        raise CheckpointError(f"{run_dir / checkpoint.CONFIG}: {error}") from None
+    checkpoint.check_weights(run_dir, model.state_dict())
+    if hasattr(task_cls, "check_run"):
+        task_cls.check_run(run_dir, config)
+    task = task_cls.from_run(run_dir, config, device)
+    run_config = {k: v for k, v in config.items() if k not in ("format", "version", "model", "train")}
+    vocab = checkpoint.load_vocab(run_dir) if (run_dir / checkpoint.VOCAB).is_file() else None
+    return task, model.to(device), train_config, run_config, vocab, state
 
 
 def max_abs_gradient(model: nn.Module) -> float:

@@ -20,7 +20,9 @@ from rnnkit.models.classify import (
     pool_sequence,
 )
 from rnnkit.models.conditional import ConditionalGenerator, ConditionalGeneratorConfig
+from rnnkit.models.forecast import Forecaster, ForecasterConfig  # noqa: F401
 from rnnkit.models.lm import LanguageModel, LanguageModelConfig
+from rnnkit.models.music import MusicModel, MusicModelConfig  # noqa: F401 (registers the music model)
 from rnnkit.models.registry import (
     MODELS,
     ConfiguredModel,

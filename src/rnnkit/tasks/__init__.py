@@ -75,7 +75,9 @@ def get_shown(name: str) -> type:
 # Importing a task module registers it.
 from rnnkit.tasks import (  # noqa: E402
     classify,  # noqa: F401
+    forecast,  # noqa: F401
     lm,  # noqa: F401
+    music,  # noqa: F401
     seq2seq,  # noqa: F401
     tag,  # noqa: F401
 )

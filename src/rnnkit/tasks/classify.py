@@ -14,6 +14,7 @@ accuracy and stops early after ``--patience`` evaluations without improvement.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from rnnkit.models import SequenceClassifier, SequenceClassifierConfig, load_mod
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import (
+    DROPOUT,
+    FRACTION,
+    POSITIVE,
     add_embedding_options,
     add_rnn_options,
     apply_pretrained,
@@ -154,8 +158,30 @@ class ClassifyTask:
         logits = model(tokens, lengths)  # (B, C)
         return F.cross_entropy(logits, targets, weight=self.weights), len(targets)
 
-    def evaluate(self, model: SequenceClassifier) -> dict:
-        return score_examples(model, self.valid, self.data.batch_size, self.device)["metrics"]
+    def evaluate(self, model: SequenceClassifier, limit: int | None = None) -> dict:
+        """Validation metrics; with ``limit``, of a fixed seeded sample of that many examples (a bounded evaluation)."""
+        return score_examples(model, self.valid_sample(limit), self.data.batch_size, self.device)["metrics"]
+
+    def valid_sample(self, limit: int | None) -> Labelled:
+        """The validation examples, or the same seeded sample of ``limit`` of them each time."""
+        if limit is None or limit >= len(self.valid):
+            return self.valid
+        order = torch.randperm(len(self.valid), generator=torch.Generator().manual_seed(self.data.seed)).tolist()
+        return self.valid.subset(sorted(order[: max(1, limit)]))
+
+    def eval_size(self) -> tuple[int, str, int]:
+        """Validation examples, their unit, and a probe of two batches (for the trainer's timing)."""
+        return len(self.valid), "examples", min(len(self.valid), 2 * self.data.batch_size)
+
+    @property
+    def uniform_loss(self) -> float:
+        return math.log(len(self.labels))
+
+    @classmethod
+    def check_run(cls, run_dir: Path, config: dict) -> None:
+        """vocab.json and the model of config.json must agree on the vocabulary and the classes."""
+        tokenizer, labels = load_vocab(run_dir)
+        checkpoint.check_model_config(run_dir, config, {"vocab_size": len(tokenizer), "num_classes": len(labels)})
 
     def state_dict(self) -> dict:
         return {}  # the data position is the trainer's (epoch, batch); batches depend on (seed, epoch) only
@@ -171,23 +197,23 @@ class ClassifyTask:
         g.add_argument("--train", help="a folder with one .txt file per class (the class is the "
                        "file name), or a file of labelled lines 'LABEL text'")  # fmt: skip
         g.add_argument("--valid", help="validation data in the same layout (default: a seeded split of --train)")
-        g.add_argument("--valid-fraction", type=float, default=0.1, help="held out without --valid")
+        g.add_argument("--valid-fraction", type=FRACTION, default=0.1, help="held out without --valid")
         g.add_argument("--level", choices=["char", "word"], default="word")
-        g.add_argument("--window", type=int, default=50, help="class folders: tokens per example window")
-        g.add_argument("--vocab-size", type=int, default=20000, help="word level: most frequent words kept")
+        g.add_argument("--window", type=POSITIVE, default=50, help="class folders: tokens per example window")
+        g.add_argument("--vocab-size", type=POSITIVE, default=20000, help="word level: most frequent words kept")
         g.add_argument("--word-split", choices=["whitespace", "punct"], default="whitespace")
         g.add_argument("--lowercase", action="store_true", help="word level: lowercase the text")
         g.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
                        help="balanced: weigh each class's loss by N / (C n_c), for imbalanced data")  # fmt: skip
         m = parser.add_argument_group("model")
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-        m.add_argument("--embedding-size", type=int, default=128)
-        m.add_argument("--hidden-size", type=int, default=128)
-        m.add_argument("--num-layers", type=int, default=1)
+        m.add_argument("--embedding-size", type=POSITIVE, default=128)
+        m.add_argument("--hidden-size", type=POSITIVE, default=128)
+        m.add_argument("--num-layers", type=POSITIVE, default=1)
         m.add_argument("--bidirectional", action="store_true")
         m.add_argument("--pooling", choices=["last", "mean", "max"], default="last",
                        help="final state, or mean / max of the outputs over the sequence")  # fmt: skip
-        m.add_argument("--dropout", type=float, default=0.2, help="dropout on the embeddings and the pooled vector")
+        m.add_argument("--dropout", type=DROPOUT, default=0.2, help="dropout on the embeddings and the pooled vector")
         add_rnn_options(m)
         add_embedding_options(m)
 

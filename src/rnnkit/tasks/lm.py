@@ -40,6 +40,11 @@ from rnnkit.models import LanguageModel, LanguageModelConfig, load_model
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import (
+    DROPOUT,
+    FRACTION,
+    POSITIVE,
+    POSITIVE_REAL,
+    Number,
     add_embedding_options,
     add_rnn_options,
     apply_pretrained,
@@ -112,9 +117,20 @@ class LanguageModelTask:
         self.state = detach_state(state)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), y.numel()
 
-    def evaluate(self, model: LanguageModel) -> dict:
-        nats, count = score_ids(model, self.valid_ids, self.data.batch_size, self.data.seq_len, self.device)
+    def evaluate(self, model: LanguageModel, limit: int | None = None) -> dict:
+        """Nats per token of the validation text, or of its first ``limit`` tokens (a bounded evaluation)."""
+        ids = self.valid_ids if limit is None or limit >= len(self.valid_ids) else self.valid_ids[: max(2, limit)]
+        nats, count = score_ids(model, ids, self.data.batch_size, self.data.seq_len, self.device)
         return {"loss": nats, **self.loss_metrics(nats), "tokens": count}
+
+    def eval_size(self) -> tuple[int, str, int]:
+        """Validation tokens, their unit, and a probe of two windows of every stream (for the trainer's timing)."""
+        n = len(self.valid_ids)
+        return n, "tokens", min(n, 2 * self.data.batch_size * (self.data.seq_len + 1))
+
+    @property
+    def uniform_loss(self) -> float:
+        return math.log(len(self.tokenizer))
 
     def loss_metrics(self, nats: float) -> dict:
         return loss_metrics(self.tokenizer, nats)
@@ -125,11 +141,34 @@ class LanguageModelTask:
 
     def load_state_dict(self, saved: dict) -> None:
         state = saved.get("state")
+        parts = state if isinstance(state, list) else [state] if state is not None else []
+        for part in parts:
+            if not isinstance(part, torch.Tensor) or part.dim() != 3 or part.shape[1] != self.data.batch_size:
+                shape = list(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
+                raise CheckpointError(f"the carried state ({shape}) is not (layers, {self.data.batch_size} streams, "
+                                      "hidden) as the run's --batch-size makes it")  # fmt: skip
         if isinstance(state, list):
             state = tuple(s.to(self.device) for s in state)
         elif state is not None:
             state = state.to(self.device)
         self.state = state
+
+    def check_state(self, model: LanguageModel) -> None:
+        """The carried state must fit ``model``: one step from it, on the first window's first column."""
+        if self.state is None:
+            return
+        x, _ = self.train_streams.window(0)
+        try:
+            with torch.no_grad():
+                model(x[:, :1].to(self.device), self.state)
+        except (RuntimeError, ValueError, IndexError) as error:
+            first = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            raise CheckpointError(f"the carried state does not fit the model: {first}") from None
+
+    @classmethod
+    def check_run(cls, run_dir: Path, config: dict) -> None:
+        """vocab.json and the model of config.json must agree on the vocabulary size."""
+        checkpoint.check_model_config(run_dir, config, {"vocab_size": len(load_tokenizer(run_dir))})
 
     def preview(self, model: LanguageModel, length: int = 200) -> str:
         """A short sample, shown while training."""
@@ -143,25 +182,25 @@ class LanguageModelTask:
         g.add_argument("--data", help="training text: a UTF-8 file or a folder of .txt files "
                        "(default: tiny Shakespeare, shipped with rnnkit)")  # fmt: skip
         g.add_argument("--valid", help="validation text (default: the last --valid-fraction of --data)")
-        g.add_argument("--valid-fraction", type=float, default=0.1)
+        g.add_argument("--valid-fraction", type=FRACTION, default=0.1)
         g.add_argument("--level", choices=["char", "word"], default="char")
-        g.add_argument("--vocab-size", type=int, default=10000, help="word level: most frequent words kept")
+        g.add_argument("--vocab-size", type=Number(int, 2), default=10000, help="word level: most frequent words kept")
         g.add_argument("--word-split", choices=["whitespace", "punct"], default="whitespace",
                        help="word level: split on whitespace only (PTB) or also at punctuation")  # fmt: skip
         g.add_argument("--lowercase", action="store_true", help="word level: lowercase the text")
-        g.add_argument("--seq-len", type=int, default=100, help="truncated BPTT window (steps)")
-        g.add_argument("--eval-tokens", type=int, help="score only the first N validation tokens")
+        g.add_argument("--seq-len", type=POSITIVE, default=100, help="truncated BPTT window (steps)")
+        g.add_argument("--eval-tokens", type=Number(int, 2), help="score only the first N validation tokens")
         g.add_argument("--init-from", metavar="RUN", help="fine-tune: start from RUN's model and tokenizer "
                        "(new characters get fresh rows; new words become <unk>)")  # fmt: skip
         m = parser.add_argument_group("model")
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
         # The defaults won benchmarks/lm_sweep.py: the best tiny-Shakespeare model after 10 minutes on 2 CPU cores.
-        m.add_argument("--hidden-size", type=int, default=256)
-        m.add_argument("--num-layers", type=int, default=2)
-        m.add_argument("--embedding-size", type=int, default=128)
-        m.add_argument("--dropout", type=float, default=0.1, help="dropout on non-recurrent connections")
+        m.add_argument("--hidden-size", type=POSITIVE, default=256)
+        m.add_argument("--num-layers", type=POSITIVE, default=2)
+        m.add_argument("--embedding-size", type=POSITIVE, default=128)
+        m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout on non-recurrent connections")
         m.add_argument("--tie-weights", action="store_true", help="share the embedding with the output layer")
-        m.add_argument("--init-range", type=float, help="draw every parameter from U(-r, r) (Zaremba et al.)")
+        m.add_argument("--init-range", type=POSITIVE_REAL, help="draw every parameter from U(-r, r) (Zaremba et al.)")
         add_rnn_options(m)
         add_embedding_options(m)
 

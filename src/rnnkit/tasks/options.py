@@ -11,6 +11,7 @@ texts of ``rnnkit predict RUN --text | --input | --file`` (:func:`predict_inputs
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from torch import nn
@@ -25,8 +26,8 @@ from rnnkit.models.common import load_pretrained
 def add_rnn_options(group) -> None:
     """Options every task's recurrent stack takes."""
     group.add_argument("--layer-norm", action="store_true", help="layer-normalised cells (Ba et al. 2016)")
-    group.add_argument("--recurrent-dropout", type=float, default=0.0, help="one dropout mask per sequence on h")
-    group.add_argument("--zoneout", type=float, default=0.0, help="zoneout probability (Krueger et al. 2016)")
+    group.add_argument("--recurrent-dropout", type=DROPOUT, default=0.0, help="one dropout mask per sequence on h")
+    group.add_argument("--zoneout", type=DROPOUT, default=0.0, help="zoneout probability (Krueger et al. 2016)")
     group.add_argument("--reset", choices=["after", "before"], default="after", help="GRU form (before = Cho et al.)")
     group.add_argument("--backend", choices=["auto", "torch", "fused", "reference"], default="auto",
                        help="how the recurrence runs: torch's kernels, rnnkit's fused BPTT, or the reference loop")
@@ -51,6 +52,75 @@ def rnn_config_from_args(args: argparse.Namespace, input_size: int, **overrides)
         raise ConfigError(str(error)) from None
 
 
+class Number:
+    """A number's range, checked once for a flag and for the config value it becomes.
+
+    As an argparse ``type`` it parses the flag's text and refuses, before any command runs, what is
+    not a finite number in range: ``rnnkit: error: argument --lr: must be a number in (0, 1000], got 'inf'``.
+    :meth:`check` refuses the same for a value read back from a run's config.json (ConfigError).
+    """
+
+    def __init__(self, kind: type = float, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False) -> None:  # fmt: skip
+        self.kind, self.low, self.high, self.low_open, self.high_open = kind, low, high, low_open, high_open
+        self.__name__ = kind.__name__  # argparse names the type in some of its messages
+
+    def describe(self) -> str:
+        noun = "an integer" if self.kind is int else "a number"
+        low, high = self.low, self.high
+        if low is not None and high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{noun} in {left}{_show(low)}, {_show(high)}{right}"
+        if low is not None:
+            return f"{noun} {'>' if self.low_open else '>='} {_show(low)}"
+        if high is not None:
+            return f"{noun} {'<' if self.high_open else '<='} {_show(high)}"
+        return f"a finite {noun[2:] if noun.startswith('a ') else noun[3:]}"
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        low, high = self.low, self.high
+        if low is not None and (value < low or (self.low_open and value == low)):
+            return False
+        return high is None or not (value > high or (self.high_open and value == high))
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not self.accepts(value):
+            finite = "" if value is None or math.isfinite(value) else "finite and "
+            raise argparse.ArgumentTypeError(f"must be {finite}{self.describe()}, got {text!r}")
+        return value
+
+    def check(self, value, name: str) -> None:
+        """ConfigError ``NAME must be <range>, got VALUE`` unless ``value`` is in range."""
+        if not self.accepts(value):
+            raise ConfigError(f"{name} must be {self.describe()}, got {value!r}")
+
+    def __repr__(self) -> str:
+        return f"Number({self.describe()})"
+
+
+def _show(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+# The ranges flags share (each flag names one; rnnkit.train.TRAIN_RANGES holds the training options').
+POSITIVE = Number(int, 1)
+COUNT = Number(int, 0)
+SEED = Number(int, 0, 2**63 - 1)
+PROBABILITY = Number(float, 0.0, 1.0)  # [0, 1]
+DROPOUT = Number(float, 0.0, 1.0, high_open=True)  # [0, 1)
+FRACTION = Number(float, 0.0, 1.0, low_open=True, high_open=True)  # (0, 1)
+POSITIVE_REAL = Number(float, 0.0, low_open=True)
+FINITE = Number(float)
+
+
 def check_positive(value: int, option: str) -> None:
     """ConfigError ``OPTION must be >= 1, got VALUE`` unless ``value`` is given and >= 1."""
     if value is None or value < 1:
@@ -68,6 +138,7 @@ def predict_inputs(args: argparse.Namespace) -> list[str]:
     if text is None or not text.strip():
         raise DataError("give a non-empty --text or a --file")
     return [text]
+
 
 # -- pretrained word vectors (--embeddings FILE, --freeze-embeddings): classify, tag and word-level lm ----------
 

@@ -53,7 +53,17 @@ from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.models import ATTENTIONS, Seq2Seq, Seq2SeqConfig, load_model
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
-from rnnkit.tasks.options import add_rnn_options, check_positive, rnn_config_from_args
+from rnnkit.tasks.options import (
+    COUNT,
+    DROPOUT,
+    POSITIVE,
+    POSITIVE_REAL,
+    PROBABILITY,
+    SEED,
+    add_rnn_options,
+    check_positive,
+    rnn_config_from_args,
+)
 
 PAD, GO, END = "<pad>", "<go>", "<end>"
 
@@ -253,13 +263,30 @@ class Seq2SeqTask:
         logits = model(source, lengths, target_in, sampling_prob=p, generator=generator)  # (B, T, V)
         return F.cross_entropy(logits.transpose(1, 2), target_out, ignore_index=self.vocab.pad), count
 
-    def evaluate(self, model: Seq2Seq) -> dict:
+    def evaluate(self, model: Seq2Seq, limit: int | None = None) -> dict:
+        """Validation metrics; with ``limit``, of its first ``limit`` examples (a bounded evaluation)."""
         d = self.data
-        metrics = score_examples(model, self.vocab, self.valid, self.device, max(d.batch_size, 256))
+        pairs = self.valid if limit is None else self.valid[: max(1, limit)]
+        metrics = score_examples(model, self.vocab, pairs, self.device, max(d.batch_size, 256))
         metrics.pop("examples")
-        if self.curriculum.uses_levels:
-            metrics.update(self._curriculum_step(model))
         return metrics
+
+    def after_evaluate(self, model: Seq2Seq) -> dict:
+        """After each evaluation: the naive curriculum's level and its advance."""
+        return self._curriculum_step(model) if self.curriculum.uses_levels else {}
+
+    def eval_size(self) -> tuple[int, str, int]:
+        """Validation examples, their unit, and a probe of one evaluation batch (for the trainer's timing)."""
+        return len(self.valid), "examples", min(len(self.valid), max(self.data.batch_size, 256))
+
+    @property
+    def uniform_loss(self) -> float:
+        return math.log(len(self.vocab))
+
+    @classmethod
+    def check_run(cls, run_dir: Path, config: dict) -> None:
+        """vocab.json and the model of config.json must agree on the vocabulary size."""
+        checkpoint.check_model_config(run_dir, config, {"vocab_size": len(load_vocab(run_dir))})
 
     def _curriculum_step(self, model: Seq2Seq) -> dict:
         """Score the naive level; make it harder once mastered or no longer improving (the authors' rule)."""
@@ -316,30 +343,31 @@ class Seq2SeqTask:
         add_generator_arguments(g)
         g.add_argument("--curriculum", default="baseline",
                        help=f"{'|'.join(STRATEGIES)} (Zaremba & Sutskever 2014; default baseline)")  # fmt: skip
-        g.add_argument("--advance-at", type=float, default=0.95,
+        g.add_argument("--advance-at", type=PROBABILITY, default=0.95,
                        help="naive/combined: harder level once its token accuracy reaches this")  # fmt: skip
-        g.add_argument("--advance-patience", type=int, default=5,
+        g.add_argument("--advance-patience", type=POSITIVE, default=5,
                        help="naive/combined: ... or after this many evaluations without improving")  # fmt: skip
-        g.add_argument("--epoch-size", type=int, default=500, help="batches between evaluations (fresh data)")
-        g.add_argument("--valid-size", type=int, default=1000)
-        g.add_argument("--test-size", type=int, default=2000, help="examples `rnnkit eval RUN` scores")
+        g.add_argument("--epoch-size", type=POSITIVE, default=500, help="batches between evaluations (fresh data)")
+        g.add_argument("--valid-size", type=POSITIVE, default=1000)
+        g.add_argument("--test-size", type=POSITIVE, default=2000, help="examples `rnnkit eval RUN` scores")
         m = parser.add_argument_group("model")
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-        m.add_argument("--hidden-size", type=int, default=256)
-        m.add_argument("--num-layers", type=int, default=1)
-        m.add_argument("--embedding-size", type=int, default=32)
-        m.add_argument("--dropout", type=float, default=0.0, help="dropout on embeddings and before the output")
+        m.add_argument("--hidden-size", type=POSITIVE, default=256)
+        m.add_argument("--num-layers", type=POSITIVE, default=1)
+        m.add_argument("--embedding-size", type=POSITIVE, default=32)
+        m.add_argument("--dropout", type=DROPOUT, default=0.0, help="dropout on embeddings and before the output")
         m.add_argument("--bidirectional", action="store_true", help="bidirectional encoder (bridged to the decoder)")
         m.add_argument("--attention", default="none", help=f"{'|'.join(ATTENTIONS)} (default none)")
-        m.add_argument("--attention-size", type=int, default=0, help="bahdanau: scoring layer width (0: hidden)")
+        m.add_argument("--attention-size", type=COUNT, default=0, help="bahdanau: scoring layer width (0: hidden)")
         m.add_argument("--no-input-feeding", dest="input_feeding", action="store_false",
                        help="luong: no h~_{t-1} fed back (teacher forcing runs the decoder in one call)")  # fmt: skip
-        m.add_argument("--init-range", type=float, help="draw every parameter from U(-r, r) (the paper: 0.08)")
-        m.add_argument("--scheduled-sampling", type=float, default=0.0, metavar="P",
+        m.add_argument("--init-range", type=POSITIVE_REAL, help="draw every parameter from U(-r, r) (the paper: 0.08)")
+        m.add_argument("--scheduled-sampling", type=PROBABILITY, default=0.0, metavar="P",
                        help="feed the model's own sampled token with probability P (Bengio et al. 2015)")  # fmt: skip
-        m.add_argument("--sampling-warmup", type=int, default=0, metavar="STEPS",
+        m.add_argument("--sampling-warmup", type=COUNT, default=0, metavar="STEPS",
                        help="grow the scheduled-sampling probability linearly from 0 over STEPS")  # fmt: skip
-        m.add_argument("--beam", type=int, default=1, metavar="K", help="beam width of eval and predict (1: greedy)")
+        m.add_argument("--beam", type=POSITIVE, default=1, metavar="K",
+                       help="beam width of eval and predict (1: greedy)")  # fmt: skip
         add_rnn_options(m)
 
     @classmethod
@@ -454,8 +482,8 @@ class Seq2SeqTask:
     def add_show_arguments(parser: argparse.ArgumentParser) -> None:
         """The options of ``rnnkit tasks show NAME``: the generator's, and how many examples of which split."""
         add_generator_arguments(parser)
-        parser.add_argument("--n", type=int, default=5, help="examples to show")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--n", type=POSITIVE, default=5, help="examples to show")
+        parser.add_argument("--seed", type=SEED, default=0)
         parser.add_argument("--split", default="train", help="train|valid|test")
 
     @classmethod
@@ -486,10 +514,10 @@ class Seq2SeqTask:
 
 def add_generator_arguments(group) -> None:
     """The generator's options, which ``rnnkit train seq2seq`` and ``rnnkit tasks show TASK`` share."""
-    group.add_argument("--length", type=int, help="sort/copy: sequence length; add/execute: digits "
+    group.add_argument("--length", type=POSITIVE, help="sort/copy: sequence length; add/execute: digits "
                        "(defaults: sort 32, copy 10, add 9, execute 4)")  # fmt: skip
-    group.add_argument("--vocab", type=int, help="sort: integers drawn from 1..V (default 32)")
-    group.add_argument("--nesting", type=int, help="execute: operations composed (default 1)")
+    group.add_argument("--vocab", type=POSITIVE, help="sort: integers drawn from 1..V (default 32)")
+    group.add_argument("--nesting", type=POSITIVE, help="execute: operations composed (default 1)")
     group.add_argument("--reverse-input", action="store_true", help="reverse the input (Sutskever et al. 2014)")
     group.add_argument("--double-input", action="store_true", help="present the input twice")
 

@@ -15,6 +15,7 @@ keeps the weights with the best validation entity F1.
 from __future__ import annotations
 
 import argparse
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ from rnnkit.models import CharFeaturesConfig, SequenceTagger, SequenceTaggerConf
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import (
+    COUNT,
+    DROPOUT,
+    FRACTION,
+    POSITIVE,
     add_embedding_options,
     add_rnn_options,
     apply_pretrained,
@@ -253,8 +258,31 @@ class TagTask:
         emissions = model(words, batch["lengths"], batch["chars"], batch["char_lengths"], batch["casing"])
         return model.loss(emissions, batch["tags"], batch["lengths"]), int(batch["lengths"].sum())
 
-    def evaluate(self, model: SequenceTagger) -> dict:
-        return score_sentences(model, self.vocab, self.valid, self.data.batch_size, self.device)["metrics"]
+    def evaluate(self, model: SequenceTagger, limit: int | None = None) -> dict:
+        """Validation metrics; with ``limit``, of a fixed seeded sample of that many sentences (bounded evaluation)."""
+        valid = self.valid
+        if limit is not None and limit < len(valid):
+            order = torch.randperm(len(valid), generator=torch.Generator().manual_seed(self.data.seed)).tolist()
+            valid = valid.subset(sorted(order[: max(1, limit)]))
+        return score_sentences(model, self.vocab, valid, self.data.batch_size, self.device)["metrics"]
+
+    def eval_size(self) -> tuple[int, str, int]:
+        """Validation sentences, their unit, and a probe of two batches (for the trainer's timing)."""
+        return len(self.valid), "sentences", min(len(self.valid), 2 * self.data.batch_size)
+
+    @property
+    def uniform_loss(self) -> float:
+        return math.log(len(self.vocab.tags))
+
+    @classmethod
+    def check_run(cls, run_dir: Path, config: dict) -> None:
+        """vocab.json and the model of config.json must agree on the words, characters and tags."""
+        vocab = load_vocab(run_dir)
+        expected = {"vocab_size": len(vocab.words), "tags": vocab.tags}
+        model = config.get("model")
+        if isinstance(model, dict) and isinstance(model.get("config"), dict) and model["config"].get("chars"):
+            expected["chars.vocab_size"] = len(vocab.chars)
+        checkpoint.check_model_config(run_dir, config, expected)
 
     def state_dict(self) -> dict:
         return {}  # batches depend on (seed, epoch) only; <unk> draws use the global RNG the trainer saves
@@ -269,28 +297,29 @@ class TagTask:
         g = parser.add_argument_group("data")
         g.add_argument("--train", help="CoNLL file: word ... tag per line, blank line between sentences")
         g.add_argument("--valid", help="CoNLL file for validation (default: a seeded split of --train)")
-        g.add_argument("--valid-fraction", type=float, default=0.1, help="held out without --valid")
+        g.add_argument("--valid-fraction", type=FRACTION, default=0.1, help="held out without --valid")
         g.add_argument("--input-scheme", choices=["iob1", "bio", "bioes"], default="iob1",
                        help="tag scheme of the files (CoNLL-2003: iob1)")  # fmt: skip
         g.add_argument("--scheme", choices=["bio", "bioes"], default="bio", help="tag scheme the model learns")
         g.add_argument("--binary-names", action="store_true",
                        help="tag only whether each word is part of a person's name (PER vs the rest)")  # fmt: skip
         g.add_argument("--lowercase", action="store_true", help="lowercase words (use with --casing-size)")
-        g.add_argument("--vocab-size", type=int, help="keep the N most frequent training words (default: all)")
-        g.add_argument("--max-word-length", type=int, default=30, help="characters read per word")
-        g.add_argument("--unk-replace", type=float, default=0.5,
+        g.add_argument("--vocab-size", type=POSITIVE, help="keep the N most frequent training words (default: all)")
+        g.add_argument("--max-word-length", type=POSITIVE, default=30, help="characters read per word")
+        g.add_argument("--unk-replace", type=DROPOUT, default=0.5,
                        help="train <unk> by replacing words seen once with it at this probability")  # fmt: skip
         m = parser.add_argument_group("model")
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-        m.add_argument("--embedding-size", type=int, default=100)
-        m.add_argument("--hidden-size", type=int, default=100, help="per direction of the word BiLSTM")
-        m.add_argument("--num-layers", type=int, default=1)
+        m.add_argument("--embedding-size", type=POSITIVE, default=100)
+        m.add_argument("--hidden-size", type=POSITIVE, default=100, help="per direction of the word BiLSTM")
+        m.add_argument("--num-layers", type=POSITIVE, default=1)
         m.add_argument("--char-features", choices=["lstm", "cnn", "none"], default="lstm")
-        m.add_argument("--char-embedding-size", type=int, default=25)
-        m.add_argument("--char-hidden-size", type=int, default=25, help="char BiLSTM size per direction or CNN filters")
-        m.add_argument("--char-kernel-size", type=int, default=3, help="char CNN filter width")
-        m.add_argument("--casing-size", type=int, default=0, help="embed each word's casing class in N dims (0: off)")
-        m.add_argument("--dropout", type=float, default=0.5, help="dropout on the word features and BiLSTM output")
+        m.add_argument("--char-embedding-size", type=POSITIVE, default=25)
+        m.add_argument("--char-hidden-size", type=POSITIVE, default=25,
+                       help="char BiLSTM size per direction or CNN filters")  # fmt: skip
+        m.add_argument("--char-kernel-size", type=POSITIVE, default=3, help="char CNN filter width")
+        m.add_argument("--casing-size", type=COUNT, default=0, help="embed each word's casing class in N dims (0: off)")
+        m.add_argument("--dropout", type=DROPOUT, default=0.5, help="dropout on the word features and BiLSTM output")
         m.add_argument("--crf", action="store_true", help="a linear-chain CRF output with Viterbi decoding")
         m.add_argument("--unconstrained", action="store_true", help="CRF: allow transitions the scheme forbids")
         add_rnn_options(m)
