@@ -1,5 +1,6 @@
-"""The training loop, shared by every task: optimizer, schedule, clipping, evaluation, early stopping,
-checkpoints, resuming, time budgets.
+"""The training loop, shared by every task: clipping, evaluation, early stopping, checkpoints, resuming,
+time budgets. The options, optimizer and schedule are :mod:`rnnkit.trainconfig`'s; the checks of a
+resumed run's parts are :mod:`rnnkit.resume`'s; both are re-exported here.
 
 Like minGPT's trainer it knows nothing about any task. A task plugs in through four methods::
 
@@ -27,7 +28,7 @@ epoch ends and ``eval_every``, so the first is no later than a tenth of it.
 **Nothing lost.** The run directory is locked (:class:`rnnkit.runlock.RunLock`) while a trainer writes
 it. Nothing that is not finite is saved; a validation loss that is not finite, far above the uniform
 guess or far above the best stops the run (``allow_divergence`` goes on) and keeps the best weights.
-A resumed run checks its parts against each other (:meth:`Trainer.load_training_state`) and cuts
+A resumed run checks its parts against each other (:mod:`rnnkit.resume`) and cuts
 ``metrics.jsonl`` back to the step it resumes from, so no step is logged twice.
 
 The model and device are passed in; every random draw goes through the seeded global and task
@@ -40,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,138 +50,20 @@ from torch import nn
 
 from rnnkit import checkpoint
 from rnnkit.bptt import clip_gradients
-from rnnkit.config import config_from_dict
-from rnnkit.errors import CheckpointError, ConfigError, RnnkitError, TrainingError
-from rnnkit.models import build_model, model_spec
+from rnnkit.errors import CheckpointError, RnnkitError, TrainingError
+from rnnkit.models import model_spec
+from rnnkit.resume import Progress, check_training_state, resume_parts
 from rnnkit.runlock import RunLock
-from rnnkit.tasks.options import COUNT, POSITIVE, POSITIVE_REAL, SEED, Number
+from rnnkit.trainconfig import OPTIMIZERS, SCHEDULES, TRAIN_RANGES, Schedule, TrainConfig, make_optimizer
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine", "plateau")
-# The range of every numeric training option: TrainConfig checks its values against these and the command
-# line's flags parse with them, so a flag and the config.json value it becomes are checked the same way.
-TRAIN_RANGES: dict[str, Number] = {
-    "lr": Number(float, 0.0, 1e3, low_open=True),
-    "weight_decay": Number(float, 0.0, 10.0),
-    "momentum": Number(float, 0.0, 1.0, high_open=True),
-    "lr_decay": Number(float, 0.0, 1.0, low_open=True),
-    "decay_start": COUNT,
-    "warmup_steps": COUNT,
-    "plateau_patience": COUNT,
-    "clip_norm": POSITIVE_REAL,
-    "clip_value": POSITIVE_REAL,
-    "epochs": POSITIVE,
-    "max_steps": POSITIVE,
-    "time_budget": POSITIVE_REAL,
-    "eval_every": POSITIVE,
-    "patience": POSITIVE,
-    "log_every": POSITIVE,
-    "seed": SEED,
-}
+# rnnkit.train is where callers find the training API; the options and the resume checks live beside it
+__all__ = [
+    "EVAL_SHARE", "MARKS", "OPTIMIZERS", "SCHEDULES", "TRAIN_RANGES", "Callback", "Diverged", "Progress",
+    "Schedule", "TrainConfig", "Trainer", "describe_device", "make_optimizer", "max_abs_gradient", "resume_parts",
+]  # fmt: skip
+
 EVAL_SHARE = 0.02  # under a time budget, the most one evaluation may take, as a share of the budget
 MARKS = (0.1, 0.25, 0.5, 0.75)  # under a time budget, evaluate when these shares of it have passed
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train. At least one of ``epochs``, ``max_steps``, ``time_budget`` bounds the run."""
-
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    schedule: str = "constant"
-    lr_decay: float = 0.5  # factor of "step" (per epoch) and "plateau"
-    decay_start: int = 1  # "step": the first epoch (1-based) that runs at the decayed rate is decay_start + 1
-    warmup_steps: int = 0
-    plateau_patience: int = 0
-    clip_norm: float | None = 5.0
-    clip_value: float | None = None
-    epochs: int | None = None
-    max_steps: int | None = None
-    time_budget: float | None = None
-    eval_every: int | None = None  # steps; None: at the end of every epoch
-    patience: int | None = None  # early stopping: evaluations without improvement
-    log_every: int = 10
-    seed: int = 0
-    allow_divergence: bool = False  # go on when the validation loss diverges (see Trainer.evaluate)
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        for name, number in TRAIN_RANGES.items():
-            value = getattr(self, name)
-            if value is not None or name in ("lr", "weight_decay", "momentum", "lr_decay", "log_every", "seed"):
-                number.check(value, name)
-        if not isinstance(self.allow_divergence, bool):
-            raise ConfigError(f"allow_divergence must be true or false, got {self.allow_divergence!r}")
-        if self.epochs is None and self.max_steps is None and self.time_budget is None:
-            raise ConfigError("give at least one of epochs, max_steps or time_budget")
-
-
-def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
-    params = [p for p in parameters if p.requires_grad]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-
-
-class Schedule:
-    """The learning-rate multiplier: warmup, then constant, step decay per epoch, cosine over the run's
-    progress (steps, epochs or time budget, whichever bounds it), or decay on a validation plateau."""
-
-    def __init__(self, config: TrainConfig) -> None:
-        self.config = config
-        self.plateau_scale, self.bad_evals = 1.0, 0
-
-    def scale(self, step: int, epoch: int, progress: float) -> float:
-        c = self.config
-        warm = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
-        if c.schedule == "step":
-            return warm * c.lr_decay ** max(0, epoch + 1 - c.decay_start)
-        if c.schedule == "cosine":
-            return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-        if c.schedule == "plateau":
-            return warm * self.plateau_scale
-        return warm
-
-    def after_eval(self, improved: bool) -> None:
-        if self.config.schedule != "plateau":
-            return
-        self.bad_evals = 0 if improved else self.bad_evals + 1
-        if self.bad_evals > self.config.plateau_patience:
-            self.plateau_scale *= self.config.lr_decay
-            self.bad_evals = 0
-
-    def state_dict(self) -> dict:
-        return {"plateau_scale": self.plateau_scale, "bad_evals": self.bad_evals}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.plateau_scale, self.bad_evals = float(state["plateau_scale"]), int(state["bad_evals"])
-
-
-@dataclass
-class Progress:
-    """Where training stands; saved in ``optimizer.pt`` so a run resumes exactly."""
-
-    step: int = 0
-    epoch: int = 0  # completed epochs
-    position: int = 0  # batches done in the current epoch
-    elapsed: float = 0.0  # seconds spent, over all sessions of this run
-    best: float | None = None
-    best_step: int = 0
-    evals_without_improvement: int = 0
-    last_saved_step: int | None = None
-    best_loss: float | None = None  # the lowest validation loss yet (divergence is judged against it)
-    eval_limit: int | None = None  # validation units each evaluation scores (None: all), fixed by the first
-    marks_done: int = 0  # how many of MARKS have had their evaluation
-    epoch_batches: int | None = None  # batches per epoch when saved: the data position's frame
 
 
 Callback = Callable[[str, dict], None]
@@ -277,31 +160,9 @@ class Trainer:
         after checking each part against the model and the data: a mismatch is one CheckpointError line
         that names the part and the key or shape."""
         where = f"{self.run_dir / checkpoint.TRAINING_STATE}"
-        missing = [k for k in ("model", "optimizer", "schedule", "progress", "task", "rng_cpu") if k not in state]
-        if missing:
-            raise CheckpointError(f"{where} is incomplete: it has no {missing[0]!r} part")
-        model_state = state["model"]
-        if not isinstance(model_state, dict) or not all(isinstance(v, torch.Tensor) for v in model_state.values()):
-            raise CheckpointError(f"{where}: its 'model' part is not a set of named tensors")
-        wanted = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
-        checkpoint.compare_shapes({k: tuple(v.shape) for k, v in model_state.items()}, wanted,
-                                  f"{where} (its 'model' part)", f"the model in {checkpoint.CONFIG}")  # fmt: skip
-        bad = checkpoint.non_finite(model_state)
-        if bad is not None:
-            raise CheckpointError(f"{where}: its weights hold non-finite values ({bad}); refused")
-        self._check_optimizer_state(state["optimizer"], where)
-        progress = config_from_dict(Progress, state["progress"], f"{where} progress")
-        if progress.step < 0 or progress.epoch < 0 or progress.position < 0:
-            raise CheckpointError(f"{where}: progress step, epoch and position must be >= 0")
-        length = len(self.task.train_batches(progress.epoch, 0))  # before the task's state: this resets it
-        if progress.epoch_batches is not None and progress.epoch_batches != length or progress.position > length:
-            saved = progress.epoch_batches if progress.epoch_batches is not None else f">= {progress.position}"
-            raise CheckpointError(
-                f"{where}: its data position (epoch {progress.epoch}, batch {progress.position} of {saved}) does not "
-                f"fit the training data, which now make {length} batches per epoch; the data changed since the run"
-            )
+        progress, length = check_training_state(state, self.model, self.task, where)
         try:
-            self.model.load_state_dict(model_state)
+            self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
             self.task.load_state_dict(state["task"])
@@ -319,32 +180,6 @@ class Trainer:
         self._epoch_length = length
         self._on_disk = {"state": progress.last_saved_step,
                          "weights": checkpoint.weights_step(self.run_dir) or progress.best_step}  # fmt: skip
-
-    def _check_optimizer_state(self, saved: Any, where: str) -> None:
-        """The optimizer part: one entry per trainable parameter, each tensor of the parameter's shape."""
-        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) or not isinstance(
-            saved.get("param_groups"), list
-        ):
-            raise CheckpointError(f"{where}: its 'optimizer' part is not an optimizer state (state, param_groups)")
-        ids = [i for group in saved["param_groups"] if isinstance(group, dict) for i in group.get("params", [])]
-        if len(ids) != len(params):
-            raise CheckpointError(f"{where}: its optimizer holds {len(ids)} parameters, the model in "
-                                  f"{checkpoint.CONFIG} has {len(params)}")  # fmt: skip
-        for position, index in enumerate(ids):
-            entry = saved["state"].get(index, {})
-            if not isinstance(entry, dict):
-                raise CheckpointError(f"{where}: optimizer state of {names[position]!r} is not a set of tensors")
-            for key, value in entry.items():
-                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[position].shape:
-                    raise CheckpointError(
-                        f"{where}: optimizer {key} of {names[position]!r} has shape {list(value.shape)}, the "
-                        f"parameter in {checkpoint.CONFIG} has {list(params[position].shape)}"
-                    )
-        bad = checkpoint.non_finite(saved["state"])
-        if bad is not None:
-            raise CheckpointError(f"{where}: its optimizer state holds non-finite values ({bad}); refused")
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -690,35 +525,6 @@ def _os_error(error: OSError) -> str:
             path = path.with_name(path.name[1:-4].rsplit(".", 1)[0])
         return f"{error.strerror or error} ({path})"
     return str(error.strerror or error)
-
-
-def resume_parts(run_dir: str | Path, task_cls: type, device, overrides: dict | None = None) -> tuple:
-    """What resuming ``run_dir`` continues: (task, model, train config, run config, vocabulary, training state).
-
-    Each part is checked against the others before anything runs: config.json's model against the
-    weights' names and shapes, the vocabulary against the model's sizes (the task's ``check_run``);
-    :meth:`Trainer.load_training_state` then checks optimizer.pt. ``overrides`` replace train-config
-    fields (raised limits). A mismatch is one CheckpointError line naming the part and the key or shape.
-    """
-    run_dir = Path(run_dir)
-    config = checkpoint.load_config(run_dir, task=task_cls.name)
-    train_config = config_from_dict(TrainConfig, config.get("train"), f"{run_dir / checkpoint.CONFIG} train")
-    if overrides:
-        train_config = TrainConfig(**{**train_config.__dict__, **overrides})
-    state = checkpoint.load_training_state(run_dir, device="cpu")
-    if state is None:
-        raise CheckpointError(f"{run_dir} has no {checkpoint.TRAINING_STATE} to resume from")
-    try:
-        model = build_model(config.get("model"))
-    except ConfigError as error:
-        raise CheckpointError(f"{run_dir / checkpoint.CONFIG}: {error}") from None
-    checkpoint.check_weights(run_dir, model.state_dict())
-    if hasattr(task_cls, "check_run"):
-        task_cls.check_run(run_dir, config)
-    task = task_cls.from_run(run_dir, config, device)
-    run_config = {k: v for k, v in config.items() if k not in ("format", "version", "model", "train")}
-    vocab = checkpoint.load_vocab(run_dir) if (run_dir / checkpoint.VOCAB).is_file() else None
-    return task, model.to(device), train_config, run_config, vocab, state
 
 
 def max_abs_gradient(model: nn.Module) -> float:
