@@ -34,7 +34,7 @@ from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.models import load_model
 from rnnkit.progress import FINAL_PREVIEW, ProgressDisplay, describe_metrics
 from rnnkit.runlock import RunLock
-from rnnkit.tasks import TASKS, get_shown, get_task, shown
+from rnnkit.tasks import TASKS, get_shown, get_task, presets, shown
 from rnnkit.tasks.music import add_sample_arguments, music_sample, sample_run
 from rnnkit.tasks.options import POSITIVE, POSITIVE_REAL, SEED, Number
 from rnnkit.train import TRAIN_RANGES, TrainConfig, Trainer, resume_parts
@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on a task")
     tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
     for name, task in sorted(TASKS.items()):
-        p = tasks.add_parser(name, help=task.help, description=task.help)
+        table = getattr(task, "preset_table", None)
+        p = tasks.add_parser(name, help=task.help, description=task.help, epilog=table and presets.describe(table),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         task.add_arguments(p)
         add_common_training_options(p)
 
@@ -243,12 +245,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                 overrides["allow_divergence"] = True
             task, model, train_config, run_config, vocab, state = resume_parts(run_dir, task_cls, device, overrides)
         else:
+            chosen = presets.apply(task_cls, args)  # the budget's defaults for what the user left out
             defaults = task_cls.train_defaults()
             if args.batch_size is None:
                 args.batch_size = defaults.get("batch_size", 32)
             train_config = train_config_from_args(args, defaults)
             torch.manual_seed(args.seed)
             task, model, run_config, vocab = task_cls.from_args(args, device)
+            if chosen is not None:
+                run_config["defaults"] = chosen
             state = None
             created = checkpoint.make_run_dir(run_dir)
             lock = RunLock(run_dir).acquire()

@@ -21,8 +21,8 @@ class LanguageModelConfig:
     on the output of the last layer; ``rnn.dropout`` acts between layers. ``tie_weights`` shares the
     embedding matrix with the output layer (Press & Wolf 2017; Inan et al. 2017) and needs the RNN's
     output size to equal ``embedding_size``. ``init_range`` r, when set, draws every parameter from
-    U(-r, r) as Zaremba et al. do; otherwise layers keep their own initialisation and the embedding and
-    head use U(-0.1, 0.1).
+    U(-r, r) as Zaremba et al. do; otherwise layers keep their own initialisation, the head uses U(-0.1, 0.1) and the
+    embedding N(0, 1) (U(-0.1, 0.1) when tied to the head).
     """
 
     vocab_size: int
@@ -73,7 +73,14 @@ class LanguageModel(EmbeddingRecurrent):
     def reset_parameters(self) -> None:
         r = self.config.init_range
         if r is None:  # the layers keep their own initialisation
-            init_uniform([self.embedding.weight, self.head.weight], 0.1)
+            init_uniform([self.head.weight], 0.1)
+            if self.config.tie_weights:  # the head's scale: N(0, 1) logits would start far from uniform
+                init_uniform([self.embedding.weight], 0.1)
+            else:
+                # N(0, 1), torch's own: the RNN's input weights are drawn for inputs of unit scale. U(-0.1, 0.1)
+                # (std 0.06) left the input's signal below the recurrent one, and a char LM sat at the unigram
+                # loss for its first 100+ steps (benchmarks/results/lm_plateau-cpu2.md).
+                nn.init.normal_(self.embedding.weight)
             nn.init.zeros_(self.head.bias)
         else:
             init_uniform(self.parameters(), r)

@@ -48,8 +48,20 @@ from rnnkit.tasks.options import (
     read_pretrained,
     rnn_config_from_args,
 )
+from rnnkit.tasks.presets import Preset
 
 CLASS_WEIGHTS = ("none", "balanced")
+# The defaults, by the data's layout and budget (benchmarks/classify_defaults.py; results in
+# benchmarks/results/classify_defaults-cpu2.md): a bidirectional GRU with max pooling over its outputs, which
+# reached 0.845 on SST-2 (benchmarks/results/classify_sst-cpu2.md), for labelled lines (sentences); a smaller
+# one for class folders, whose 50-token windows are many and long.
+_LINES = {"cell": "gru", "embedding_size": 300, "hidden_size": 150, "num_layers": 1, "bidirectional": True,
+          "pooling": "max", "dropout": 0.5, "batch_size": 64, "lr": 1e-3, "schedule": "cosine"}  # fmt: skip
+_FOLDERS = {**_LINES, "embedding_size": 128, "hidden_size": 128, "dropout": 0.3, "lr": 2e-3}
+PRESETS = {
+    "lines": [Preset(math.inf, _LINES, "SST-2 sentences")],
+    "folders": [Preset(math.inf, _FOLDERS, "the four corpora of ../shared/data/corpora")],
+}
 
 
 @dataclass(frozen=True)
@@ -206,21 +218,27 @@ class ClassifyTask:
         g.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
                        help="balanced: weigh each class's loss by N / (C n_c), for imbalanced data")  # fmt: skip
         m = parser.add_argument_group("model")
-        m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-        m.add_argument("--embedding-size", type=POSITIVE, default=128)
-        m.add_argument("--hidden-size", type=POSITIVE, default=128)
-        m.add_argument("--num-layers", type=POSITIVE, default=1)
-        m.add_argument("--bidirectional", action="store_true")
-        m.add_argument("--pooling", choices=["last", "mean", "max"], default="last",
+        # Options left out here come from the preset for the data's layout and --time-budget (PRESETS above).
+        m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
+        m.add_argument("--embedding-size", type=POSITIVE)
+        m.add_argument("--hidden-size", type=POSITIVE)
+        m.add_argument("--num-layers", type=POSITIVE)
+        m.add_argument("--bidirectional", action=argparse.BooleanOptionalAction)
+        m.add_argument("--pooling", choices=["last", "mean", "max"],
                        help="final state, or mean / max of the outputs over the sequence")  # fmt: skip
-        m.add_argument("--dropout", type=DROPOUT, default=0.2, help="dropout on the embeddings and the pooled vector")
+        m.add_argument("--dropout", type=DROPOUT, help="dropout on the embeddings and the pooled vector")
         add_rnn_options(m)
         add_embedding_options(m)
 
     @classmethod
     def train_defaults(cls) -> dict:
-        return {"batch_size": 32, "lr": 2e-3, "schedule": "constant", "clip_norm": 5.0, "patience": 5,
-                "default_epochs": 10}  # fmt: skip
+        return {"clip_norm": 5.0, "patience": 5, "default_epochs": 10}
+
+    preset_table = PRESETS
+
+    @staticmethod
+    def preset_variant(args: argparse.Namespace) -> str:
+        return "folders" if args.train is not None and Path(args.train).is_dir() else "lines"
 
     @classmethod
     def data_config(cls, args: argparse.Namespace) -> ClassifyDataConfig:

@@ -55,8 +55,24 @@ from rnnkit.tasks.options import (
     read_pretrained,
     rnn_config_from_args,
 )
+from rnnkit.tasks.presets import Preset, left_alone
 
 DEFAULT_CORPUS = "tinyshakespeare.txt"
+# The winners of benchmarks/lm_defaults.py on 2 CPU cores (results: benchmarks/results/lm_defaults-cpu2.md).
+# A short budget wants a small GRU at a high rate (GRU steps run in rnnkit's C loops, ~1.3x the LSTM's
+# rate per second at this size); a long one a wider, regularised stack at a lower rate.
+_CHAR_SHORT = {"cell": "gru", "hidden_size": 256, "num_layers": 2, "embedding_size": 128, "dropout": 0.0,
+               "tie_weights": False, "seq_len": 100, "batch_size": 32, "lr": 8e-3, "schedule": "cosine"}  # fmt: skip
+_CHAR_LONG = {**_CHAR_SHORT, "hidden_size": 384, "dropout": 0.2, "lr": 3e-3}
+_WORD = {"cell": "lstm", "hidden_size": 256, "num_layers": 1, "embedding_size": 256, "dropout": 0.4,
+         "tie_weights": True, "seq_len": 35, "batch_size": 32, "lr": 3e-3, "schedule": "cosine"}  # fmt: skip
+PRESETS = {
+    "char": [
+        Preset(300, _CHAR_SHORT, "tiny Shakespeare, 120 s: 1.51 nats/char (H=384 dropout 0.2: 1.62)"),
+        Preset(math.inf, _CHAR_LONG, "tiny Shakespeare, 600 s: 1.46 nats/char (H=256 without dropout: 1.49)"),
+    ],
+    "word": [Preset(math.inf, _WORD, "Penn Treebank, 600 s")],
+}
 
 
 def default_corpus() -> Path:
@@ -188,25 +204,32 @@ class LanguageModelTask:
         g.add_argument("--word-split", choices=["whitespace", "punct"], default="whitespace",
                        help="word level: split on whitespace only (PTB) or also at punctuation")  # fmt: skip
         g.add_argument("--lowercase", action="store_true", help="word level: lowercase the text")
-        g.add_argument("--seq-len", type=POSITIVE, default=100, help="truncated BPTT window (steps)")
+        g.add_argument("--seq-len", type=POSITIVE, help="truncated BPTT window (steps)")
         g.add_argument("--eval-tokens", type=Number(int, 2), help="score only the first N validation tokens")
         g.add_argument("--init-from", metavar="RUN", help="fine-tune: start from RUN's model and tokenizer "
                        "(new characters get fresh rows; new words become <unk>)")  # fmt: skip
         m = parser.add_argument_group("model")
-        m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-        # The defaults won benchmarks/lm_sweep.py: the best tiny-Shakespeare model after 10 minutes on 2 CPU cores.
-        m.add_argument("--hidden-size", type=POSITIVE, default=256)
-        m.add_argument("--num-layers", type=POSITIVE, default=2)
-        m.add_argument("--embedding-size", type=POSITIVE, default=128)
-        m.add_argument("--dropout", type=DROPOUT, default=0.1, help="dropout on non-recurrent connections")
-        m.add_argument("--tie-weights", action="store_true", help="share the embedding with the output layer")
+        # Options left out here come from the preset for --time-budget (presets() below, rnnkit.tasks.presets).
+        m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
+        m.add_argument("--hidden-size", type=POSITIVE)
+        m.add_argument("--num-layers", type=POSITIVE)
+        m.add_argument("--embedding-size", type=POSITIVE)
+        m.add_argument("--dropout", type=DROPOUT, help="dropout on non-recurrent connections")
+        m.add_argument("--tie-weights", action="store_true", default=None,
+                       help="share the embedding with the output layer")  # fmt: skip
         m.add_argument("--init-range", type=POSITIVE_REAL, help="draw every parameter from U(-r, r) (Zaremba et al.)")
         add_rnn_options(m)
         add_embedding_options(m)
 
     @classmethod
     def train_defaults(cls) -> dict:
-        return {"batch_size": 64, "lr": 8e-3, "schedule": "cosine", "clip_norm": 5.0}
+        return {"clip_norm": 5.0}
+
+    preset_table = PRESETS
+
+    @staticmethod
+    def preset_variant(args: argparse.Namespace) -> str:
+        return args.level
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, device: torch.device):
@@ -221,6 +244,8 @@ class LanguageModelTask:
         check_positive(data.seq_len, "--seq-len")
         check_positive(data.batch_size, "--batch-size")
         check_positive(data.vocab_size, "--vocab-size")
+        if left_alone(args, "tie_weights") and (args.freeze_embeddings or args.embeddings is not None):
+            args.tie_weights = False  # the preset's tying yields to vectors of their own size, or frozen ones
         if args.freeze_embeddings and args.tie_weights:
             raise ConfigError("--freeze-embeddings with --tie-weights would freeze the output layer too; drop one")
         if args.init_from is not None:
@@ -269,12 +294,12 @@ class LanguageModelTask:
             "recurrent_dropout": c.rnn.recurrent_dropout, "zoneout": c.rnn.zoneout, "reset": c.rnn.reset,
             "backend": c.rnn.backend,
         }  # fmt: skip
-        # argparse cannot tell a flag left alone from one set to its default: a flag at its default takes
-        # RUN's value, any other value must be RUN's
+        # a flag left alone (at its default, or filled by the budget's preset) takes RUN's value; any other
+        # value must be RUN's
         defaults = option_defaults(cls.add_arguments)
         for name, value in fixed.items():
             given = getattr(args, name)
-            if given != defaults[name] and given != value:
+            if given != defaults[name] and given != value and not left_alone(args, name):
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{flag} {given} differs from {run}'s {value}: with --init-from the model and its "
                                   f"tokenizer come from the run; leave {flag} out")  # fmt: skip

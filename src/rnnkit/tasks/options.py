@@ -21,6 +21,7 @@ from rnnkit.data.text import iter_lines
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.layers import RecurrentConfig
 from rnnkit.models.common import load_pretrained
+from rnnkit.tasks.presets import left_alone
 
 
 def add_rnn_options(group) -> None:
@@ -161,14 +162,17 @@ def option_defaults(add_arguments) -> dict:
 
 def read_pretrained(args: argparse.Namespace, vocab: list[str], default_size: int) -> tuple[WordVectors | None, int]:
     """The ``--embeddings`` vectors of the words of ``vocab`` (exact or lowercased) and the embedding size:
-    the file's when ``--embedding-size`` is left at ``default_size``, else both must agree. (None, the
+    the file's when ``--embedding-size`` is left at ``default_size`` (or to the budget's preset), else both
+    must agree. (None, the
     embedding size) without ``--embeddings``."""
     path = getattr(args, "embeddings", None)
     if path is None:
         return None, args.embedding_size
     wanted = {w.lower() for w in vocab}
     vectors = read_word_vectors(path, keep=lambda word: word.lower() in wanted)
-    if args.embedding_size not in (default_size, vectors.dim):
+    size = args.embedding_size
+    given = size is not None and size != default_size and not left_alone(args, "embedding_size")
+    if given and size != vectors.dim:
         raise ConfigError(f"--embedding-size {args.embedding_size} does not match the {vectors.dim}-dimensional "
                           f"vectors of {path}; leave it out to take the file's size")  # fmt: skip
     if not len(vectors):

@@ -49,6 +49,15 @@ from rnnkit.tasks.options import (
     read_pretrained,
     rnn_config_from_args,
 )
+from rnnkit.tasks.presets import Preset
+
+# The defaults (benchmarks/tag_conll.py; results in benchmarks/results/tag_conll-cpu2.md): Lample et al.'s
+# BiLSTM-CRF with a character BiLSTM, BIOES tags, lowercased words with an embedded casing class (Reimers &
+# Gurevych 2017), which reached dev F1 0.9005 on CoNLL-2003 in 905 s without pretrained vectors.
+_BILSTM_CRF = {"cell": "lstm", "embedding_size": 100, "hidden_size": 200, "casing_size": 8, "lowercase": True,
+               "scheme": "bioes", "crf": True, "dropout": 0.5, "batch_size": 16, "lr": 1e-3,
+               "schedule": "constant"}  # fmt: skip
+PRESETS = {"conll": [Preset(math.inf, _BILSTM_CRF, "CoNLL-2003 dev F1 0.9005 in 905 s")]}
 
 PAD_CHAR, UNK_CHAR = "<pad>", "<unk>"
 
@@ -300,34 +309,43 @@ class TagTask:
         g.add_argument("--valid-fraction", type=FRACTION, default=0.1, help="held out without --valid")
         g.add_argument("--input-scheme", choices=["iob1", "bio", "bioes"], default="iob1",
                        help="tag scheme of the files (CoNLL-2003: iob1)")  # fmt: skip
-        g.add_argument("--scheme", choices=["bio", "bioes"], default="bio", help="tag scheme the model learns")
+        g.add_argument("--scheme", choices=["bio", "bioes"], help="tag scheme the model learns")
         g.add_argument("--binary-names", action="store_true",
                        help="tag only whether each word is part of a person's name (PER vs the rest)")  # fmt: skip
-        g.add_argument("--lowercase", action="store_true", help="lowercase words (use with --casing-size)")
+        g.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
+                       help="lowercase words (use with --casing-size)")  # fmt: skip
         g.add_argument("--vocab-size", type=POSITIVE, help="keep the N most frequent training words (default: all)")
         g.add_argument("--max-word-length", type=POSITIVE, default=30, help="characters read per word")
         g.add_argument("--unk-replace", type=DROPOUT, default=0.5,
                        help="train <unk> by replacing words seen once with it at this probability")  # fmt: skip
         m = parser.add_argument_group("model")
-        m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-        m.add_argument("--embedding-size", type=POSITIVE, default=100)
-        m.add_argument("--hidden-size", type=POSITIVE, default=100, help="per direction of the word BiLSTM")
+        # Options left out here come from the preset for --time-budget (PRESETS above).
+        m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
+        m.add_argument("--embedding-size", type=POSITIVE)
+        m.add_argument("--hidden-size", type=POSITIVE, help="per direction of the word BiLSTM")
         m.add_argument("--num-layers", type=POSITIVE, default=1)
         m.add_argument("--char-features", choices=["lstm", "cnn", "none"], default="lstm")
         m.add_argument("--char-embedding-size", type=POSITIVE, default=25)
         m.add_argument("--char-hidden-size", type=POSITIVE, default=25,
                        help="char BiLSTM size per direction or CNN filters")  # fmt: skip
         m.add_argument("--char-kernel-size", type=POSITIVE, default=3, help="char CNN filter width")
-        m.add_argument("--casing-size", type=COUNT, default=0, help="embed each word's casing class in N dims (0: off)")
-        m.add_argument("--dropout", type=DROPOUT, default=0.5, help="dropout on the word features and BiLSTM output")
-        m.add_argument("--crf", action="store_true", help="a linear-chain CRF output with Viterbi decoding")
+        m.add_argument("--casing-size", type=COUNT, help="embed each word's casing class in N dims (0: off)")
+        m.add_argument("--dropout", type=DROPOUT, help="dropout on the word features and BiLSTM output")
+        m.add_argument("--crf", action=argparse.BooleanOptionalAction,
+                       help="a linear-chain CRF output with Viterbi decoding")  # fmt: skip
         m.add_argument("--unconstrained", action="store_true", help="CRF: allow transitions the scheme forbids")
         add_rnn_options(m)
         add_embedding_options(m)
 
+    preset_table = PRESETS
+
+    @staticmethod
+    def preset_variant(args: argparse.Namespace) -> str:
+        return "conll"
+
     @classmethod
     def train_defaults(cls) -> dict:
-        return {"batch_size": 32, "lr": 1e-3, "schedule": "constant", "clip_norm": 5.0, "patience": 8,
+        return {"clip_norm": 5.0, "patience": 8,
                 "default_epochs": 30}  # fmt: skip
 
     @classmethod
