@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit import checkpoint
+from rnnkit import checkpoint, distributed
 from rnnkit.config import config_from_dict
 from rnnkit.data.algorithmic import (
     GENERATORS,
@@ -74,8 +74,10 @@ PAD, GO, END = "<pad>", "<go>", "<end>"
 # learn through the combined curriculum (Zaremba & Sutskever 2014).
 _ATTENTION = {"cell": "lstm", "hidden_size": 128, "num_layers": 1, "embedding_size": 64, "dropout": 0.0,
               "bidirectional": True, "attention": "luong", "input_feeding": False, "curriculum": "baseline",
-              "advance_at": 0.95, "batch_size": 128, "lr": 3e-3, "schedule": "cosine"}  # fmt: skip
-_CURRICULUM = {**_ATTENTION, "curriculum": "combined", "advance_at": 0.9}
+              "advance_at": 0.95, "epoch_size": 500, "batch_size": 128, "lr": 3e-3, "schedule": "cosine"}  # fmt: skip
+# The curriculum moves on at evaluations: 100-batch epochs let it move on five times sooner (at 500, 9-digit
+# addition was still at 8 digits after 900 s: 0.004 exact; benchmarks/results/defaults-cpu2.md).
+_CURRICULUM = {**_ATTENTION, "embedding_size": 32, "curriculum": "combined", "advance_at": 0.9, "epoch_size": 100}
 PRESETS = {
     "sort": [Preset(math.inf, _ATTENTION, "sort L=32 V=32: 0.9999 token, 0.998 exact in 1800 s")],
     "copy": [Preset(math.inf, _ATTENTION, "copy: attention reads the input back")],
@@ -257,13 +259,16 @@ class Seq2SeqTask:
         return Batches(range(start, self.data.epoch_size), lambda index: self.training_batch(epoch, index))
 
     def training_batch(self, epoch: int, index: int):
-        """Batch ``index`` of ``epoch``: fresh examples from a seed that depends only on both."""
+        """Batch ``index`` of ``epoch``: fresh examples from a seed that depends only on both (and, under
+        torchrun, on the rank: each process draws its own batch_size / processes examples)."""
         d = self.data
-        rng = random.Random(derive_seed(d.seed, "train", epoch, index))
-        pairs = encode_examples(self.vocab, draw(self.generator, rng, "train", self.curriculum.draw, d.batch_size))
+        rng = random.Random(distributed.rank_seed(derive_seed(d.seed, "train", epoch, index)))
+        size = d.batch_size // distributed.world()
+        pairs = encode_examples(self.vocab, draw(self.generator, rng, "train", self.curriculum.draw, size))
         count = sum(len(target) + 1 for _, target in pairs)  # the targets and their end tokens
         batch = make_batch(self.vocab, pairs, self.device)
-        return (*batch, count, epoch * d.epoch_size + index, derive_seed(d.seed, "sampling", epoch, index) % 2**63)
+        sampling = distributed.rank_seed(derive_seed(d.seed, "sampling", epoch, index) % 2**63)
+        return (*batch, count, epoch * d.epoch_size + index, sampling)
 
     def sampling_prob(self, step: int) -> float:
         d = self.data
@@ -363,7 +368,7 @@ class Seq2SeqTask:
                        help="naive/combined: harder level once its token accuracy reaches this")  # fmt: skip
         g.add_argument("--advance-patience", type=POSITIVE, default=5,
                        help="naive/combined: ... or after this many evaluations without improving")  # fmt: skip
-        g.add_argument("--epoch-size", type=POSITIVE, default=500, help="batches between evaluations (fresh data)")
+        g.add_argument("--epoch-size", type=POSITIVE, help="batches between evaluations (fresh data)")
         g.add_argument("--valid-size", type=POSITIVE, default=1000)
         g.add_argument("--test-size", type=POSITIVE, default=2000, help="examples `rnnkit eval RUN` scores")
         m = parser.add_argument_group("model")
