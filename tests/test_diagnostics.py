@@ -101,8 +101,17 @@ def test_gradflow_on_a_trained_run_with_real_text_and_training_plots(tmp_path, c
     assert "has no config.json" in capsys.readouterr().err
 
 
-def test_bad_gradflow_input(capsys):
-    assert main(["gradflow", "--length", "0"]) == 2
-    assert "--length must be >= 1" in capsys.readouterr().err
-    assert main(["gradflow", "--init-scale", "-1", "--cell", "rnn"]) == 2
-    assert "init scale must be > 0" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, line", [
+    (["--length", "0"], "rnnkit: error: argument --length: must be an integer >= 1, got '0'"),
+    (["--init-scale", "-1", "--cell", "rnn"], "rnnkit: error: argument --init-scale: must be a number > 0, got '-1'"),
+    (["--init-scale", "nan"], "rnnkit: error: argument --init-scale: must be finite and a number > 0, got 'nan'"),
+])  # fmt: skip
+def test_bad_gradflow_input(capsys, argv, line):
+    """Flags are checked where they are parsed: one line naming the flag and the value, exit 2."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["gradflow", *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(line + " (see rnnkit gradflow --help)\n"), err
+    assert len(err.splitlines()) == 1, err
+    with pytest.raises(ValueError, match="init scale must be > 0, got -1"):  # the library checks it too
+        make_cell("rnn", 4, 4, init_scale=-1.0)

@@ -61,6 +61,11 @@ def _stage(path: Path, write: Callable[[str], None]) -> Path:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        if error.filename is None:  # a failed write() names no file; the message must (a full disk)
+            raise OSError(error.errno, error.strerror or str(error), tmp) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -82,8 +87,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON object as a line (metrics.jsonl); non-finite floats become null."""
     line = json.dumps(_finite(record), allow_nan=False)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
+        raise
 
 
 def save(
@@ -105,11 +115,11 @@ def save(
     config last, so a reader never sees a config that names weights that are not there yet.
     """
     run_dir = Path(run_dir)
-    for what, obj in (("the weights", None if model is None else model.state_dict()),
-                      ("the training state", training_state)):  # fmt: skip
+    for what, obj in (("the weights hold", None if model is None else model.state_dict()),
+                      ("the training state holds", training_state)):  # fmt: skip
         bad = non_finite(obj)
         if bad is not None:
-            raise CheckpointError(f"{what} hold non-finite values ({bad}); not saved")
+            raise CheckpointError(f"{what} non-finite values ({bad}); not saved")
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "version": VERSION, **config}
     metadata = {"format": "pt"} if step is None else {"format": "pt", "step": str(int(step))}
@@ -283,7 +293,7 @@ def load_weights(run_dir: str | os.PathLike, model: nn.Module, device: str | tor
     """Load ``model.safetensors`` into an already built ``model``: every tensor must be there with the
     model's shape, and finite."""
     path = Path(run_dir) / WEIGHTS
-    check_weights(run_dir, model.state_dict())
+    check_weights(run_dir, model)
     try:
         missing, unexpected = _load_safetensors_model(model, path, strict=False, device=str(device))
     except (SafetensorError, OSError, RuntimeError, ValueError) as error:
@@ -297,10 +307,12 @@ def load_weights(run_dir: str | os.PathLike, model: nn.Module, device: str | tor
     return model
 
 
-def check_weights(run_dir: str | os.PathLike, expected: dict) -> dict[str, str]:
-    """Check that ``model.safetensors`` holds exactly the tensors of ``expected`` (a model's state dict),
-    with the same shapes, reading only its header; returns its metadata. One-line CheckpointError otherwise."""
+def check_weights(run_dir: str | os.PathLike, model: nn.Module) -> dict[str, str]:
+    """Check that ``model.safetensors`` holds exactly the tensors of ``model``'s state dict, with the same
+    shapes, under the names loading reads them by (:func:`loaded_names`), reading only its header;
+    returns its metadata. One-line CheckpointError otherwise."""
     path = Path(run_dir) / WEIGHTS
+    expected = model.state_dict()
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
     try:
@@ -321,8 +333,21 @@ def check_weights(run_dir: str | os.PathLike, expected: dict) -> dict[str, str]:
         if same is not None:
             seen[same] = key
         wanted[key] = tuple(tensor.shape)
-    compare_shapes(shapes, wanted, f"{path}", f"the model in {CONFIG}")
+    compare_shapes(loaded_names(model, shapes), wanted, f"{path}", f"the model in {CONFIG}")
     return metadata
+
+
+def loaded_names(model: nn.Module, found: dict) -> dict:
+    """``found`` (a state dict, or its names mapped to anything, e.g. shapes) under the names that
+    ``model.load_state_dict`` reads it by: each submodule's load_state_dict pre-hooks run over a copy,
+    parents first, as loading runs them. So the checks before loading compare what loading will see:
+    layers read the ``rnn.cells.0.weight_ih`` of run directories saved before torch's names as
+    ``rnn.weight_ih_l0`` (:meth:`rnnkit.layers.Recurrent._rename_old_keys`)."""
+    renamed = dict(found)
+    for prefix, module in model.named_modules():
+        for hook in module._load_state_dict_pre_hooks.values():
+            hook(renamed, f"{prefix}." if prefix else "", {}, True, [], [], [])
+    return renamed
 
 
 def compare_shapes(found: dict, wanted: dict, where: str, against: str) -> None:
@@ -375,7 +400,7 @@ def load_training_state(run_dir: str | os.PathLike, device: str | torch.device =
         state = torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as error:
         raise CheckpointError(
-            f"{path} is corrupt or not a plain tensor file, refused without running it: {_first_line(error)}"
+            f"{path} is corrupt or not a plain tensor file, refused without running it: {_unpickling_reason(error)}"
         ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} does not hold a training state")
@@ -410,8 +435,23 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+    """The first line of an error's message, without terminal colours, at most 200 characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()
+    return text[0].strip()[:200] if text and text[0].strip() else type(error).__name__
+
+
+def _unpickling_reason(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words: its message opens with
+    paragraphs on how to load the file anyway, and names what it refused after ``WeightsUnpickler error:``
+    (an object such as ``io.open`` it would have called, an opcode it does not run)."""
+    text = str(error)
+    _, marker, rest = text.partition("WeightsUnpickler error:")
+    if marker:
+        lines = [line.strip() for line in rest.splitlines() if line.strip()]
+        if lines:
+            reason = lines[0].split(" was not an allowed global")[0]
+            return f"{reason.rstrip('.')} (only tensors and plain data are read)"
+    return _first_line(error)
 
 
 def _finite(obj: Any) -> Any:

@@ -64,8 +64,8 @@ def check_training_state(state: Any, model: nn.Module, task: Any, where: str) ->
     if not isinstance(model_state, dict) or not all(isinstance(v, torch.Tensor) for v in model_state.values()):
         raise CheckpointError(f"{where}: its 'model' part is not a set of named tensors")
     wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    checkpoint.compare_shapes({k: tuple(v.shape) for k, v in model_state.items()}, wanted,
-                              f"{where} (its 'model' part)", f"the model in {checkpoint.CONFIG}")  # fmt: skip
+    found = checkpoint.loaded_names(model, {k: tuple(v.shape) for k, v in model_state.items()})
+    checkpoint.compare_shapes(found, wanted, f"{where} (its 'model' part)", f"the model in {checkpoint.CONFIG}")
     bad = checkpoint.non_finite(model_state)
     if bad is not None:
         raise CheckpointError(f"{where}: its weights hold non-finite values ({bad}); refused")
@@ -131,7 +131,7 @@ def resume_parts(run_dir: str | Path, task_cls: type, device, overrides: dict | 
         model = build_model(config.get("model"))
     except ConfigError as error:
         raise CheckpointError(f"{run_dir / checkpoint.CONFIG}: {error}") from None
-    checkpoint.check_weights(run_dir, model.state_dict())
+    checkpoint.check_weights(run_dir, model)
     if hasattr(task_cls, "check_run"):
         task_cls.check_run(run_dir, config)
     task = task_cls.from_run(run_dir, config, device)
