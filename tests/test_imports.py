@@ -15,7 +15,7 @@ import rnnkit
 
 PACKAGE = Path(rnnkit.__file__).parent
 # what any task module may import from tasks/: the registry and the shared modules
-TASK_SHARED = {"rnnkit.tasks", "rnnkit.tasks.options", "rnnkit.tasks.common"}
+TASK_SHARED = {"rnnkit.tasks", "rnnkit.tasks.options", "rnnkit.tasks.common", "rnnkit.tasks.presets"}
 DATA_ALLOWED = ("rnnkit.data", "rnnkit.errors", "rnnkit.config")
 
 

@@ -17,8 +17,12 @@ from rnnkit.models import (
     CharFeaturesConfig,
     ConditionalGenerator,
     ConditionalGeneratorConfig,
+    Forecaster,
+    ForecasterConfig,
     LanguageModel,
     LanguageModelConfig,
+    MusicModel,
+    MusicModelConfig,
     Seq2Seq,
     Seq2SeqConfig,
     SequenceClassifier,
@@ -83,6 +87,15 @@ EXAMPLES = {
     "ConditionalGenerator": (
         lambda: ConditionalGenerator(ConditionalGeneratorConfig(V, E, 3, rnn("gru"), label_size=5)),
         lambda m: m(TOKENS, torch.tensor([0, 2]))[0],
+    ),
+    "Forecaster": (
+        lambda: Forecaster(ForecasterConfig(3, 2, 4, rnn("gru", input_size=3 + 2 + 2), num_series=3, series_embedding=2,
+                                            head_size=5)),  # fmt: skip
+        lambda m: m(torch.randn(2, 6, 3), torch.randn(2, 4, 2), torch.tensor([0, 2])),
+    ),
+    "MusicModel": (
+        lambda: MusicModel(MusicModelConfig(rnn(input_size=12), num_keys=12, output="nade", nade_hidden=5)),
+        lambda m: m.log_likelihood((torch.rand(2, 5, 12) < 0.3).float(), LENGTHS),
     ),
 }
 

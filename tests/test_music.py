@@ -19,16 +19,16 @@ from rnnkit.data.music import (
     check_tune,
     collate_rolls,
     complete_tunes,
+    midi_bytes,
     notes_to_roll,
     parse_prime_notes,
     read_abc,
     read_chorales,
     read_midi,
+    roll_png,
     roll_to_notes,
     split_tunes,
     tune_report,
-    write_midi,
-    write_roll_png,
 )
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.layers import RecurrentConfig
@@ -126,7 +126,7 @@ def test_midi_round_trip_through_mido(tmp_path):
     roll = rng.random((24, KEYS)) < 0.05
     roll[:4, 39] = True  # middle C held four frames: one note
     path = tmp_path / "roll.mid"
-    write_midi(path, roll_to_notes(roll, beats_per_frame=0.25))
+    path.write_bytes(midi_bytes(roll_to_notes(roll, beats_per_frame=0.25)))
     midi = mido.MidiFile(path)  # mido reads it back: a standard file
     assert midi.type == 0 and len(midi.tracks) == 1
     ons = [m for m in midi.tracks[0] if m.type == "note_on"]
@@ -148,8 +148,7 @@ def test_repeated_chords_of_the_roll_are_held_notes_and_a_gap_restrikes(tmp_path
 def test_piano_roll_png_is_written(tmp_path):
     roll = np.zeros((16, KEYS), dtype=bool)
     roll[:, [39, 43, 46]] = True
-    write_roll_png(tmp_path / "roll.png", roll, primed=1, title="C major")
-    assert (tmp_path / "roll.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert roll_png(roll, primed=1, title="C major")[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # -- the models -----------------------------------------------------------------------------------------
@@ -226,6 +225,23 @@ def test_nade_samples_follow_its_probabilities():
     codes = (draws * torch.tensor([4.0, 2.0, 1.0])).sum(-1).long()  # frame (v0, v1, v2) -> its row of `every`
     empirical = torch.bincount(codes, minlength=8).float() / len(codes)
     assert torch.allclose(empirical, exact, atol=0.01)
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "nade"])
+def test_padded_pieces_score_as_each_piece_alone(output):
+    """Pieces of different lengths in one batch: each row's log-likelihoods are those of the piece run alone,
+    and the steps after a piece's end are masked to 0 (so the loss averages over real steps only)."""
+    m = model(output=output, cell="gru").double().eval()
+    rng = np.random.default_rng(3)
+    rolls = [rng.random((n, KEYS)) < 0.08 for n in (3, 9, 6)]
+    frames, lengths = collate_rolls(rolls)
+    batch = m.log_likelihood(frames.double(), lengths)  # (3, 9)
+    for i, roll in enumerate(rolls):
+        alone = m.log_likelihood(torch.from_numpy(roll).double().unsqueeze(0))[0]
+        torch.testing.assert_close(batch[i, : len(roll)], alone, rtol=1e-12, atol=1e-12)
+        assert torch.all(batch[i, len(roll) :] == 0)
+    scores = score_rolls(m, rolls, batch_size=3, device="cpu")
+    assert scores["nll_per_step"] == pytest.approx(-batch.sum().item() / 18, rel=1e-12)
 
 
 def test_generate_feeds_frames_back_from_the_prime_and_is_seeded():
@@ -328,6 +344,34 @@ def test_mistakes_are_one_line_and_status_2(trained, tmp_path, capsys, argv, mat
     assert err.startswith("rnnkit: error: ") and match in err and err.count("\n") == 1
 
 
+def test_the_16th_note_file_of_a_folder_trains_and_its_midi_keeps_16th_note_time(tmp_path, capsys):
+    """--resolution picks the file of a folder; the voice-separated format's -1 is silence; MIDI frames are
+    a 16th note long (0.25 beats, 1/8 s at 120 bpm)."""
+    folder = tmp_path / "jsb"
+    folder.mkdir()
+    quarter = {"train": [[[60, 64, 67]] * 4], "valid": [[[60]]], "test": [[[60]]]}
+    voices = [[[67, 64, 60, 48]] * 4 + [[-1, -1, -1, 48]] * 4 for _ in range(6)]
+    (folder / "jsb-chorales-quarter.json").write_text(json.dumps(quarter))
+    (folder / "Jsb16thSeparated.json").write_text(json.dumps({"train": voices, "valid": voices[:2],
+                                                              "test": voices[:2]}))  # fmt: skip
+    run = tmp_path / "run"
+    assert main(["train", "music", "--data", str(folder), "--resolution", "16th", "--out", str(run), "--max-steps",
+                 "40", "--hidden-size", "8", "--lr", "0.03", "--dropout", "0", "--quiet"]) == 0  # fmt: skip
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["data"].endswith("Jsb16thSeparated.json") and config["data"]["resolution"] == "16th"
+    assert config["defaults"]["preset"] == "16th, any budget" and config["defaults"]["chosen"]["cell"] == "lstm"
+    capsys.readouterr()
+    tested = run_json(capsys, "eval", run, "--json")  # the run's own file, the test split by default
+    assert tested["split"] == "test" and tested["metrics"]["steps"] == 16
+    midi = tmp_path / "out.mid"
+    run_json(capsys, "sample", run, "--prime-notes", "48,60,64,67", "--steps", "7", "--temperature", "0",
+             "--midi", midi, "--json")  # fmt: skip
+    notes = read_midi(midi)
+    assert all((n.end * 4) % 1 == 0 and (n.start * 4) % 1 == 0 for n in notes)
+    assert max(n.end for n in notes) <= 8 * 0.25 and min(n.end for n in notes if n.start == 0) >= 0.25
+    assert mido.MidiFile(midi).length <= 8 * 0.125 + 1e-9
+
+
 def test_a_bad_chorale_file_is_refused_before_a_run_is_made(tmp_path, capsys):
     bad = write_json(tmp_path, {"train": [[[60]]], "test": [[[60]]]})
     assert main(["train", "music", "--data", str(bad), "--out", str(tmp_path / "run"), "--max-steps", "1"]) == 2
@@ -362,15 +406,26 @@ def test_check_tune_parses_and_checks_bars_against_the_metre():
     assert report["parse_share"] == 0.75 and report["consistent_share"] == 0.5
 
 
-def test_abc_sample_report_writes_the_tunes_that_parse_to_one_midi_file(tmp_path):
+def test_abc_sample_report_puts_the_tunes_that_parse_into_one_midi_file():
     text = f"{SCALE}\n\nX: 9\nM:4/4\nK:C\nab[[[|\n\n{PICKUP}\n\nX: 10\n"
-    out = tmp_path / "tunes.mid"
-    report = abc_sample_report(text, midi=out, reference=[SCALE, PICKUP])
+    report = abc_sample_report(text, midi=True, reference=[SCALE, PICKUP])
     assert report["generated"]["tunes"] == 3 and report["generated"]["parse"] == 2 and report["cut_off"] == 1
     assert report["reference"]["parse_share"] == 1.0 and report["midi_tunes"] == 2
-    pitches = [n.pitch for n in read_midi(out)]
+    notes = read_midi(data=report["midi"])
+    pitches = [n.pitch for n in notes]
     assert pitches[:8] == [60, 62, 64, 65, 67, 69, 71, 72]  # the scale, then after a gap the pickup tune
-    assert pitches[16] == 62 and len(pitches) == 16 + 7
+    # the pickup tune ends on ':|' (back to the start): its 7 notes are played twice, as a listener hears it
+    assert pitches[16:] == [62, 67, 69, 71, 72, 71, 69] * 2
+    assert notes[16].start == notes[15].end + 4.0  # gap_beats of silence between the tunes
+
+
+def test_a_tune_whose_repeats_do_not_pair_up_is_played_once_and_ties_hold():
+    text = "X: 1\nM:2/4\nL:1/4\nK:C\n|:CD|E-E|\n\n"  # '|:' never closed: music21 cannot expand it
+    report = abc_sample_report(text, midi=True)
+    assert report["midi_tunes"] == 1
+    assert read_midi(data=report["midi"]) == [Note(60, 0.0, 1.0, 90), Note(62, 1.0, 2.0, 90), Note(64, 2.0, 4.0, 90)]
+    with pytest.raises(DataError, match="none of the 1 complete generated tunes parses: no MIDI file written"):
+        abc_sample_report("X: 1\nM:2/4\nK:C\nab[[[|\n\n", midi=True)
 
 
 def test_read_abc_skips_files_without_tunes_and_says_which(tmp_path):
@@ -388,8 +443,10 @@ def test_read_abc_skips_files_without_tunes_and_says_which(tmp_path):
 def test_sample_abc_from_a_char_lm_run(tmp_path, capsys):
     tunes = [f"X: {i}\nT:Tune {i}\nM:4/4\nL:1/4\nK:C\n" + "|".join(random.Random(i).choice(["CDEF", "GABc", "cBAG",
              "FEDC"]) for _ in range(4)) + "|]\n" for i in range(60)]  # fmt: skip
-    data = tmp_path / "tunes.abc"
-    data.write_text("\n\n".join(tunes))
+    data = tmp_path / "abc"
+    data.mkdir()
+    (data / "tunes.txt").write_text("\n\n".join(tunes))
+    (data / "readme.txt").write_text("Sixty tunes of four bars.\n")  # no tune in it: skipped, and said so
     run = tmp_path / "lm"
     assert main(["train", "lm", "--data", str(data), "--out", str(run), "--max-steps", "150", "--hidden-size", "64",
                  "--embedding-size", "16", "--batch-size", "16", "--seq-len", "50", "--num-layers", "1", "--lr",
@@ -402,5 +459,6 @@ def test_sample_abc_from_a_char_lm_run(tmp_path, capsys):
     assert metrics["reference_parse_share"] == 1.0 and metrics["tunes"] == 3
     assert metrics["parse_share"] >= 2 / 3  # a few seconds of training already writes tunes that parse
     assert out.is_file() and read_midi(out)
+    assert result["notes"] == ["1 of 2 training files held no ABC tune and were skipped: readme.txt"]
     assert main(["sample", str(run), "--midi", str(out)]) == 2
     assert "--midi with an lm run needs --abc" in capsys.readouterr().err

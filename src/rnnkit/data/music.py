@@ -9,9 +9,10 @@ piece with no steps or a split that is missing is refused with one :class:`~rnnk
 pitch inside MIDI's 0-127 but off the piano (below 21 or above 108) is dropped and counted in
 :attr:`PianoRolls.dropped` (none of the chorales' pitches, 36-96, is).
 
-**MIDI** is written and read with mido. A frame lasts ``BEATS[resolution]`` beats (a quarter note = one beat,
-at ``TEMPO_BPM``); the rolls do not tell a held note from a repeated one (the data set says so itself), so a
-run of frames in which a key sounds becomes one held note.
+**MIDI** is made and read with mido, as bytes (so are the piano-roll PNGs): the caller writes the file,
+atomically, and this leaf writes nothing. A frame lasts ``BEATS[resolution]`` beats (a quarter note = one
+beat, at ``TEMPO_BPM``); the rolls do not tell a held note from a repeated one (the data set says so itself),
+so a run of frames in which a key sounds becomes one held note.
 
 **ABC tunes** are checked with music21 (a dependency of rnnkit; imported only when a tune is checked, since it
 takes most of a second to import): :func:`check_tune` says whether a tune parses and whether its bars are
@@ -37,7 +38,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.checkpoint import atomic_write
 from rnnkit.errors import ConfigError, DataError
 
 LOWEST, HIGHEST = 21, 108  # the piano's keys in MIDI numbers: A0 .. C8
@@ -203,9 +203,9 @@ def notes_to_roll(notes: Iterable[Note], beats_per_frame: float = 1.0, steps: in
     return roll
 
 
-def write_midi(path: str | os.PathLike, notes: Iterable[Note], *, tempo_bpm: float = TEMPO_BPM,
-               ticks_per_beat: int = 480, program: int = 0) -> None:  # fmt: skip
-    """A standard MIDI file (type 0, one track, channel 0, General MIDI ``program``; 0 is the piano)."""
+def midi_bytes(notes: Iterable[Note], *, tempo_bpm: float = TEMPO_BPM, ticks_per_beat: int = 480,
+               program: int = 0) -> bytes:  # fmt: skip
+    """A standard MIDI file's bytes (type 0, one track, channel 0, General MIDI ``program``; 0 is the piano)."""
     import mido
 
     events = []  # (tick, order, message): note-offs before note-ons at the same tick, so a repeat restrikes
@@ -224,7 +224,9 @@ def write_midi(path: str | os.PathLike, notes: Iterable[Note], *, tempo_bpm: flo
     track.append(mido.MetaMessage("end_of_track", time=0))
     midi = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
     midi.tracks.append(track)
-    atomic_write(path, midi.save)
+    out = io.BytesIO()
+    midi.save(file=out)
+    return out.getvalue()
 
 
 def read_midi(path: str | os.PathLike | None = None, *, data: bytes | None = None,
@@ -253,9 +255,8 @@ def read_midi(path: str | os.PathLike | None = None, *, data: bytes | None = Non
     return sorted(notes, key=lambda n: (n.start, n.pitch))
 
 
-def write_roll_png(path: str | os.PathLike, roll: np.ndarray, *, beats_per_frame: float = 1.0,
-                   title: str | None = None, primed: int = 0) -> None:  # fmt: skip
-    """A piano-roll picture: time across, pitch up, the first ``primed`` frames (the prime) shaded."""
+def roll_png(roll: np.ndarray, *, beats_per_frame: float = 1.0, title: str | None = None, primed: int = 0) -> bytes:
+    """A piano-roll picture as PNG bytes: time across, pitch up, the first ``primed`` frames (the prime) shaded."""
     from matplotlib.figure import Figure
 
     roll = np.asarray(roll, dtype=bool)
@@ -274,7 +275,9 @@ def write_roll_png(path: str | os.PathLike, roll: np.ndarray, *, beats_per_frame
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100)
+    return out.getvalue()
 
 
 # -- ABC tunes ------------------------------------------------------------------------------------
@@ -316,7 +319,8 @@ class TuneCheck:
     ``parses``: music21 read it without an error or a warning, it has a metre (``M:``) and a key (``K:``)
     and at least one bar with a note. ``consistent``: it parses and every bar lasts what its metre says,
     except a short bar at the start or end of the tune or of a section (a pickup, or the bar that completes
-    it, next to a repeat sign or a double bar); no bar is ever longer.
+    it, next to a repeat sign or a double bar); no bar is ever longer. (music21 splits a bar that is too long
+    into a full bar and the rest, so a tune with more bars in the score than between its ``|`` signs had one.)
     """
 
     parses: bool
@@ -346,6 +350,7 @@ def check_tune(tune: str) -> TuneCheck:
         with contextlib.redirect_stderr(captured), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             score = m21.converter.parseData(tune, format="abc")
+            written = _written_bars(tune, m21)
     except Exception as error:  # noqa: BLE001 - any failure of the parser is the verdict "does not parse"
         message = str(error).splitlines()[0] if str(error) else ""
         return TuneCheck(False, False, error=f"{type(error).__name__}: {message}"[:200])
@@ -357,7 +362,23 @@ def check_tune(tune: str) -> TuneCheck:
     notes = sum(len(m.notes) for ms in measures for m in ms)
     if bars == 0 or notes == 0:
         return TuneCheck(False, False, bars, notes, error="no bar with a note")
-    return TuneCheck(True, all(_bars_consistent(ms, m21) for ms in measures), bars, notes, score=score)
+    consistent = bars == written and all(_bars_consistent(ms, m21) for ms in measures)
+    return TuneCheck(True, consistent, bars, notes, score=score)
+
+
+def _written_bars(tune: str, m21) -> int:
+    """The bars with notes between the tune's bar lines, voice by voice, as music21's ABC reader makes them
+    into measures (before it splits the bars that are too long)."""
+    handler = m21.abcFormat.ABCHandler()
+    handler.process(tune)
+    voices = handler.splitByVoice()
+    parts = voices if len(voices) == 1 else [voices[0] + v for v in voices[1:]]  # the header, then each voice
+    bars = 0
+    for part in parts:
+        if part.definesMeasures():
+            merged = m21.abcFormat.mergeLeadingMetaData(part.splitByMeasure())
+            bars += sum(1 for bar in merged if bar.hasNotes()) if len(merged) > 1 else 0
+    return bars
 
 
 def _bars_consistent(measures: list, m21) -> bool:
@@ -378,12 +399,18 @@ def _bars_consistent(measures: list, m21) -> bool:
 
 
 def tune_notes(check: TuneCheck) -> list[Note]:
-    """The notes of a tune that parses, as music21 plays it (repeats as written once), in beats."""
+    """The notes of a tune that parses, in beats, as music21 plays it: repeats played, as a listener hears
+    them; a tune whose repeat signs do not pair up (an opened ``|:`` never closed) is played once, as written."""
     m21 = _music21()
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data = m21.midi.translate.music21ObjectToMidiFile(check.score).writestr()
+        try:
+            data = m21.midi.translate.music21ObjectToMidiFile(check.score).writestr()
+        except m21.repeat.ExpanderException:
+            score = check.score
+            once = m21.stream.Score([p.flatten() for p in score.parts] if len(score.parts) else [score.flatten()])
+            data = m21.midi.translate.music21ObjectToMidiFile(once).writestr()  # no measures: nothing to expand
     return read_midi(data=data)
 
 
@@ -443,14 +470,15 @@ def reference_sample(tunes: Sequence[str], limit: int | None, seed: int = 0) -> 
     return [tunes[i] for i in sorted(keep)]
 
 
-def abc_sample_report(text: str, *, midi: str | os.PathLike | None = None, reference: Sequence[str] | None = None,
+def abc_sample_report(text: str, *, midi: bool = False, reference: Sequence[str] | None = None,
                       gap_beats: float = 4.0) -> dict:  # fmt: skip
-    """Judge generated ABC text: split it into tunes, check each with music21, write the ones that parse to
-    ``midi`` one after another (``gap_beats`` of silence between them) and compare the shares with those of
-    the ``reference`` tunes (the training tunes' own shares).
+    """Judge generated ABC text: split it into tunes, check each with music21, with ``midi`` put the ones
+    that parse into one MIDI file, one after another (``gap_beats`` of silence between them), and compare
+    the shares with those of the ``reference`` tunes (the training tunes' own shares).
 
     Returns ``{"generated": report, "reference": report or None, "cut_off", "tunes": [{"text", "parses",
-    "consistent", "error"}], "midi": path or None, "midi_tunes"}`` (reports as :func:`tune_report`)."""
+    "consistent", "error"}], "midi": the MIDI file's bytes or None, "midi_tunes"}`` (reports as
+    :func:`tune_report`); with ``midi`` and no tune that parses, a DataError."""
     tunes, cut_off = complete_tunes(text)
     checks = [check_tune(t) for t in tunes]
     result = {"generated": tune_report(tunes, checks), "cut_off": cut_off,
@@ -458,7 +486,7 @@ def abc_sample_report(text: str, *, midi: str | os.PathLike | None = None, refer
                         for t, c in zip(tunes, checks)],
               "reference": None if reference is None else tune_report(reference),
               "midi": None, "midi_tunes": 0}  # fmt: skip
-    if midi is not None:
+    if midi:
         notes, offset, written = [], 0.0, 0
         for check in checks:
             if not check.parses:
@@ -470,7 +498,6 @@ def abc_sample_report(text: str, *, midi: str | os.PathLike | None = None, refer
             offset = max(n.end for n in notes) + gap_beats
             written += 1
         if not written:
-            raise DataError(f"none of the {len(tunes)} complete generated tunes parses: {midi} not written")
-        write_midi(midi, notes)
-        result["midi"], result["midi_tunes"] = str(midi), written
+            raise DataError(f"none of the {len(tunes)} complete generated tunes parses: no MIDI file written")
+        result["midi"], result["midi_tunes"] = midi_bytes(notes), written
     return result

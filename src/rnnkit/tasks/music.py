@@ -36,13 +36,13 @@ from rnnkit.data.music import (
     chorales_path,
     collate_rolls,
     frame_pitches,
+    midi_bytes,
     parse_prime_notes,
     read_abc,
     read_chorales,
     reference_sample,
+    roll_png,
     roll_to_notes,
-    write_midi,
-    write_roll_png,
 )
 from rnnkit.data.tokenizers import CharTokenizer, tokenizer_from_json
 from rnnkit.decoding import iter_generate
@@ -54,11 +54,23 @@ from rnnkit.models.music import OUTPUTS, MusicModel, MusicModelConfig
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import COUNT, DROPOUT, POSITIVE, add_rnn_options, check_positive, rnn_config_from_args
+from rnnkit.tasks.presets import Preset
 
 # `rnnkit sample` options of music runs (and of --abc for lm runs): any of them sends the command here
 SAMPLE_FLAGS = ("abc", "midi", "roll", "prime_notes")
 ABC_PRIME = "X:"  # a tune's first field: the sample starts a tune
 ABC_CHARS_PER_TUNE = 4000  # --abc gives up on a tune after this many characters (the training tunes: ~430)
+
+# The defaults (rnnkit.tasks.presets; benchmarks/music.py measures them on JSB at a short and a long budget).
+# A chorale is 25-160 quarter-note frames and the training split 229 of them: the data are few, so the model
+# is a mid-sized LSTM with dropout on what the output reads, small batches (29 updates an epoch) and Adam at a
+# constant rate; the run keeps its best validation weights, so a budget longer than the optimum costs nothing
+# but time. 128 units is within the 100-300 of Boulanger-Lewandowski et al.'s (2012) RNN rows and ~6x the
+# ~20k parameters of Chung et al.'s (2014) models, which the dropout pays for.
+_CHORALES = {"cell": "lstm", "hidden_size": 128, "num_layers": 1, "dropout": 0.3, "batch_size": 8, "lr": 3e-3,
+             "schedule": "constant"}  # fmt: skip
+_WHY = "not yet measured: chosen from the published models' sizes; benchmarks/music.py times it"
+PRESETS = {"quarter": [Preset(math.inf, _CHORALES, _WHY)], "16th": [Preset(math.inf, _CHORALES, _WHY)]}
 
 
 @dataclass(frozen=True)
@@ -85,11 +97,12 @@ def score_rolls(model: MusicModel, rolls: list, batch_size: int, device) -> dict
     was_training = model.training
     model.eval()
     order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))  # similar lengths together: less padding
+    dtype = model.head.weight.dtype  # frames in the model's precision (a float64 model scores in float64)
     nats, steps, tp, fp, fn = 0.0, 0, 0, 0, 0
     try:
         for k in range(0, len(order), batch_size):
             frames, lengths = collate_rolls([rolls[i] for i in order[k : k + batch_size]])
-            frames, lengths = frames.to(device), lengths.to(device)
+            frames, lengths = frames.to(device, dtype), lengths.to(device)
             mask = length_mask(lengths, frames.shape[1])  # (B, T)
             features, _ = model(model.shift(frames))  # (B, T, F)
             logp = model.log_prob(features, frames)  # (B, T)
@@ -174,12 +187,11 @@ class MusicTask:
         g.add_argument("--resolution", choices=RESOLUTIONS, default="quarter",
                        help="a frame is a quarter or a 16th note: the file a folder gives, and the MIDI timing")
         m = parser.add_argument_group("model")
-        # The defaults were chosen by short trainings on JSB quarter notes (docs/music.md says which).
-        m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-        m.add_argument("--hidden-size", type=POSITIVE, default=128)
-        m.add_argument("--num-layers", type=POSITIVE, default=1)
-        m.add_argument("--dropout", type=DROPOUT, default=0.3,
-                       help="dropout on the RNN's output (and between layers)")  # fmt: skip
+        # Options left out here come from the preset for --resolution and --time-budget (PRESETS above).
+        m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
+        m.add_argument("--hidden-size", type=POSITIVE)
+        m.add_argument("--num-layers", type=POSITIVE)
+        m.add_argument("--dropout", type=DROPOUT, help="dropout on the RNN's output (and between layers)")
         m.add_argument("--output", choices=OUTPUTS, default="sigmoid",
                        help="independent sigmoids (Chung et al. 2014) or a NADE over the keys, low to high")
         m.add_argument("--nade-hidden", type=POSITIVE, default=128, help="hidden units of the NADE output")
@@ -189,9 +201,15 @@ class MusicTask:
         m.add_argument("--skip-connections", action="store_true", help="every layer reads the input too")
         add_rnn_options(m)
 
+    preset_table = PRESETS
+
+    @staticmethod
+    def preset_variant(args: argparse.Namespace) -> str:
+        return args.resolution
+
     @classmethod
     def train_defaults(cls) -> dict:
-        return {"batch_size": 8, "lr": 3e-3, "schedule": "constant", "clip_norm": 5.0, "default_epochs": 100}
+        return {"clip_norm": 5.0, "default_epochs": 100}
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, device: torch.device):
@@ -244,10 +262,10 @@ class MusicTask:
         primed = 0 if prime is None else len(prime)
         notes = roll_to_notes(roll, data.beats_per_frame)
         if args.midi:
-            write_midi(args.midi, notes)
+            write_bytes(args.midi, midi_bytes(notes))
         if args.roll:
-            write_roll_png(args.roll, roll, beats_per_frame=data.beats_per_frame, primed=primed,
-                           title=f"{Path(run_dir).name}: {args.steps} frames, temperature {args.temperature:g}")
+            title = f"{Path(run_dir).name}: {args.steps} frames, temperature {args.temperature:g}"
+            write_bytes(args.roll, roll_png(roll, beats_per_frame=data.beats_per_frame, primed=primed, title=title))
         frames = [frame_pitches(f) for f in roll]
         lines = [f"{t:4d}{' *' if t < primed else '  '} " + " ".join(map(str, f)) for t, f in enumerate(frames)]
         wrote = [f"wrote {p}" for p in (args.midi, args.roll) if p]
@@ -257,6 +275,11 @@ class MusicTask:
                    "mean_polyphony": sum(map(len, frames[primed:])) / max(1, len(frames) - primed)}  # fmt: skip
         return {"task": cls.name, "frames": frames, "primed": primed, "midi": args.midi, "roll": args.roll,
                 "metrics": metrics, "text": "\n".join(lines)}  # fmt: skip
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Write a file the user asked for atomically: an old file of that name stays whole until the new one is."""
+    checkpoint.atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 # -- `rnnkit sample`: the options and the dispatch the command line hooks in -------------------------------
@@ -325,7 +348,10 @@ def sample_abc(run_dir: Path, config: dict, args: argparse.Namespace, device) ->
                              f"skipped: {', '.join(Path(f).name for f, _ in found.skipped[:3])}")  # fmt: skip
         except (DataError, TypeError) as error:
             notes.append(f"no reference shares: the run's training data cannot be read ({error})")
-    report = abc_sample_report(text, midi=args.midi, reference=reference)
+    report = abc_sample_report(text, midi=bool(args.midi), reference=reference)
+    if report["midi"] is not None:
+        write_bytes(args.midi, report["midi"])
+        report["midi"] = str(args.midi)
     gen, ref = report["generated"], report["reference"]
     lines = []
     for i, tune in enumerate(report["tunes"], 1):
