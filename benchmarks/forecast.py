@@ -15,8 +15,11 @@ the default measurement is never overwritten by an exploration).
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import re
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -43,14 +46,17 @@ def run_series(name: str, budget: float, extra: list[str], scratch: Path) -> dic
     command = ["train", "forecast", *train_flags(cfg), "--time-budget", f"{budget:g}", "--out", str(run), "--quiet"]
     trained = rnnkit(*command, *extra)
     evaluated = rnnkit("eval", str(run))
-    summary = trained["summary"]
+    summary, details = trained["summary"], evaluated["details"]
     return {
         "command": "rnnkit " + shlex.join(command[:-1] + extra).replace(str(FOLDER) + "/", "timeseries/"),
         "horizon": cfg["horizon"], "season": cfg["season"], "features": cfg["features"],
         "steps": summary["steps"], "seconds": summary["seconds"], "stopped": summary["stopped"],
         "parameters": summary["parameters"], "notes": summary["notes"],
         "best_step": (summary.get("best") or {}).get("step"),
-        "model": evaluated["metrics"], "baselines": evaluated["baselines"], "forecast": evaluated["forecast"],
+        "chosen_defaults": json.loads((run / "config.json").read_text()).get("chosen_defaults"),
+        "model": {**evaluated["metrics"], **details["model"]},
+        "baselines": {m: {**scores, **details["baselines"][m]} for m, scores in evaluated["baselines"].items()},
+        "forecast": evaluated["forecast"],
     }  # fmt: skip
 
 
@@ -59,7 +65,7 @@ def targets(result: dict) -> list[dict]:
     rows, beats_best = [], []
     for name, r in result["series"].items():
         m, b = r["model"], r["baselines"]
-        best = min(("ets", "arima"), key=lambda k: b[k]["mase"])
+        best = min(("ets", "arima"), key=lambda k: b[k]["mase"] if b[k].get("mase") is not None else math.inf)
         rows.append({"series": name, "target": "MASE below seasonal naive's",
                      "figures": f"{m['mase']:.3f} vs {b['seasonal_naive']['mase']:.3f}",
                      "met": m["mase"] < b["seasonal_naive"]["mase"]})  # fmt: skip
@@ -76,6 +82,23 @@ def targets(result: dict) -> list[dict]:
         rows.append({"series": "all four", "target": "below the best of AutoETS/AutoARIMA on at least two",
                      "figures": f"{sum(beats_best)} of 4", "met": sum(beats_best) >= 2})  # fmt: skip
     return rows
+
+
+def wins(result: dict) -> list[str]:
+    """One line per series where a baseline has a lower MASE than the model, or an 80% interval closer to 0.8."""
+    lines = []
+    for name, r in result["series"].items():
+        m, b = r["model"], r["baselines"]
+        better = [f"{k} (MASE {b[k]['mase']:.3f} vs {m['mase']:.3f})" for k in METHODS
+                  if b[k].get("mase") is not None and b[k]["mase"] < m["mase"]]  # fmt: skip
+        calibrated = [f"{k} (cov 80 {b[k]['coverage_80']:.2f} vs {m['coverage_80']:.2f})" for k in METHODS
+                      if b[k].get("coverage_80") is not None
+                      and abs(b[k]["coverage_80"] - 0.8) < abs(m["coverage_80"] - 0.8)]  # fmt: skip
+        if better:
+            lines.append(f"- {name}, point forecast: " + ", ".join(better))
+        if calibrated:
+            lines.append(f"- {name}, 80% interval: " + ", ".join(calibrated))
+    return lines
 
 
 def fmt(value, digits: int) -> str:
@@ -108,7 +131,7 @@ def markdown(result: dict) -> str:
     ]
     for name, r in result["series"].items():
         rows = [("**rnnkit**", r["model"])] + [(m, r["baselines"][m]) for m in METHODS]
-        best = min(scores["mase"] for _, scores in rows)
+        best = min(scores["mase"] for _, scores in rows if scores.get("mase") is not None)
         for label, scores in rows:
             cells = []
             for key, digits in COLUMNS:
@@ -119,6 +142,8 @@ def markdown(result: dict) -> str:
               "| series | target | figures | met |", "|---|---|---|---|"]  # fmt: skip
     for row in result["targets"]:
         lines.append(f"| {row['series']} | {row['target']} | {row['figures']} | {'yes' if row['met'] else '**no**'} |")
+    lines += ["", "## Where the statistical methods still win", ""]
+    lines += wins(result) or ["- nowhere on these test splits (one window of H points each)"]
     lines += ["", "## The runs", "", "| series | steps | best step | seconds | parameters | command |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in result["series"].items():
@@ -139,8 +164,8 @@ def main(argv=None) -> None:
     parser.add_argument("--time-budget", type=float, default=300.0, help="seconds of each training command")
     parser.add_argument("--flags", default="", help="extra `rnnkit train forecast` flags (an exploration, not the "
                         "default measurement)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="2 s a series, results in a temporary folder: a check "
-                        "of the script end to end, not a measurement")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="2 s a series in a temporary folder, removed after: "
+                        "a check of the script end to end (under a minute), not a measurement; writes nothing")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.series.split(",") if n.strip()]
     unknown = [n for n in names if n not in SERIES]
@@ -148,24 +173,31 @@ def main(argv=None) -> None:
         parser.error(f"unknown series {unknown[0]!r}; the series are: {', '.join(SERIES)}")
     budget = 2.0 if args.quick else args.time_budget
     extra = shlex.split(args.flags)
-    scratch = Path(tempfile.mkdtemp(prefix="rnnkit-forecast-"))
     command = "flock /tmp/cpu.lock python benchmarks/forecast.py" + "".join([
         f" --series {args.series}" if names != list(SERIES) else "",
         f" --time-budget {args.time_budget:g}" if args.time_budget != 300 else "",
         f" --flags {shlex.quote(args.flags)}" if args.flags else "", " --quick" if args.quick else ""])  # fmt: skip
     result = {"machine": machine("cpu"), "command": command, "time_budget": budget, "flags": args.flags,
               "quick": args.quick, "series": {}}  # fmt: skip
-    for name in names:
-        print(f"{name}: training for {budget:g} s", file=sys.stderr)
-        result["series"][name] = run_series(name, budget, extra, scratch)
+    scratch = Path(tempfile.mkdtemp(prefix="rnnkit-forecast-"))  # the runs; removed at the end
+    try:
+        for name in names:
+            print(f"{name}: training for {budget:g} s", file=sys.stderr)
+            result["series"][name] = run_series(name, budget, extra, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     result["targets"] = targets(result)
+    text = markdown(result)
+    if args.quick:
+        print(text)
+        print("--quick: nothing written (the figures above come from 2-second runs)", file=sys.stderr)
+        return
     suffix = ""
     if args.flags or args.time_budget != 300 or names != list(SERIES):
         label = f"{'-'.join(names)} {args.time_budget:g}s {args.flags}".lower()
         suffix = "-" + re.sub(r"[^a-z0-9]+", "-", label).strip("-")
-    folder = scratch / "results" if args.quick else RESULTS
-    write_results("forecast" + suffix, result, markdown(result), folder)
-    print(markdown(result))
+    write_results("forecast" + suffix, result, text, RESULTS)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -52,20 +52,30 @@ def test_eval_reports_the_model_the_baselines_and_the_forecast(tmp_path, capsys)
     assert code == 0, err
     result = json.loads(out)
     assert result["task"] == "forecast"
-    wanted = {"mae", "rmse", "smape", "mase", "coverage_80", "coverage_95"}
-    assert wanted <= set(result["metrics"])
+    wanted = {"mae", "rmse", "smape", "mase", "coverage_80", "coverage_95"}  # exactly the issue's keys
+    assert set(result["metrics"]) == wanted
     assert set(result["baselines"]) == {"naive", "seasonal_naive", "ets", "arima"}
-    for scores in result["baselines"].values():
-        assert wanted <= set(scores) and scores["method"]
+    for name, scores in result["baselines"].items():
+        assert set(scores) == wanted and all(isinstance(v, float) for v in scores.values())
+        assert result["details"]["baselines"][name]["method"]
+    assert result["details"]["baselines"]["arima"]["method"].startswith("ARIMA")
     rows = result["forecast"]
     assert [r["date"] for r in rows] == [f"2005-{m:02d}-01" for m in range(7, 13)]  # the last 6 months
     for r in rows:
         assert set(r) == {"date", "median", "lo80", "hi80", "lo95", "hi95"}
         assert r["lo95"] <= r["lo80"] <= r["median"] <= r["hi80"] <= r["hi95"]
     # the seasonal naive repeats the season before the test: its MAE, computed here, is what eval reports
-    values = [float(line.split(",")[1]) for line in data.read_text().splitlines()[1:]]
-    expected = np.mean(np.abs(np.array(values[-6:]) - np.array(values[-18:-12])))
+    values = np.array([float(line.split(",")[1]) for line in data.read_text().splitlines()[1:]])
+    test, history = values[-6:], values[:-6]
+    expected = np.mean(np.abs(test - values[-18:-12]))
     assert result["baselines"]["seasonal_naive"]["mae"] == pytest.approx(expected)
+    # MASE as Hyndman defines it: the MAE over the in-sample MAE of the seasonal naive (m = 12) on the history
+    scale = np.mean(np.abs(history[12:] - history[:-12]))
+    median = np.array([r["median"] for r in rows])
+    assert result["metrics"]["mase"] == pytest.approx(np.mean(np.abs(test - median)) / scale)
+    assert result["baselines"]["seasonal_naive"]["mase"] == pytest.approx(expected / scale)
+    inside = [r["lo80"] <= y <= r["hi80"] for r, y in zip(rows, test)]
+    assert result["metrics"]["coverage_80"] == pytest.approx(np.mean(inside))
 
 
 def test_no_later_value_changes_the_evaluated_forecast(tmp_path, capsys):
@@ -81,6 +91,13 @@ def test_no_later_value_changes_the_evaluated_forecast(tmp_path, capsys):
     plain = forecast(monthly(tmp_path, name="a.csv"))
     assert forecast(monthly(tmp_path, name="b.csv", change=69)) == plain  # inside the last 6 rows
     assert forecast(monthly(tmp_path, name="c.csv", change=65)) != plain  # the row before them
+    # the same rows in another order: sorted by date (and said so), the same forecast
+    lines = monthly(tmp_path, name="d.csv").read_text().splitlines()
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join([lines[0], *np.random.default_rng(1).permutation(lines[1:])]) + "\n")
+    assert forecast(shuffled) == plain
+    code, out, _ = run(capsys, "eval", run_dir, "--data", shuffled, "--json")
+    assert "rows were not in date order in 1 series: sorted by date" in json.loads(out)["details"]["notes"]
 
 
 def test_backtest_gives_mean_and_spread_for_the_model_and_each_baseline(tmp_path, capsys):
@@ -138,6 +155,12 @@ def test_global_model_over_stacked_series_and_resume(tmp_path, capsys):
 
 BAD = [
     ("no target column", "month,sales\n2000-01,1\n", ["--target", "units"], "no target column 'units'"),
+    ("irregular dates", "month,sales\n" + "".join(f"2000-{m:02d},{m}\n" for m in range(1, 13)) + "2000-02-15,2\n",
+     [], "irregular timestamps in the series: 2000-02-15 is off the monthly grid"),
+    ("a season longer than the history", None, ["--season", "70"], "--season 70: the training part of the series"),
+    ("a history that repeats itself", "month,sales\n" + "".join(f"{2000 + t // 12}-{t % 12 + 1:02d},{t % 12}\n"
+                                                               for t in range(48)),
+     [], "repeats itself every 12 steps"),
     ("text target", "month,sales\n2000-01,1\n2000-02,lots\n", [], "target column 'sales' is not numeric"),
     ("ragged rows", "month,sales\n2000-01,1\n2000-02,2,3\n", [], "ragged rows"),
     ("all missing", "month,sales\n" + "".join(f"2000-{m:02d},NA\n" for m in range(1, 13)), [], "has no value"),
@@ -146,7 +169,7 @@ BAD = [
 
 @pytest.mark.parametrize("text,extra,message", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_input_is_one_line_and_a_failure(tmp_path, capsys, text, extra, message):
-    data = monthly(tmp_path, text=text)
+    data = monthly(tmp_path, text=text)  # text None: the good 72-month file
     argv = ["train", "forecast", "--data", data, "--target", "sales", "--date", "month", "--horizon", 3,
             "--out", tmp_path / "bad", "--quiet", *TINY, *extra]  # fmt: skip
     code, _, err = run(capsys, *argv)
@@ -164,3 +187,27 @@ def test_too_few_rows_and_a_horizon_below_one(tmp_path, capsys):
     code, _, err = run(capsys, *base, "--horizon", 0)
     assert code == 2 and err.count("\n") == 1 and "--horizon" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_defaults_are_chosen_from_the_data_and_flags_win(tmp_path, capsys):
+    """No --season, --lookback or --hidden-size: the frequency's season, max(2H, 2m) shortened to leave H
+    training windows, and the small model for a short series; all recorded. A flag given wins."""
+    data = monthly(tmp_path)  # 72 months
+    code, _, err = run(capsys, "train", "forecast", "--data", data, "--target", "sales", "--date", "month",
+                       "--horizon", 6, "--max-steps", 2, "--out", tmp_path / "d", "--quiet")  # fmt: skip
+    assert code == 0, err
+    config = json.loads((tmp_path / "d" / "config.json").read_text())
+    assert (config["data"]["season"], config["data"]["lookback"]) == (12, 24)  # max(2 x 6, 2 x 12)
+    model = config["model"]["config"]
+    assert (model["rnn"]["hidden_size"], model["head_size"]) == (32, 32)  # 72 - 3 x 6 - 24 + 1 = 31 windows
+    assert set(config["chosen_defaults"]) == {"season", "lookback", "hidden_size"}
+    notes = json.loads((tmp_path / "d" / "summary.json").read_text())["notes"]
+    assert any(n.startswith("defaults chosen from the data: season 12 (monthly)") for n in notes)
+    code, _, err = run(capsys, "train", "forecast", "--data", data, "--target", "sales", "--date", "month",
+                       "--horizon", 20, "--hidden-size", 8, "--season", 3, "--max-steps", 2, "--out", tmp_path / "e",
+                       "--quiet")  # fmt: skip
+    assert code == 0, err
+    config = json.loads((tmp_path / "e" / "config.json").read_text())
+    # 72 points, H = 20: too short for max(40, 24) and 20 windows; lookback and windows share 72 - 60 + 1 rows
+    assert config["data"]["lookback"] == 6 and config["data"]["season"] == 3
+    assert config["model"]["config"]["rnn"]["hidden_size"] == 8 and set(config["chosen_defaults"]) == {"lookback"}

@@ -177,6 +177,8 @@ def _parse_dates(path: str, columns: dict[str, list[str]], names: tuple[str, ...
     if len(names) == 1:
         raw = columns[names[0]]
         parsed = pd.to_datetime(pd.Series(raw, dtype=object), errors="coerce")
+        if parsed.isna().any():  # the format pandas inferred from the first dates; ISO 8601 reads "1949-01" and
+            parsed = pd.to_datetime(pd.Series(raw, dtype=object), errors="coerce", format="ISO8601")  # "1953-03-15"
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert(None)  # zone-aware stamps compare in UTC
         values = parsed.to_numpy("datetime64[ns]")
@@ -324,16 +326,36 @@ def _month_index(dates: np.ndarray) -> np.ndarray:
     return dates.astype("datetime64[M]").astype(np.int64)
 
 
-def _month_anchor(dates: np.ndarray) -> str:
-    """How every date sits in its month (``"start"``, ``"end"``, ``"day"``), or ``""`` when they differ."""
-    within = dates - dates.astype("datetime64[M]").astype("datetime64[ns]")
-    if (within == within[0]).all():
-        return "start" if within[0] == np.timedelta64(0, "ns") else "day"
-    next_month = (dates.astype("datetime64[M]") + 1).astype("datetime64[ns]")
-    before_end = next_month - dates
-    if (before_end == before_end[0]).all() and before_end[0] <= np.timedelta64(1, "D"):
+def _month_offsets(dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each date's time after the start of its month and before the start of the next (timedelta64[ns])."""
+    start = dates.astype("datetime64[M]")
+    return dates - start.astype("datetime64[ns]"), (start + 1).astype("datetime64[ns]") - dates
+
+
+def _mode(values: np.ndarray):
+    """The most common value and the fraction of ``values`` that holds it."""
+    unique, counts = np.unique(values, return_counts=True)
+    return unique[np.argmax(counts)], counts.max() / len(values)
+
+
+def _month_anchor(dates: np.ndarray, share: float = 1.0) -> str:
+    """How the dates sit in their months (``"start"``: day 1, ``"end"``: the last day, ``"day"``: the same day
+    number), when at least ``share`` of them agree; ``""`` otherwise."""
+    within, before_end = _month_offsets(dates)
+    common, fraction = _mode(within)
+    if fraction >= share:
+        return "start" if common == np.timedelta64(0, "ns") else "day"
+    common, fraction = _mode(before_end)
+    if fraction >= share and common <= np.timedelta64(1, "D"):
         return "end"
     return ""
+
+
+def _off_anchor(dates: np.ndarray, anchor: str) -> np.ndarray:
+    """Indices of the dates that do not sit in their month as most of them do (by ``anchor``)."""
+    within, before_end = _month_offsets(dates)
+    offsets = before_end if anchor == "end" else within
+    return np.flatnonzero(offsets != _mode(offsets)[0])
 
 
 def _infer_frequency(where: str, per_series: list[np.ndarray]) -> Frequency:
@@ -343,7 +365,7 @@ def _infer_frequency(where: str, per_series: list[np.ndarray]) -> Frequency:
     values, counts = np.unique(diffs, return_counts=True)
     step = int(values[np.argmax(counts)])
     day = _NS_PER["day"]
-    anchors = {_month_anchor(d) for d in per_series}
+    anchors = {_month_anchor(d, share=0.9) for d in per_series}  # a stray mid-month date is an error, not a grid
     if step >= 28 * day and len(anchors) == 1 and "" not in anchors:
         month_diffs = np.concatenate([np.diff(_month_index(d)) for d in per_series if len(d) > 1])
         mv, mc = np.unique(month_diffs, return_counts=True)
@@ -391,8 +413,10 @@ def _regrid(where, label, target, features, dates, frequency):
         raise DataError(f"{where}: irregular timestamps in {label}: {_show(dates[off[0]])} is not a whole number of "
                         f"{frequency.name} steps after {_show(dates[0])}")  # fmt: skip
     position = np.round(position).astype(np.int64)
-    if frequency.months and _month_anchor(dates) != frequency.anchor:
-        raise DataError(f"{where}: irregular timestamps in {label}: the dates do not sit on the same day of the month")
+    stray = _off_anchor(dates, frequency.anchor) if frequency.months else np.zeros(0, np.int64)
+    if stray.size:
+        raise DataError(f"{where}: irregular timestamps in {label}: {_show(dates[stray[0]])} is off the "
+                        f"{frequency.name} grid (the other dates sit on the same day of their month)")  # fmt: skip
     size = int(position[-1]) + 1
     inserted = np.ones(size, dtype=bool)
     inserted[position] = False

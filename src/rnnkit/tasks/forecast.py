@@ -16,8 +16,6 @@ intervals. The baselines are :mod:`rnnkit.baselines.forecast`'s, fitted on every
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import statistics
 from dataclasses import asdict, dataclass
@@ -26,8 +24,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit import checkpoint
-from rnnkit.baselines.forecast import Forecast, forecast_baselines, seasonal_naive
+from rnnkit import checkpoint, distributed
+from rnnkit.baselines.forecast import Forecast, seasonal_naive
+from rnnkit.baselines.scoring import (
+    BASELINES,
+    METRICS,
+    REPORTED,
+    baseline_forecasts,
+    forecast_rows,
+    observed_series,
+    reported,
+    rows_csv,
+    score_baselines,
+    score_part,
+)
 from rnnkit.config import config_from_dict
 from rnnkit.data.timeseries import (
     Frequency,
@@ -42,15 +52,13 @@ from rnnkit.data.timeseries import (
     window_origins,
 )
 from rnnkit.errors import CheckpointError, ConfigError, DataError
-from rnnkit.metrics import coverage, mae, mape, mase, rmse, smape
 from rnnkit.models import load_model
 from rnnkit.models.forecast import QUANTILES, Forecaster, ForecasterConfig, decoder_config, forecast_loss, quantiles
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import DROPOUT, POSITIVE, Number, add_rnn_options, rnn_config_from_args
 
-METRICS = ("mae", "rmse", "smape", "mase", "mape", "coverage_80", "coverage_95", "spl")
-BASELINES = ("naive", "seasonal_naive", "ets", "arima")
+SMALL_DATA = 1000  # training windows below which the default model is the small one (default_size)
 MAX_PLOTTED = 6  # series drawn by `rnnkit predict --plot`; the CSV has them all
 
 
@@ -82,10 +90,35 @@ class ForecastDataConfig:
 
 def default_lookback(horizon: int, season: int, shortest: int) -> int:
     """L = max(2H, 2m) with m the frequency's usual season, shortened so that every series keeps at least
-    H training windows (a series of n points has n - 2H training rows and n - 3H - L + 1 windows)."""
+    H training windows (a series of n points has n - 2H training rows and n - 3H - L + 1 windows); where even
+    that is too much, lookback and windows share what there is (L about (n - 3H + 1) / 2)."""
     wanted = max(2 * horizon, 2 * season)
-    room = shortest - 4 * horizon + 1
+    room = max(shortest - 4 * horizon + 1, (shortest - 3 * horizon + 1) // 2)
     return max(1, min(wanted, room))
+
+
+def default_size(windows: int) -> int:
+    """The hidden size of the default model (its head's too): 32 for fewer than :data:`SMALL_DATA` training
+    windows, 64 from there. A short series (airline: 25 windows of 48 months) overfits a 64-unit LSTM within
+    a hundred steps; the smaller one overfits more slowly, so the validation checks find its best weights."""
+    return 32 if windows < SMALL_DATA else 64
+
+
+def check_season(series: SeriesSet, data: ForecastDataConfig) -> None:
+    """MASE and the seasonal naive need, in each series' training part, observed points ``season`` apart that
+    differ somewhere (MASE's scale, the in-sample seasonal-naive MAE, must not be 0)."""
+    for s in series.series:
+        label = f"series {s.id!r}" if s.id else "the series"
+        train = s.target[: max(0, len(s) - 2 * data.horizon)]
+        m = data.season
+        lagged = np.abs(train[m:] - train[:-m]) if train.size > m else np.zeros(0)
+        lagged = lagged[np.isfinite(lagged)]
+        if lagged.size == 0:
+            raise DataError(f"--season {m}: the training part of {label} ({train.size} points) has no two observed "
+                            f"values {m} steps apart, which MASE and the seasonal naive need")  # fmt: skip
+        if not lagged.any():
+            raise DataError(f"the training part of {label} repeats itself every {m} steps: MASE (scaled by the "
+                            "seasonal naive's error) is undefined")  # fmt: skip
 
 
 # -- forecasting and scoring ------------------------------------------------------------------------
@@ -124,123 +157,6 @@ def model_forecasts(model: Forecaster, prepared: Prepared, part: str, device, *,
     return out, loss
 
 
-def score(forecast: Forecast, actual: np.ndarray, observed: np.ndarray, history: np.ndarray, season: int) -> dict:
-    r"""The metrics of one forecast against the observed points of ``actual``: MAE, RMSE, sMAPE, MASE (scaled
-    by the in-sample seasonal-naive MAE of ``history``), MAPE (None where a true value is 0), the coverage of
-    both intervals, and ``spl``, the mean pinball loss of the five quantiles divided by the same scale as
-    MASE (M5's scaled pinball loss; at the median alone it is MASE / 2)."""
-    y = np.where(observed, actual, 0.0)  # gaps are masked out; 0 only keeps the array finite
-    kw = {"mask": observed}
-    out = {
-        "mae": mae(y, forecast.median, **kw),
-        "rmse": rmse(y, forecast.median, **kw),
-        "smape": smape(y, forecast.median, **kw),
-        "mase": mase(y, forecast.median, history, season, **kw),
-        "coverage_80": coverage(y, forecast.lo80, forecast.hi80, **kw),
-        "coverage_95": coverage(y, forecast.lo95, forecast.hi95, **kw),
-    }
-    try:
-        out["mape"] = mape(y, forecast.median, **kw)
-    except ValueError:  # a true value of 0: MAPE is undefined
-        out["mape"] = None
-    scale = mae(y, forecast.median, **kw) / out["mase"] if out["mase"] > 0 else None
-    bounds = (forecast.lo95, forecast.lo80, forecast.median, forecast.hi80, forecast.hi95)
-    if scale:
-        e = (y - np.stack(bounds))[:, observed]  # (5, n)
-        q = np.asarray(QUANTILES)[:, None]
-        out["spl"] = float(np.mean(np.maximum(q * e, (q - 1) * e))) / scale
-    else:
-        out["spl"] = 0.0
-    return out
-
-
-def mean_scores(per_series: list[dict]) -> dict:
-    """Each metric's mean over the series (a metric that is None for one series is None)."""
-    if not per_series:
-        return {}
-    out = {}
-    for key in per_series[0]:
-        values = [s[key] for s in per_series]
-        out[key] = None if any(v is None for v in values) else float(statistics.fmean(values))
-    return out
-
-
-def _observed(prepared: Prepared, part: str) -> list[int]:
-    """Indices of the series with at least one observed target in ``part``."""
-    return [k for k, s in enumerate(prepared.series) if s.actual(part)[1].any()]
-
-
-def score_part(forecasts: list[Forecast], prepared: Prepared, part: str, season: int) -> dict:
-    """Metrics of ``forecasts`` (one per series) on ``part``, averaged over the series observed there."""
-    scores = []
-    for k in _observed(prepared, part):
-        s = prepared.series[k]
-        first, _ = s.split.bounds(part)
-        scores.append(score(forecasts[k], *s.actual(part), s.raw[:first], season))
-    return mean_scores(scores)
-
-
-def baseline_forecasts(prepared: Prepared, part: str, season: int, methods: tuple[str, ...] = BASELINES
-                       ) -> tuple[dict[str, list[Forecast | None]], dict[str, str]]:  # fmt: skip
-    """Each baseline's forecast of ``part`` per series (fitted on everything before it), and what was fitted
-    (or why it could not be: a history shorter than the season)."""
-    out: dict[str, list[Forecast | None]] = {m: [] for m in methods}
-    fitted: dict[str, str] = {}
-    for s in prepared.series:
-        history = s.history(part)
-        for m in methods:
-            try:
-                f = forecast_baselines(history, prepared.spec.horizon, season, methods=(m,))[m]
-            except ValueError as error:
-                out[m].append(None)
-                fitted.setdefault(m, f"not fitted: {error}")
-                continue
-            out[m].append(f)
-            fitted.setdefault(m, f.method)
-    return out, fitted
-
-
-def score_baselines(prepared: Prepared, part: str, season: int) -> dict[str, dict]:
-    """``{name: {metrics..., "method": what was fitted}}`` of every baseline on ``part``."""
-    forecasts, fitted = baseline_forecasts(prepared, part, season)
-    result = {}
-    for name, per_series in forecasts.items():
-        if any(f is None for f in per_series):
-            result[name] = {"method": fitted[name]}
-            continue
-        result[name] = {**score_part(per_series, prepared, part, season), "method": fitted[name]}
-    return result
-
-
-def forecast_rows(forecasts: list[Forecast], prepared: Prepared, part: str, steps: int | None = None) -> list[dict]:
-    """``[{"date", "median", "lo80", "hi80", "lo95", "hi95"} ...]`` of ``part`` (``"id"`` too with several series);
-    ``date`` is the row number in the series when the data have no dates."""
-    rows = []
-    several = len(prepared.series) > 1
-    for f, s in zip(forecasts, prepared.series):
-        first, _ = s.split.bounds(part)
-        H = len(f.median) if steps is None else steps
-        for h in range(H):
-            if part == "future":
-                date = None if s.future_dates is None else s.future_dates[h]
-            else:
-                date = None if s.dates is None else s.dates[first + h]
-            row = {"id": s.id} if several else {}
-            row["date"] = first + h if date is None else _stamp(date)
-            for name in ("median", "lo80", "hi80", "lo95", "hi95"):
-                row[name] = float(getattr(f, name)[h])
-            rows.append(row)
-    return rows
-
-
-def _stamp(date: np.datetime64) -> str:
-    text = str(np.datetime_as_string(date, unit="s"))
-    return text.replace("T00:00:00", "").replace("T", " ")
-
-
-# -- the task ----------------------------------------------------------------------------------------
-
-
 @register_task
 class ForecastTask:
     """H steps ahead from the L before, for one series or a global model across many (``--id``)."""
@@ -257,7 +173,7 @@ class ForecastTask:
         self.series_index = series_index or {s.id: k for k, s in enumerate(prepared.series)}
         self.rows = np.array([self.series_index[s.id] for s in prepared.series], dtype=np.int64)
         self.which, self.origins = window_origins(prepared, "train")
-        if not _observed(prepared, "val"):
+        if not observed_series(prepared, "val"):
             raise DataError("no series has an observed target in its validation part (the H points before the "
                             "last H): nothing to choose the weights by")  # fmt: skip
         self.notes: list[str] = list(series.notes + prepared.notes)
@@ -268,7 +184,8 @@ class ForecastTask:
         order = np.random.default_rng([self.data.seed, epoch]).permutation(len(self.origins))
         size = self.data.batch_size
         count = -(-len(order) // size)
-        return Batches(range(start, count), lambda k: self.batch(order[k * size : (k + 1) * size]))
+        # the global batches; under torchrun each process takes its share of each
+        return Batches(range(start, count), lambda k: self.batch(distributed.share(order[k * size : (k + 1) * size])))
 
     def batch(self, picks: np.ndarray) -> tuple[torch.Tensor, ...]:
         """The training windows ``picks`` (indices into the training origins)."""
@@ -317,13 +234,15 @@ class ForecastTask:
         g.add_argument("--no-calendar", action="store_true", help="no calendar features from the dates")
         m = parser.add_argument_group("model")
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-        m.add_argument("--hidden-size", type=POSITIVE, default=64)
+        m.add_argument("--hidden-size", type=POSITIVE, help="units of each recurrent layer (default: 32 below "
+                       f"{SMALL_DATA:,} training windows, else 64)")  # fmt: skip
         m.add_argument("--num-layers", type=POSITIVE, default=1)
         m.add_argument("--bidirectional", action="store_true", help="bidirectional encoder over the past window")
         m.add_argument("--decoder", action="store_true", help="encoder-decoder: a decoder RNN over the H steps "
                        "(default: a direct multi-horizon head on the encoder's last output)")  # fmt: skip
         m.add_argument("--likelihood", choices=["gaussian", "student_t", "quantile"], default="student_t")
-        m.add_argument("--head-size", type=Number(int, 0), default=64, help="hidden layer of the head (0: none)")
+        m.add_argument("--head-size", type=Number(int, 0), help="hidden layer of the head (0: none; default: the "
+                       "hidden size)")  # fmt: skip
         m.add_argument("--series-embedding", type=Number(int, 0), help="size of each series' learned vector "
                        "(default: 0 for one series, else min(16, (series + 1) // 2))")  # fmt: skip
         m.add_argument("--no-window-scaling", action="store_true",
@@ -337,7 +256,7 @@ class ForecastTask:
                 "default_epochs": 50}  # fmt: skip
 
     @classmethod
-    def data_config(cls, args: argparse.Namespace) -> tuple[ForecastDataConfig, SeriesSet]:
+    def data_config(cls, args: argparse.Namespace) -> tuple[ForecastDataConfig, SeriesSet, dict]:
         for flag in ("data", "target", "horizon"):
             if getattr(args, flag) is None:
                 raise ConfigError(f"rnnkit train forecast needs --{flag} (or --resume RUN)")
@@ -349,19 +268,27 @@ class ForecastTask:
         season = args.season if args.season is not None else usual
         shortest = min(len(s) for s in series.series)
         lookback = args.lookback or default_lookback(args.horizon, usual, shortest)
+        chosen = {}
+        if args.season is None:
+            chosen["season"] = f"{season} ({frequency.name if frequency is not None else 'no dates'})"
+        if args.lookback is None:
+            chosen["lookback"] = f"{lookback} (max(2H, 2 x {usual})" + (", shortened for the shortest series)"
+                                                                         if lookback < max(2 * args.horizon, 2 * usual)
+                                                                         else ")")  # fmt: skip
         data = ForecastDataConfig(
             data=str(Path(args.data).resolve()), target=args.target, horizon=args.horizon, lookback=lookback,
             season=season, date=args.date, features=args.features, id=args.id, scaling=args.scaling,
             calendar=not args.no_calendar, batch_size=args.batch_size, seed=args.seed,
         )  # fmt: skip
-        return data, series
+        return data, series, chosen
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, device: torch.device):
         """Build (task, model, run config, vocabulary) from the command line."""
-        data, series = cls.data_config(args)
+        data, series, chosen = cls.data_config(args)
         prepared = prepare(series, data.spec)
-        task = cls(data, series, prepared, device)
+        task = cls(data, series, prepared, device)  # refuses series too short for a training window
+        check_season(series, data)
         n = len(prepared.series)
         embedding = args.series_embedding
         if embedding is None:
@@ -369,17 +296,25 @@ class ForecastTask:
         window_scaling = not args.no_window_scaling
         static = embedding + (2 if window_scaling else 0)
         C, K = len(prepared.channels), len(prepared.known_channels)
+        if args.hidden_size is None:
+            args.hidden_size = default_size(len(task.origins))
+            chosen["hidden_size"] = f"{args.hidden_size} ({len(task.origins):,} training windows)"
+        head_size = args.hidden_size if args.head_size is None else args.head_size
         rnn = rnn_config_from_args(args, input_size=C + static, bidirectional=args.bidirectional)
         model = Forecaster(ForecasterConfig(
             input_size=C, known_size=K, horizon=data.horizon, rnn=rnn,
             decoder=decoder_config(rnn, K + static + 1) if args.decoder else None, num_series=n,
-            series_embedding=embedding, likelihood=args.likelihood, head_size=args.head_size, dropout=args.dropout,
+            series_embedding=embedding, likelihood=args.likelihood, head_size=head_size, dropout=args.dropout,
             window_scaling=window_scaling,
         ))  # fmt: skip
         task.notes += baseline_notes(prepared, data.season)
         task.notes.append(f"{len(task.origins):,} training windows of {data.lookback} steps -> {data.horizon} "
                           f"from {n} series; season {data.season}")  # fmt: skip
-        return task, model, run_record(data, prepared, task.series_index), None
+        if chosen:
+            task.notes.append("defaults chosen from the data: " + "; ".join(f"{k} {v}" for k, v in chosen.items()))
+        record = run_record(data, prepared, task.series_index)
+        record["chosen_defaults"] = chosen
+        return task, model, record, None
 
     @classmethod
     def from_run(cls, run_dir: Path, config: dict, device: torch.device) -> ForecastTask:
@@ -408,14 +343,21 @@ class ForecastTask:
         series = data.read(getattr(args, "data", None))
         prepared = prepare_like(series, data, stats, config)
         forecasts, _ = model_forecasts(model, prepared, "test", device, series_index=index)
+        model_scores = score_part(forecasts, prepared, "test", data.season)
+        baselines = score_baselines(prepared, "test", data.season)
         result = {
             "task": cls.name,
-            "metrics": score_part(forecasts, prepared, "test", data.season),
-            "baselines": score_baselines(prepared, "test", data.season),
+            "metrics": reported(model_scores),
+            "baselines": {name: reported(scores) for name, scores in baselines.items()},
             "forecast": forecast_rows(forecasts, prepared, "test"),
-            "series": len(prepared.series),
-            "notes": list(series.notes + prepared.notes),
-        }
+            "details": {  # what the issue's three keys leave out: MAPE, spl, the fitted models, the reader's notes
+                "model": {k: model_scores.get(k) for k in METRICS if k not in REPORTED},
+                "baselines": {name: {**{k: s.get(k) for k in METRICS if k not in REPORTED}, "method": s["method"]}
+                              for name, s in baselines.items()},
+                "series": len(prepared.series), "horizon": data.horizon, "season": data.season,
+                "notes": list(series.notes + prepared.notes),
+            },
+        }  # fmt: skip
         folds = getattr(args, "backtest", None)
         if folds:
             result["backtest"] = backtest(model, series, data, stats, config, index, folds, device)
@@ -538,15 +480,6 @@ def backtest(model: Forecaster, series: SeriesSet, data: ForecastDataConfig, sta
         "out_of_sample_folds": sum(not f["in_training"] for f in per_fold),
         "per_fold": per_fold,
     }  # fmt: skip
-
-
-def rows_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-    return out.getvalue()
 
 
 def plot_forecast(path: str, prepared: Prepared, forecasts: list[Forecast], baselines: dict, steps: int,
