@@ -105,6 +105,13 @@ def test_quantile_head_never_crosses_and_reads_back_its_levels():
         quantiles("quantile", params, (0.3,))
 
 
+def test_the_scores_read_the_quantiles_the_model_predicts():
+    """rnnkit.baselines.scoring (a leaf, which cannot import the model) names the same five levels."""
+    from rnnkit.baselines import scoring
+
+    assert scoring.QUANTILES == QUANTILES
+
+
 def test_loss_leaves_out_masked_targets():
     params = torch.tensor([[[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]])
     targets = torch.tensor([[0.5, -1.0, 3.0]])

@@ -114,6 +114,14 @@ def test_backtest_gives_mean_and_spread_for_the_model_and_each_baseline(tmp_path
     # the run trained on targets before row 60 of its file: only the oldest fold (test rows 54..59) saw them
     assert [f["in_training"] for f in backtest["per_fold"]] == [True, False, False, False, False]
     assert backtest["out_of_sample_folds"] == 4
+    # 40 points hold lookback 24 + 2 x 6 and 4 more: 3 origins fit 2 apart, not 6
+    code, out, err = run(capsys, "eval", run_dir, "--data", monthly(tmp_path, n=40, name="short.csv"),
+                         "--backtest", 3, "--json")  # fmt: skip
+    assert code == 0, err
+    backtest = json.loads(out)["backtest"]
+    assert backtest["step"] == 2 and len(backtest["per_fold"]) == 3
+    code, _, err = run(capsys, "eval", run_dir, "--data", monthly(tmp_path, n=40, name="short.csv"), "--backtest", 6)
+    assert code == 2 and err.count("\n") == 1 and "a 6-fold backtest with step 1 needs series of at least 41" in err
 
 
 def test_predict_writes_the_csv_and_the_plot_past_the_end(tmp_path, capsys):

@@ -452,13 +452,16 @@ def prepare_like(series: SeriesSet, data: ForecastDataConfig, stats: TrainingSta
 def backtest(model: Forecaster, series: SeriesSet, data: ForecastDataConfig, stats: TrainingStats, config: dict,
              index: dict[str, int], folds: int, device) -> dict:  # fmt: skip
     """K rolling origins H apart (the last one is the plain split): per fold the metrics of the model and of every
-    baseline (refitted on the data before each origin), and their mean and spread (population std).
+    baseline (refitted on the data before each origin), and their mean and spread (population std). Where the
+    shortest series cannot hold K origins H apart, they are closer (the step shrinks; the result says it).
 
     The model is not retrained per fold: an origin whose test part lies inside the rows the run trained on
     (``"in_training"``) scores it on points it has seen; only the others are out of sample."""
     trained = {s.id: len(s) - 2 * data.horizon for s in data.read().series}  # training rows of the run's own file
+    spare = min(len(s) for s in series.series) - data.spec.min_length
+    step = data.horizon if folds == 1 else max(1, min(data.horizon, spare // (folds - 1)))
     per_fold = []
-    for k, fold in enumerate(backtest_sets(series, data.spec, folds, data.horizon)):
+    for k, fold in enumerate(backtest_sets(series, data.spec, folds, step)):
         prepared = prepare_like(fold, data, stats, config)
         forecasts, _ = model_forecasts(model, prepared, "test", device, series_index=index)
         seen = any(s.split.val_end < trained.get(s.id, 0) for s in prepared.series)
@@ -474,7 +477,7 @@ def backtest(model: Forecaster, series: SeriesSet, data: ForecastDataConfig, sta
         return out
 
     return {
-        "folds": folds, "step": data.horizon,
+        "folds": folds, "step": step,
         "model": spread([f["model"] for f in per_fold]),
         "baselines": {m: spread([f["baselines"][m] for f in per_fold]) for m in BASELINES},
         "out_of_sample_folds": sum(not f["in_training"] for f in per_fold),
