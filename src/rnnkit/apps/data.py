@@ -52,7 +52,7 @@ DATASETS = (
             f"mkdir -p data/conll2003 && for f in eng.train eng.testa eng.testb; do curl -fsSL -o data/conll2003/$f "
             f"{RAW}/synalp/NER/c0ea07c81ec3512b5047dcd804b0ac2b10a3bdfc/corpus/CoNLL-2003/$f; done"),
     DataSet("corpora", "four literary corpora, one file each: shakespeare, austen, kjv, sherlock",
-            "rnnkit corpora --data data/corpora; rnnkit train classify --train data/corpora",
+            "rnnkit corpora --data data/corpora --out runs/corpora; rnnkit train classify --train data/corpora",
             "tinyshakespeare (above); nltk/nltk @ 4dc39fb : nltk_data/corpora/gutenberg/austen-{emma,persuasion}.txt; "
             "axelgoblet/bibletree @ e5355ef : data/bible.txt; M1314/InteligenciaPython @ edaea06 : cano.txt",
             "public-domain texts (Shakespeare, Austen, the KJV, Conan Doyle); the repositories state no data licence",
