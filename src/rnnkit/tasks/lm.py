@@ -64,14 +64,16 @@ DEFAULT_CORPUS = "tinyshakespeare.txt"
 _CHAR_SHORT = {"cell": "gru", "hidden_size": 256, "num_layers": 2, "embedding_size": 128, "dropout": 0.0,
                "tie_weights": False, "seq_len": 100, "batch_size": 32, "lr": 8e-3, "schedule": "cosine"}  # fmt: skip
 _CHAR_LONG = {**_CHAR_SHORT, "hidden_size": 384, "dropout": 0.2, "lr": 3e-3}
-_WORD = {"cell": "lstm", "hidden_size": 256, "num_layers": 1, "embedding_size": 256, "dropout": 0.4,
-         "tie_weights": True, "seq_len": 35, "batch_size": 32, "lr": 3e-3, "schedule": "cosine"}  # fmt: skip
+# Word level: ten minutes are three epochs of Penn Treebank; at dropout 0.4 and lr 3e-3 the model still
+# underfitted (train and valid perplexity both ~160), so little dropout and a higher rate (117.5 at 600 s).
+_WORD = {"cell": "lstm", "hidden_size": 256, "num_layers": 1, "embedding_size": 256, "dropout": 0.1,
+         "tie_weights": True, "seq_len": 35, "batch_size": 32, "lr": 5e-3, "schedule": "cosine"}  # fmt: skip
 PRESETS = {
     "char": [
-        Preset(300, _CHAR_SHORT, "tiny Shakespeare, 120 s: 1.51 nats/char (H=384 dropout 0.2: 1.62)"),
-        Preset(math.inf, _CHAR_LONG, "tiny Shakespeare, 600 s: 1.46 nats/char (H=256 without dropout: 1.49)"),
+        Preset(300, _CHAR_SHORT, "tiny Shakespeare, 120 s: 1.496 nats/char (H=384 dropout 0.2: 1.62)"),
+        Preset(math.inf, _CHAR_LONG, "tiny Shakespeare, 600 s: 1.444 nats/char (H=256 without dropout: 1.49)"),
     ],
-    "word": [Preset(math.inf, _WORD, "Penn Treebank, 600 s")],
+    "word": [Preset(math.inf, _WORD, "Penn Treebank, 600 s: 117.5 valid perplexity (dropout 0.4, lr 3e-3: 160.3)")],
 }
 
 
