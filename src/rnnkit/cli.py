@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import rnnkit
-from rnnkit import checkpoint
+from rnnkit import checkpoint, distributed
 from rnnkit.apps import corpora as rnnkit_corpora
 from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.models import load_model
@@ -37,7 +37,7 @@ from rnnkit.runlock import RunLock
 from rnnkit.tasks import TASKS, get_shown, get_task, presets, shown
 from rnnkit.tasks.music import add_sample_arguments, music_sample, sample_run
 from rnnkit.tasks.options import POSITIVE, POSITIVE_REAL, SEED, Number
-from rnnkit.train import TRAIN_RANGES, TrainConfig, Trainer, resume_parts
+from rnnkit.train import TRAIN_RANGES, TrainConfig, Trainer, resume_parts, training_dtype
 
 LIMITS = ("epochs", "max_steps", "time_budget")
 # Commands of the apps built on the library: name -> (module, help). Each module has add_arguments(parser)
@@ -226,18 +226,29 @@ def train_config_from_args(args: argparse.Namespace, defaults: dict) -> TrainCon
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a new run (``--out``) or continue one (``--resume``). Every flag was checked as it was parsed;
     a new run's folder is checked before the data are read and made only after, and the run's lock is
-    held from then on, so a mistake leaves nothing behind and a second writer is refused."""
+    held from then on, so a mistake leaves nothing behind and a second writer is refused.
+
+    Under torchrun every process runs this (:mod:`rnnkit.distributed`); rank 0 alone makes, locks and
+    writes the run directory. ``RNNKIT_DTYPE=float64`` trains in float64 (the tests' exact comparisons)."""
     task_cls = get_task(args.task)
-    device = resolve_device(args.device)
+    device = distributed.setup(resolve_device(args.device))
+    main = distributed.is_main()
+    dtype = training_dtype()
     created: list[Path] = []
     if args.resume:
         run_dir = Path(args.resume)
-        checkpoint.load_config(run_dir, task=task_cls.name)
-        lock = RunLock(run_dir).acquire()  # before anything is read: a second --resume is refused at once
+        config = checkpoint.load_config(run_dir, task=task_cls.name)
+        distributed.check_batch((config.get("data") or {}).get("batch_size") or 0)
+        # before anything is read: a second --resume is refused at once
+        lock = RunLock(run_dir).acquire() if main else None
     else:
         run_dir = Path(args.out) if args.out else Path("runs") / f"{task_cls.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        checkpoint.check_new_run_dir(run_dir)
+        run_dir = Path(distributed.broadcast(str(run_dir)))  # rank 0's clock names the run
+        if main:
+            checkpoint.check_new_run_dir(run_dir)
         lock = None
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
     try:
         if args.resume:
             overrides = {name: getattr(args, name) for name in LIMITS if getattr(args, name) is not None}
@@ -249,22 +260,25 @@ def cmd_train(args: argparse.Namespace) -> int:
             defaults = task_cls.train_defaults()
             if args.batch_size is None:
                 args.batch_size = defaults.get("batch_size", 32)
+            distributed.check_batch(args.batch_size)  # the global batch: each process takes batch / processes
             train_config = train_config_from_args(args, defaults)
             torch.manual_seed(args.seed)
             task, model, run_config, vocab = task_cls.from_args(args, device)
             if chosen is not None:
                 run_config["defaults"] = chosen
             state = None
-            created = checkpoint.make_run_dir(run_dir)
-            lock = RunLock(run_dir).acquire()
-            checkpoint.check_new_run_dir(run_dir)  # another process may have made a run here meanwhile
-        model.to(device)
+            if main:
+                created = checkpoint.make_run_dir(run_dir)
+                lock = RunLock(run_dir).acquire()
+                checkpoint.check_new_run_dir(run_dir)  # another process may have made a run here meanwhile
+        model.to(device, dtype)
         trainer = Trainer(model, task, train_config, run_dir, run_config=run_config, vocab=vocab, device=device,
                           lock=lock, started=getattr(args, "started", None))  # fmt: skip
         if state is not None:
             trainer.load_training_state(state)
         return _fit(args, task_cls, task, trainer, run_dir, device)
     finally:
+        torch.set_default_dtype(default_dtype)
         if lock is not None:
             lock.release()
         if created and not (run_dir / checkpoint.CONFIG).exists():
@@ -272,7 +286,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace, task_cls, task, trainer: Trainer, run_dir: Path, device) -> int:
-    show = ProgressDisplay(trainer, task, quiet=args.quiet or args.json, notes=not args.json)
+    main = distributed.is_main()  # under torchrun only rank 0 shows progress and prints
+    show = ProgressDisplay(trainer, task, quiet=args.quiet or args.json or not main, notes=not args.json and main)
     trainer.callback = show
     trainer.reserve = show.reserve
     for note in getattr(task, "notes", ()):  # what building the task did (--init-from, --embeddings)
@@ -281,12 +296,19 @@ def _fit(args: argparse.Namespace, task_cls, task, trainer: Trainer, run_dir: Pa
         summary = trainer.fit()
     except KeyboardInterrupt:
         show.close()
+        if distributed.active():  # the others may be gone: a save would wait for them; the last one stands
+            if main:
+                print(f"rnnkit: interrupted at step {trainer.progress.step}; {trainer.on_disk()}; continue with: "
+                      f"torchrun ... -m rnnkit train {task_cls.name} --resume {run_dir}", file=sys.stderr)  # fmt: skip
+            return 130
         trainer.save(weights=False)
         print(f"rnnkit: interrupted at step {trainer.progress.step}; continue with: "
               f"rnnkit train {task_cls.name} --resume {run_dir}", file=sys.stderr)  # fmt: skip
         return 130
     finally:
         show.close()
+    if not main:
+        return 0
     best = summary.get("best") or {}
     if args.json:
         metrics = {k: v for k, v in best.items() if k not in ("split", "best")}
@@ -597,10 +619,15 @@ def main(argv: list[str] | None = None) -> int:
             return importlib.import_module(APPS[args.command][0]).main(args)
         return COMMANDS[args.command](args)
     except RnnkitError as error:
-        print(f"rnnkit: error: {error}", file=sys.stderr)
+        # under torchrun: an error every rank meets is printed once (rank 0's); any other names its rank
+        if distributed.is_main() or not getattr(error, "every_rank", False):
+            where = f"rank {distributed.rank()} of {distributed.world()}: " if distributed.rank() else ""
+            print(f"rnnkit: error: {where}{error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0  # e.g. `rnnkit sample RUN | head`
+    finally:
+        distributed.shutdown()  # under torchrun (rnnkit train): leave the process group

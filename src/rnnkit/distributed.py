@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -135,6 +136,7 @@ def collective(what: str) -> Iterator[None]:
         if isinstance(error, RuntimeError) and not isinstance(error, dist.DistError) and not _looks_distributed(error):
             raise
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        first = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", first)  # gloo's source position
         raise PeerLost(f"another training process stopped while {what} ({first[:160]})") from None
 
 

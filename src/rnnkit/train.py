@@ -33,7 +33,13 @@ A resumed run checks its parts against each other (:mod:`rnnkit.resume`) and cut
 
 The model and device are passed in; every random draw goes through the seeded global and task
 generators whose states the run directory saves; all writes go through :meth:`Trainer.save` and
-:meth:`Trainer.log`, the places to limit to rank 0 under DistributedDataParallel.
+:meth:`Trainer.log`.
+
+**Several processes** (torchrun; :mod:`rnnkit.distributed`): each step runs ``task.loss`` inside
+DistributedDataParallel on this rank's share of the batch and back-propagates it weighted by its share
+of the global count, so the averaged gradient, its clipped norm and the logged loss are the global ones.
+Rank 0 alone evaluates (its metrics broadcast), writes and holds the lock; decisions that read a clock
+are rank 0's, broadcast, so every rank takes the same steps.
 """
 
 from __future__ import annotations
@@ -48,18 +54,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnkit import checkpoint
+from rnnkit import checkpoint, distributed
 from rnnkit.bptt import clip_gradients
 from rnnkit.errors import CheckpointError, RnnkitError, TrainingError
 from rnnkit.models import model_spec
 from rnnkit.resume import Progress, check_training_state, resume_parts
 from rnnkit.runlock import RunLock
-from rnnkit.trainconfig import OPTIMIZERS, SCHEDULES, TRAIN_RANGES, Schedule, TrainConfig, make_optimizer
+from rnnkit.trainconfig import (
+    OPTIMIZERS,
+    SCHEDULES,
+    TRAIN_RANGES,
+    Schedule,
+    TrainConfig,
+    make_optimizer,
+    training_dtype,
+)
 
 # rnnkit.train is where callers find the training API; the options and the resume checks live beside it
 __all__ = [
     "EVAL_SHARE", "MARKS", "OPTIMIZERS", "SCHEDULES", "TRAIN_RANGES", "Callback", "Diverged", "Progress",
     "Schedule", "TrainConfig", "Trainer", "describe_device", "make_optimizer", "max_abs_gradient", "resume_parts",
+    "training_dtype",
 ]  # fmt: skip
 
 EVAL_SHARE = 0.02  # under a time budget, the most one evaluation may take, as a share of the budget
@@ -71,6 +86,8 @@ Callback = Callable[[str, dict], None]
 
 class Diverged(TrainingError):
     """The validation loss diverged; the run stopped and kept its best checkpoint."""
+
+    every_rank = True  # on several processes every rank stops on the same broadcast metrics
 
 
 class Trainer:
@@ -118,6 +135,7 @@ class Trainer:
         self._on_disk: dict[str, int | None] = {"state": None, "weights": None}  # steps of what is saved
         self._seconds: dict[str, float] = {}  # moving estimates: "step", "eval" (with its record), "save"
         self._evals = 0  # evaluations in this session
+        self._step_loss: Callable | None = None  # task.loss, under DistributedDataParallel on several processes
 
     def _tick(self) -> None:
         """Bring ``progress.elapsed`` up to now: wall time over all sessions of this run."""
@@ -142,13 +160,13 @@ class Trainer:
 
     # -- resuming ---------------------------------------------------------------------------------
 
-    def training_state(self) -> dict:
+    def training_state(self, task_state: dict | None = None) -> dict:
         state = {
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "progress": asdict(self.progress),
-            "task": self.task.state_dict(),
+            "task": self.task.state_dict() if task_state is None else task_state,
             "rng_cpu": torch.get_rng_state(),
         }
         if self.device.type == "cuda":
@@ -196,18 +214,24 @@ class Trainer:
         """The one place that writes the run: resume state always, weights when they are the best.
 
         Refuses (TrainingError, nothing written) a state that is not finite; a failed write (a full disk)
-        is a TrainingError too, and the files of the previous save stay as they were."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.lock.acquire()
+        is a TrainingError too, and the files of the previous save stay as they were. Every rank calls it
+        (the task's state may gather every rank's part); rank 0 writes."""
+        task_state = self.task.state_dict()
         p = self.progress
-        started = time.perf_counter()
         p.epoch_batches = self._epoch_length
         saved = p.last_saved_step
         p.last_saved_step = p.step
+        if not distributed.is_main():
+            self._on_disk["state"] = p.step
+            self._on_disk["weights"] = p.step if weights else self._on_disk["weights"]
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()
+        started = time.perf_counter()
         config = {**self.run_config, "model": model_spec(self.model), "train": asdict(self.config)}
         try:
             checkpoint.save(self.run_dir, self.model if weights else None, config,
-                            training_state=self.training_state(), vocab=self.vocab, step=p.step)  # fmt: skip
+                            training_state=self.training_state(task_state), vocab=self.vocab, step=p.step)  # fmt: skip
         except CheckpointError as error:
             p.last_saved_step = saved
             raise TrainingError(f"at step {p.step} {error}; {self.on_disk()}") from None
@@ -221,6 +245,8 @@ class Trainer:
         self._estimate("save", time.perf_counter() - started)
 
     def log(self, record: dict) -> None:
+        if not distributed.is_main():
+            return
         try:
             checkpoint.append_jsonl(self.run_dir / checkpoint.METRICS, record)
         except OSError as error:
@@ -260,7 +286,7 @@ class Trainer:
         c, p = self.config, self.progress
         if c.time_budget is None:
             return False
-        return p.elapsed + self._seconds.get("step", 0.0) + self._final_seconds() >= c.time_budget
+        return distributed.agree(p.elapsed + self._seconds.get("step", 0.0) + self._final_seconds() >= c.time_budget)
 
     def _out_of_budget(self) -> str | None:
         c, p = self.config, self.progress
@@ -277,7 +303,7 @@ class Trainer:
         c, p = self.config, self.progress
         if c.time_budget is None or p.marks_done >= len(MARKS):
             return False
-        return p.elapsed + self._seconds.get("step", 0.0) >= MARKS[p.marks_done] * c.time_budget
+        return distributed.agree(p.elapsed + self._seconds.get("step", 0.0) >= MARKS[p.marks_done] * c.time_budget)
 
     def _eval_limit(self) -> int | None:
         """How many validation units each evaluation scores; fixed at the first evaluation under a budget."""
@@ -333,24 +359,30 @@ class Trainer:
             return f"the validation loss {loss:.4g} is far above the best, {best:.4g} (step {self.progress.best_step})"
         return None
 
-    def evaluate(self) -> dict:
-        """Score the model (bounded under a time budget), log the record, save; stop on divergence."""
-        started = time.perf_counter()
-        limit = self._eval_limit()
-        scoring = time.perf_counter()  # the probe that fixes the limit is not part of what an evaluation costs
+    def _score(self, score: Callable[[nn.Module], dict]) -> dict:
         self.model.eval()
         try:
             with torch.no_grad():
-                bounded = {} if limit is None else {"limit": limit}
-                metrics = self.task.evaluate(self.model, **bounded)
-                if hasattr(self.task, "after_evaluate"):
-                    metrics = {**metrics, **self.task.after_evaluate(self.model)}
+                return score(self.model)
         finally:
             self.model.train()
+
+    def evaluate(self) -> dict:
+        """Score the model (bounded under a time budget), log the record, save; stop on divergence."""
         p, c = self.progress, self.config
+        started = time.perf_counter()
+        scoring, metrics = started, None
+        if distributed.is_main():  # on several processes rank 0 scores, and the others wait for its metrics
+            limit = self._eval_limit()
+            scoring = time.perf_counter()  # the probe that fixes the limit is not part of what an evaluation costs
+            bounded = {} if limit is None else {"limit": limit}
+            metrics = self._score(lambda model: self.task.evaluate(model, **bounded))
+            if c.time_budget is not None:
+                p.marks_done = sum(1 for m in MARKS if m * c.time_budget <= p.elapsed + self._seconds.get("step", 0.0))
+        metrics, p.eval_limit, p.marks_done = distributed.broadcast((metrics, p.eval_limit, p.marks_done))
+        if hasattr(self.task, "after_evaluate"):  # every rank: its side effects (a curriculum level) shape the data
+            metrics = {**metrics, **self._score(self.task.after_evaluate)}
         self._evals += 1
-        if c.time_budget is not None:
-            p.marks_done = sum(1 for m in MARKS if m * c.time_budget <= p.elapsed + self._seconds.get("step", 0.0))
         diverged = self._divergence(metrics)
         value = metrics[self.metric]
         improved = (diverged is None or c.allow_divergence) and math.isfinite(value) and (
@@ -387,9 +419,14 @@ class Trainer:
         """Train until a budget runs out or early stopping; return the summary written to summary.json."""
         c, p = self.config, self.progress
         self.model.to(self.device).train()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.lock.acquire()
-        checkpoint.remove_temporaries(self.run_dir)  # left by a save that was killed
+        if self._step_loss is None:  # on several processes: DDP, which first gives every rank rank 0's weights
+            self._step_loss = distributed.wrap(self.model, self.task.loss, self.device)
+        if distributed.rank() > 0:  # dropout and other draws differ between ranks (rank 0 draws as one process)
+            torch.manual_seed(distributed.rank_seed(c.seed * 1_000_003 + p.step))
+        if distributed.is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
+            checkpoint.remove_temporaries(self.run_dir)  # left by a save that was killed
         start = self._started if self._started is not None else time.perf_counter()
         self._started = None  # a second fit (after a pause) counts from its own start
         self._clock = (start, p.elapsed)
@@ -397,7 +434,7 @@ class Trainer:
         if p.last_saved_step is None:
             self._epoch_length = max(1, len(self.task.train_batches(p.epoch, p.position)) + p.position)
             self.save(weights=True)  # a valid run directory from the first moment
-        else:
+        elif distributed.is_main():
             dropped = checkpoint.truncate_metrics(self.run_dir, p.step)
             if dropped:
                 self.note(f"resumed at step {p.step}: {dropped} records of {checkpoint.METRICS} after it, from the "
@@ -412,24 +449,30 @@ class Trainer:
                 self._epoch_length = max(1, len(batches) + p.position)
                 for batch in batches:
                     step_start = time.perf_counter()
-                    scale = self.schedule.scale(
-                        p.step, p.epoch, self._progress_fraction(p.epoch + p.position / self._epoch_length)
-                    )
+                    fraction = self._progress_fraction(p.epoch + p.position / self._epoch_length)
+                    if c.time_budget is not None:  # it reads the clock: rank 0's, so every rank sets the same rate
+                        fraction = distributed.agree(fraction)
+                    scale = self.schedule.scale(p.step, p.epoch, fraction)
                     for group in self.optimizer.param_groups:
                         group["lr"] = c.lr * scale
-                    loss, count = self.task.loss(self.model, batch)
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"the training loss became {loss.item()} at step {p.step + 1}; stopped. "
-                                            f"{self.on_disk()}")  # fmt: skip
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    with distributed.collective(f"training step {p.step + 1}"):
+                        loss, count = self._step_loss(batch)
+                        # the global mean over every rank's predictions (this rank's loss in one process)
+                        loss, value, count = distributed.global_loss(loss, count)
+                        if not math.isfinite(value):
+                            error = TrainingError(f"the training loss became {value} at step {p.step + 1}; stopped. "
+                                                  f"{self.on_disk()}")  # fmt: skip
+                            error.every_rank = True  # the global loss: every rank stops here with this line
+                            raise error
+                        self.optimizer.zero_grad(set_to_none=True)
+                        loss.backward()  # DDP: the gradients are the global ones once this returns
                     clipped = c.clip_value is not None and max_abs_gradient(self.model) > c.clip_value
                     norm = clip_gradients(self.model.parameters(), max_norm=c.clip_norm, max_value=c.clip_value)
                     clipped = clipped or (c.clip_norm is not None and norm > c.clip_norm)
                     self.optimizer.step()
                     p.step += 1
                     p.position += 1
-                    window.append((loss.item(), count, norm, clipped))
+                    window.append((value, count, norm, clipped))
                     self.callback("step", {"step": p.step, "loss": window[-1][0], "lr": c.lr * scale})
                     if p.step % c.log_every == 0:
                         self._tick()
@@ -462,6 +505,8 @@ class Trainer:
         except Diverged:
             self._write_summary("diverged")
             raise
+        except distributed.PeerLost as error:
+            raise distributed.PeerLost(f"{error}; {self.on_disk()}") from None
         if stopped == "time_budget" and fresh and self._evals == 1:
             self.note(f"the time budget of {c.time_budget:g} s left room for {p.step} training "
                       f"step{'s' if p.step != 1 else ''} and one evaluation, at the end")  # fmt: skip
@@ -473,6 +518,8 @@ class Trainer:
     def _write_summary(self, stopped: str | None) -> dict:
         self._tick()
         summary = self._summary(stopped)
+        if not distributed.is_main():
+            return summary
         try:
             checkpoint.write_json(self.run_dir / checkpoint.SUMMARY, checkpoint._finite(summary))
         except OSError as error:
@@ -499,7 +546,8 @@ class Trainer:
 
     def _summary(self, stopped: str | None) -> dict:
         p = self.progress
-        valid = [r for r in checkpoint.read_metrics(self.run_dir) if r.get("split") == "valid"]
+        records = checkpoint.read_metrics(self.run_dir) if distributed.is_main() else []  # rank 0's files
+        valid = [r for r in records if r.get("split") == "valid"]
         best = next((r for r in valid if r["step"] == p.best_step), None)
         return {
             "task": self.run_config.get("task"),

@@ -4,6 +4,7 @@ optimizer they make and the learning-rate schedule. :mod:`rnnkit.train` runs the
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +73,15 @@ class TrainConfig:
             raise ConfigError(f"allow_divergence must be true or false, got {self.allow_divergence!r}")
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
             raise ConfigError("give at least one of epochs, max_steps or time_budget")
+
+
+def training_dtype() -> torch.dtype:
+    """The weights' dtype: float32, or float64 under ``RNNKIT_DTYPE=float64`` (exact comparisons of runs,
+    such as one process against several in tests/test_distributed.py)."""
+    name = os.environ.get("RNNKIT_DTYPE", "float32")
+    if name not in ("float32", "float64"):
+        raise ConfigError(f"RNNKIT_DTYPE must be float32 or float64, got {name!r}")
+    return getattr(torch, name)
 
 
 def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit import checkpoint
+from rnnkit import checkpoint, distributed
 from rnnkit.config import config_from_dict
 from rnnkit.data.buckets import LengthBuckets
 from rnnkit.data.labelled import Labelled, build_tokenizer, encode_text, load_labelled
@@ -120,7 +120,7 @@ def predict_probabilities(model: SequenceClassifier, sequences: list[np.ndarray]
     was_training = model.training
     model.eval()
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    probs = torch.empty(len(sequences), model.config.num_classes)
+    probs = torch.empty(len(sequences), model.config.num_classes, dtype=torch.float32)  # as below, any model dtype
     try:
         for k in range(0, len(order), batch_size):
             chunk = order[k : k + batch_size]
@@ -155,7 +155,8 @@ class ClassifyTask:
 
     def train_batches(self, epoch: int, start: int):
         buckets = LengthBuckets(self.lengths, self.data.batch_size, self.data.seed, epoch, start)
-        return Batches(buckets, self.training_batch)
+        # the global batches; under torchrun each process takes its share of each
+        return Batches(buckets, lambda indices: self.training_batch(distributed.share(indices)))
 
     def training_batch(self, indices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(tokens, lengths, targets) of the training examples at ``indices``."""

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit import checkpoint
+from rnnkit import checkpoint, distributed
 from rnnkit.bptt import detach_state
 from rnnkit.config import config_from_dict
 from rnnkit.data.lm import Corpus, TokenStreams, encode_file, load_corpus
@@ -114,6 +114,8 @@ class LanguageModelTask:
         self.data, self.corpus, self.device = data, corpus, torch.device(device)
         self.tokenizer = corpus.tokenizer
         self.train_streams = TokenStreams(corpus.train, data.batch_size, data.seq_len, "the training text")
+        # under torchrun process r trains on its contiguous share of the B streams (all B when alone)
+        self.train_streams.rows = distributed.share(self.train_streams.rows)
         valid = corpus.valid if data.eval_tokens is None else corpus.valid[: data.eval_tokens]
         self.valid_ids = valid
         self.state = None  # carried across the windows of an epoch (truncated BPTT)
@@ -154,8 +156,11 @@ class LanguageModelTask:
         return loss_metrics(self.tokenizer, nats)
 
     def state_dict(self) -> dict:
+        """The carried state of all B streams (under torchrun gathered from every process's share)."""
         state = self.state
-        return {"state": list(state) if isinstance(state, tuple) else state}
+        if isinstance(state, tuple):
+            return {"state": [distributed.gather(s, dim=1) for s in state]}
+        return {"state": None if state is None else distributed.gather(state, dim=1)}
 
     def load_state_dict(self, saved: dict) -> None:
         state = saved.get("state")
@@ -165,10 +170,11 @@ class LanguageModelTask:
                 shape = list(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
                 raise CheckpointError(f"the carried state ({shape}) is not (layers, {self.data.batch_size} streams, "
                                       "hidden) as the run's --batch-size makes it")  # fmt: skip
+        # each process carries its share of the streams' states (all of them when alone)
         if isinstance(state, list):
-            state = tuple(s.to(self.device) for s in state)
+            state = tuple(distributed.share(s, dim=1).to(self.device) for s in state)
         elif state is not None:
-            state = state.to(self.device)
+            state = distributed.share(state, dim=1).to(self.device)
         self.state = state
 
     def check_state(self, model: LanguageModel) -> None:

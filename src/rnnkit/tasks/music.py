@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import checkpoint
+from rnnkit import checkpoint, distributed
 from rnnkit.config import config_from_dict
 from rnnkit.data.buckets import LengthBuckets
 from rnnkit.data.music import (
@@ -139,7 +139,9 @@ class MusicTask:
 
     def train_batches(self, epoch: int, start: int):
         buckets = LengthBuckets(self.train.lengths, self.data.batch_size, self.data.seed, epoch, start)
-        return Batches(buckets, lambda indices: collate_rolls([self.train.rolls[i] for i in indices.tolist()]))
+        # the global batches; under torchrun each process takes its share of each
+        share = distributed.share
+        return Batches(buckets, lambda indices: collate_rolls([self.train.rolls[i] for i in share(indices).tolist()]))
 
     def loss(self, model: MusicModel, batch) -> tuple[torch.Tensor, int]:
         """Mean NLL per step of the batch's steps (the padding masked out)."""

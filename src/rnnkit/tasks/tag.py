@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit import checkpoint
+from rnnkit import checkpoint, distributed
 from rnnkit.config import config_from_dict
 from rnnkit.data.buckets import LengthBuckets
 from rnnkit.data.conll import Sentence, casing, convert, names_only, read_conll, split_words
@@ -252,7 +252,8 @@ class TagTask:
 
     def train_batches(self, epoch: int, start: int):
         buckets = LengthBuckets(self.lengths, self.data.batch_size, self.data.seed, epoch, start)
-        return Batches(buckets, lambda indices: collate(self.train, indices.tolist()))
+        # the global batches; under torchrun each process takes its share of each
+        return Batches(buckets, lambda indices: collate(self.train, distributed.share(indices).tolist()))
 
     def loss(self, model: SequenceTagger, batch: dict) -> tuple[torch.Tensor, int]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
