@@ -164,7 +164,8 @@ def test_training_raises_accuracy_and_eval_predict_print_json(folders, tmp_path,
     out = tmp_path / "run"
     result = run_json(capsys, "train", "classify", "--train", str(folders / "train"), "--valid",
                       str(folders / "valid"), "--window", "10", "--out", str(out), "--epochs", "6", "--lr", "0.01",
-                      "--bidirectional", "--pooling", "mean", "--json", *SMALL)  # fmt: skip
+                      "--cell", "lstm", "--dropout", "0.2", "--batch-size", "32", "--bidirectional",
+                      "--pooling", "mean", "--json", *SMALL)  # fmt: skip
     valid = [r for r in checkpoint.read_metrics(out) if r["split"] == "valid"]
     assert valid[0]["accuracy"] < 0.8 and result["metrics"]["accuracy"] >= 0.9
     assert result["task"] == "classify" and {"accuracy", "macro_f1", "loss"} <= set(result["metrics"])

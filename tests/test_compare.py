@@ -78,7 +78,8 @@ def runs(tmp_path_factory):
     (root / "train.txt").write_text("\n".join(lines[:360]) + "\n", encoding="utf-8")
     (root / "valid.txt").write_text("\n".join(lines[360:]) + "\n", encoding="utf-8")
     data = ["--data", str(root / "train.txt"), "--valid", str(root / "valid.txt")]
-    assert main(["train", "lm", *data, "--hidden-size", "16", "--embedding-size", "8", "--num-layers", "1",
+    assert main(["train", "lm", *data, "--cell", "lstm", "--hidden-size", "16", "--embedding-size", "8",
+                 "--num-layers", "1",
                  "--batch-size", "8", "--seq-len", "20", "--max-steps", "20", "--out", str(root / "lstm"),
                  "--quiet"]) == 0  # fmt: skip
     assert main(["baseline", "ngram", *data, "--order", "3", "--out", str(root / "trigram")]) == 0

@@ -169,7 +169,8 @@ def test_tagger_copies_the_word_rows_and_keeps_them_frozen(data, tmp_path, capsy
     root, table = data
     out = tmp_path / "tag"
     assert main(["train", "tag", "--train", str(root / "ner.txt"), "--embeddings", str(root / "vectors.txt"),
-                 "--freeze-embeddings", "--hidden-size", "8", "--char-features", "none", "--max-steps", "4",
+                 "--freeze-embeddings", "--no-lowercase", "--hidden-size", "8", "--char-features", "none",
+                 "--max-steps", "4",
                  "--out", str(out), "--quiet"]) == 0  # fmt: skip
     words = json.loads((out / "vocab.json").read_text())["words"]["tokens"]
     # the words: <eos>, <unk>, Anna, Bob, Carl, saw, the, film; all but <eos>, <unk> and Carl are in the file

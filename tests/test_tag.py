@@ -174,7 +174,7 @@ def test_softmax_tagger_with_char_cnn_and_binary_names(files, tmp_path, capsys):
 def test_eval_refuses_a_tag_type_the_model_does_not_know(files, tmp_path, capsys):
     out = tmp_path / "run"
     main(["train", "tag", "--train", str(files[0]), "--out", str(out), "--max-steps", "1", "--char-features", "none",
-          *SMALL])  # fmt: skip
+          "--scheme", "bio", *SMALL])  # fmt: skip
     text = "Reuters NNP I-NP I-ORG\nsaid VBD I-VP O\n\nin IN I-PP O\nMay NNP I-NP I-DATE\n"
     other = write(tmp_path / "other.txt", text)
     capsys.readouterr()

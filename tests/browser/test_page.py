@@ -103,7 +103,7 @@ def test_pick_the_next_token(page, url):
     page.wait_for_selector("#gen-candidates button.candidate")
     candidates = page.locator("#gen-candidates button.candidate")
     assert candidates.count() == 10
-    shares = [float(re.search(r"([\d.]+)%$", c.inner_text()).group(1)) for c in candidates.all()]
+    shares = [float(re.search(r"(\d+(?:\.\d+)?)%$", c.inner_text()).group(1)) for c in candidates.all()]
     assert shares == sorted(shares, reverse=True)
     token = json.loads('"' + candidates.first.evaluate("b => b.firstChild.textContent") + '"')  # shown escaped
     candidates.first.click()

@@ -270,6 +270,8 @@ class LanguageModelTask:
         vocab = corpus.tokenizer.tokens
         vectors, embedding_size = read_pretrained(args, vocab, option_defaults(cls.add_arguments)["embedding_size"])
         rnn = rnn_config_from_args(args, input_size=embedding_size)
+        if left_alone(args, "tie_weights") and rnn.output_features != embedding_size:
+            args.tie_weights = False  # the preset's tying yields to sizes the user chose apart
         model_config = LanguageModelConfig(
             vocab_size=len(corpus.tokenizer), embedding_size=embedding_size, rnn=rnn,
             dropout=args.dropout, tie_weights=args.tie_weights, init_range=args.init_range,

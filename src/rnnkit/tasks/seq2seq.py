@@ -64,7 +64,7 @@ from rnnkit.tasks.options import (
     check_positive,
     rnn_config_from_args,
 )
-from rnnkit.tasks.presets import Preset
+from rnnkit.tasks.presets import Preset, left_alone
 
 PAD, GO, END = "<pad>", "<go>", "<end>"
 # The defaults, by task and budget: the winners of benchmarks/seq2seq.py on 2 CPU cores (its results in
@@ -414,6 +414,8 @@ class Seq2SeqTask:
             check_positive(getattr(args, option), "--" + option.replace("_", "-"))
         if not 0.0 <= args.scheduled_sampling <= 1.0 or args.sampling_warmup < 0:
             raise ConfigError("--scheduled-sampling must be in [0, 1] and --sampling-warmup >= 0")
+        if left_alone(args, "input_feeding") and args.attention != "luong":
+            args.input_feeding = True  # the preset's choice for Luong attention; other models have no feeding
         generator = generator_config_from_args(args.generator, args)
         data = Seq2SeqDataConfig(
             generator=generator, curriculum=args.curriculum, advance_at=args.advance_at,
