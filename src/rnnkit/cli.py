@@ -314,9 +314,10 @@ def _fit(args: argparse.Namespace, task_cls, task, trainer: Trainer, run_dir: Pa
         metrics = {k: v for k, v in best.items() if k not in ("split", "best")}
         print(json.dumps({"task": task_cls.name, "metrics": metrics, "run": str(run_dir), "summary": summary}))
         return 0
+    steps = f"{summary['steps']} step{'s' if summary['steps'] != 1 else ''}"
     print(f"best validation loss {best.get('loss', float('nan')):.4f} at step {best.get('step')} "
-          f"({describe_metrics(best)}); {summary['steps']} steps in {summary['seconds']:.0f} s; "
-          f"run saved in {run_dir}", file=sys.stderr)  # fmt: skip
+          f"({describe_metrics(best)}); {steps} in {summary['seconds']:.0f} s; run saved in {run_dir}",
+          file=sys.stderr)  # fmt: skip
     if hasattr(task, "preview"):
         best_model = load_model(run_dir, device=device)
         print(task.preview(best_model, length=FINAL_PREVIEW))

@@ -305,33 +305,30 @@ class Trainer:
             return False
         return distributed.agree(p.elapsed + self._seconds.get("step", 0.0) >= MARKS[p.marks_done] * c.time_budget)
 
-    def _eval_limit(self) -> int | None:
-        """How many validation units each evaluation scores; fixed at the first evaluation under a budget."""
+    def _eval_limit(self) -> tuple[int | None, dict | None]:
+        """How many validation units each evaluation scores, fixed at the first evaluation under a budget by
+        timing a probe of ``eval_size()``'s probe units; and the probe's metrics where the limit is the probe
+        itself (a short budget: that evaluation is done, and is not run twice)."""
         c, p = self.config, self.progress
         if p.eval_limit is not None or c.time_budget is None or not hasattr(self.task, "eval_size"):
-            return p.eval_limit
+            return p.eval_limit, None
         size, unit, probe = self.task.eval_size()
         if probe >= size:
             p.eval_limit = size
-            return size
+            return size, None
         allowed = EVAL_SHARE * c.time_budget
-        self.model.eval()
-        try:
-            started = time.perf_counter()
-            with torch.no_grad():
-                self.task.evaluate(self.model, limit=probe)
-            per_unit = (time.perf_counter() - started) / max(probe, 1)
-        finally:
-            self.model.train()
+        started = time.perf_counter()
+        probed = self._score(lambda model: self.task.evaluate(model, limit=probe))
+        per_unit = (time.perf_counter() - started) / max(probe, 1)
         whole = per_unit * size
         if whole <= allowed:
             p.eval_limit = size
-        else:
-            p.eval_limit = max(probe, int(allowed / per_unit))
-            self.note(f"validation bounded: every evaluation scores the same {p.eval_limit:,} of the {size:,} "
-                      f"validation {unit}, ~{allowed:.1f} s of the {c.time_budget:g} s budget (all {size:,}: "
-                      f"~{whole:.0f} s)")  # fmt: skip
-        return p.eval_limit
+            return size, None
+        p.eval_limit = max(probe, int(allowed / per_unit))
+        self.note(f"validation bounded: every evaluation scores the same {p.eval_limit:,} of the {size:,} "
+                  f"validation {unit}, ~{max(allowed, per_unit * p.eval_limit):.2g} s of the {c.time_budget:g} s "
+                  f"budget (all {size:,}: ~{whole:.0f} s)")  # fmt: skip
+        return p.eval_limit, probed if p.eval_limit == probe else None
 
     # -- evaluating -------------------------------------------------------------------------------
 
@@ -373,10 +370,11 @@ class Trainer:
         started = time.perf_counter()
         scoring, metrics = started, None
         if distributed.is_main():  # on several processes rank 0 scores, and the others wait for its metrics
-            limit = self._eval_limit()
-            scoring = time.perf_counter()  # the probe that fixes the limit is not part of what an evaluation costs
-            bounded = {} if limit is None else {"limit": limit}
-            metrics = self._score(lambda model: self.task.evaluate(model, **bounded))
+            limit, metrics = self._eval_limit()
+            if metrics is None:  # else the probe that fixed the limit was this evaluation, and what it cost
+                scoring = time.perf_counter()  # a probe is not part of what the evaluations cost
+                bounded = {} if limit is None else {"limit": limit}
+                metrics = self._score(lambda model: self.task.evaluate(model, **bounded))
             if c.time_budget is not None:
                 p.marks_done = sum(1 for m in MARKS if m * c.time_budget <= p.elapsed + self._seconds.get("step", 0.0))
         metrics, p.eval_limit, p.marks_done = distributed.broadcast((metrics, p.eval_limit, p.marks_done))
@@ -508,8 +506,11 @@ class Trainer:
         except distributed.PeerLost as error:
             raise distributed.PeerLost(f"{error}; {self.on_disk()}") from None
         if stopped == "time_budget" and fresh and self._evals == 1:
+            self._tick()
+            over = "" if p.elapsed <= 1.05 * c.time_budget else (
+                f"; the run took {p.elapsed:.1f} s: starting, reading the data and one evaluation need more")
             self.note(f"the time budget of {c.time_budget:g} s left room for {p.step} training "
-                      f"step{'s' if p.step != 1 else ''} and one evaluation, at the end")  # fmt: skip
+                      f"step{'s' if p.step != 1 else ''} and one evaluation, at the end{over}")  # fmt: skip
         summary = self._write_summary(stopped)
         self.callback("end", summary)
         self.lock.release()  # the run is complete; a later save (or --resume) takes the lock again
