@@ -208,7 +208,8 @@ def test_defaults_are_chosen_from_the_data_and_flags_win(tmp_path, capsys):
     assert (config["data"]["season"], config["data"]["lookback"]) == (12, 24)  # max(2 x 6, 2 x 12)
     model = config["model"]["config"]
     assert (model["rnn"]["hidden_size"], model["head_size"]) == (32, 32)  # 72 - 3 x 6 - 24 + 1 = 31 windows
-    assert set(config["chosen_defaults"]) == {"season", "lookback", "hidden_size"}
+    assert model["dropout"] == 0.3 and set(config["chosen_defaults"]) == {"season", "lookback", "hidden_size",
+                                                                            "dropout"}  # fmt: skip
     notes = json.loads((tmp_path / "d" / "summary.json").read_text())["notes"]
     assert any(n.startswith("defaults chosen from the data: season 12 (monthly)") for n in notes)
     code, _, err = run(capsys, "train", "forecast", "--data", data, "--target", "sales", "--date", "month",
@@ -218,4 +219,5 @@ def test_defaults_are_chosen_from_the_data_and_flags_win(tmp_path, capsys):
     config = json.loads((tmp_path / "e" / "config.json").read_text())
     # 72 points, H = 20: too short for max(40, 24) and 20 windows; lookback and windows share 72 - 60 + 1 rows
     assert config["data"]["lookback"] == 6 and config["data"]["season"] == 3
-    assert config["model"]["config"]["rnn"]["hidden_size"] == 8 and set(config["chosen_defaults"]) == {"lookback"}
+    assert config["model"]["config"]["rnn"]["hidden_size"] == 8
+    assert set(config["chosen_defaults"]) == {"lookback", "dropout"}
