@@ -141,6 +141,20 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_and_makes_nothing(tmp_pat
     assert (tmp_path / "notes.txt").read_text() == "a file\n"
 
 
+def test_an_out_folder_that_cannot_be_written_is_one_line_and_makes_nothing(tmp_path, capsys, monkeypatch):
+    """A read-only place (root writes where permissions say no, so the refusal is the file system's, here
+    simulated): the folder is tried before anything is made, and named with the system's words."""
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("rnnkit.checkpoint.tempfile.mkstemp", refuse)
+    out = tmp_path / "new" / "run"
+    assert main(["train", "lm", "--out", str(out), "--max-steps", "1", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"rnnkit: error: --out {out}: cannot write in {tmp_path} (Permission denied)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [

@@ -396,3 +396,21 @@ def test_a_hostile_pickle_never_runs(runs, tmp_path):
         pickle.dump({"model": Exploit(str(marker))}, f)
     code, err = run(["train", "lm", "--resume", out])
     assert code == 2 and "refused without running it" in err and not marker.exists()
+
+
+def test_resume_after_the_training_data_changed_is_refused(data, tmp_path):
+    """The data position saved in optimizer.pt is checked against the data as they are now."""
+    import re
+
+    text, out = tmp_path / "text.txt", tmp_path / "run"
+    shutil.copy(data["text"], text)
+    code, err = run(train_argv("lm", {**data, "text": str(text)}, out, "--max-steps", "4"))
+    assert code == 0, err
+    text.write_text(text.read_text(encoding="utf-8")[:4000], encoding="utf-8")  # the same characters, fewer
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, err = run(["train", "lm", "--resume", out, "--max-steps", "6"])
+    assert_one_line(code, err)
+    found = re.search(r"optimizer\.pt: its data position \(epoch 0, batch 4 of (\d+)\) does not fit the training "
+                      r"data, which now make (\d+) batches per epoch; the data changed since the run", err)
+    assert code == 2 and found and int(found[2]) < int(found[1]), err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
