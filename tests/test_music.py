@@ -286,7 +286,7 @@ def test_frame_scores_by_hand():
 
 # -- the task through the command line ------------------------------------------------------------------
 
-SMALL = ["--hidden-size", "24", "--batch-size", "8", "--quiet", "--lr", "0.01", "--dropout", "0"]
+SMALL = ["--hidden-size", "24", "--batch-size", "8", "--quiet", "--lr", "0.01", "--dropout", "0", "--zoneout", "0"]
 
 
 def run_json(capsys, *argv) -> dict:
