@@ -17,13 +17,9 @@ and for choosing the best checkpoint. Optional, and used where a task has them:
     task.uniform_loss                  # log V: the loss of a uniform guess, for spotting divergence
     task.check_state(model)            # resumed carried state against the model
 
-**Time budgets cover everything.** ``progress.elapsed`` counts from ``started`` (the command line passes
-the moment its process started) and a run stops taking steps when the next one, the final evaluation,
-the last save and what the caller still has to do (``Trainer.reserve``) would no longer fit. Each
-evaluation is bounded: the first one under a budget times a small probe and fixes how many validation
-units every evaluation of the run scores, so that one takes at most ``EVAL_SHARE`` of the budget (said
-in a note, and in every record's unit count). Evaluations come at ``MARKS`` of the budget besides the
-epoch ends and ``eval_every``, so the first is no later than a tenth of it.
+**Time budgets cover everything**: the run, its evaluations, its last save and what the caller does
+after it end within the budget (:mod:`rnnkit.budget`: when to stop, when to evaluate, how much of the
+validation split one evaluation scores).
 
 **Nothing lost.** The run directory is locked (:class:`rnnkit.runlock.RunLock`) while a trainer writes
 it. Nothing that is not finite is saved; a validation loss that is not finite, far above the uniform
@@ -56,6 +52,7 @@ from torch import nn
 
 from rnnkit import checkpoint, distributed
 from rnnkit.bptt import clip_gradients
+from rnnkit.budget import EVAL_SHARE, MARKS, Budget
 from rnnkit.errors import CheckpointError, RnnkitError, TrainingError
 from rnnkit.models import model_spec
 from rnnkit.resume import Progress, check_training_state, resume_parts
@@ -72,13 +69,11 @@ from rnnkit.trainconfig import (
 
 # rnnkit.train is where callers find the training API; the options and the resume checks live beside it
 __all__ = [
-    "EVAL_SHARE", "MARKS", "OPTIMIZERS", "SCHEDULES", "TRAIN_RANGES", "Callback", "Diverged", "Progress",
+    "EVAL_SHARE", "MARKS", "Budget", "OPTIMIZERS", "SCHEDULES", "TRAIN_RANGES", "Callback", "Diverged", "Progress",
     "Schedule", "TrainConfig", "Trainer", "describe_device", "make_optimizer", "max_abs_gradient", "resume_parts",
     "training_dtype",
 ]  # fmt: skip
 
-EVAL_SHARE = 0.02  # under a time budget, the most one evaluation may take, as a share of the budget
-MARKS = (0.1, 0.25, 0.5, 0.75)  # under a time budget, evaluate when these shares of it have passed
 
 
 Callback = Callable[[str, dict], None]
@@ -133,7 +128,7 @@ class Trainer:
         self._started = started
         self._clock = (time.perf_counter(), 0.0)  # (wall time at start of this session, elapsed before it)
         self._on_disk: dict[str, int | None] = {"state": None, "weights": None}  # steps of what is saved
-        self._seconds: dict[str, float] = {}  # moving estimates: "step", "eval" (with its record), "save"
+        self.budget = Budget(config)  # the limits, and what a step, an evaluation and a save take
         self._evals = 0  # evaluations in this session
         self._step_loss: Callable | None = None  # task.loss, under DistributedDataParallel on several processes
 
@@ -242,7 +237,7 @@ class Trainer:
         self._on_disk["state"] = p.step
         if weights:
             self._on_disk["weights"] = p.step
-        self._estimate("save", time.perf_counter() - started)
+        self.budget.estimate("save", time.perf_counter() - started)
 
     def log(self, record: dict) -> None:
         if not distributed.is_main():
@@ -254,10 +249,6 @@ class Trainer:
                                 f"{_os_error(error)}; {self.on_disk()}") from None  # fmt: skip
         self.callback(record["split"], record)
 
-    def _estimate(self, what: str, seconds: float) -> None:
-        before = self._seconds.get(what)
-        self._seconds[what] = seconds if before is None else 0.7 * before + 0.3 * seconds
-
     # -- budgets ----------------------------------------------------------------------------------
 
     def fraction_done(self) -> float:
@@ -265,28 +256,12 @@ class Trainer:
         return min(1.0, self._progress_fraction(self.progress.epoch + self.progress.position / self._epoch_length))
 
     def _progress_fraction(self, epoch_fraction: float) -> float:
-        c, p = self.config, self.progress
-        fractions = []
-        if c.max_steps:
-            fractions.append(p.step / c.max_steps)
-        if c.epochs:
-            fractions.append(epoch_fraction / c.epochs)
-        if c.time_budget:
-            fractions.append(p.elapsed / c.time_budget)
-        return max(fractions)
-
-    def _final_seconds(self) -> float:
-        """What the end of the run needs: a last evaluation and save, and the caller's reserve."""
-        budget = self.config.time_budget or 0.0
-        evaluation = self._seconds.get("eval", 1.5 * EVAL_SHARE * budget)
-        return evaluation + self._seconds.get("save", 0.0) + float(self.reserve())
+        return self.budget.fraction(self.progress, epoch_fraction)
 
     def _time_up(self) -> bool:
-        """Whether one more step would leave too little of the time budget for the end of the run."""
-        c, p = self.config, self.progress
-        if c.time_budget is None:
+        if self.config.time_budget is None:
             return False
-        return distributed.agree(p.elapsed + self._seconds.get("step", 0.0) + self._final_seconds() >= c.time_budget)
+        return distributed.agree(self.budget.time_up(self.progress, float(self.reserve())))  # rank 0's clock
 
     def _out_of_budget(self) -> str | None:
         c, p = self.config, self.progress
@@ -299,11 +274,8 @@ class Trainer:
         return None
 
     def _mark_due(self) -> bool:
-        """Under a time budget: whether the next of MARKS falls before the end of the next step."""
-        c, p = self.config, self.progress
-        if c.time_budget is None or p.marks_done >= len(MARKS):
-            return False
-        return distributed.agree(p.elapsed + self._seconds.get("step", 0.0) >= MARKS[p.marks_done] * c.time_budget)
+        due = self.budget.mark_due(self.progress)
+        return due is not None and distributed.agree(due)
 
     def _eval_limit(self) -> tuple[int | None, dict | None]:
         """How many validation units each evaluation scores, fixed at the first evaluation under a budget by
@@ -316,18 +288,15 @@ class Trainer:
         if probe >= size:
             p.eval_limit = size
             return size, None
-        allowed = EVAL_SHARE * c.time_budget
         started = time.perf_counter()
         probed = self._score(lambda model: self.task.evaluate(model, limit=probe))
         per_unit = (time.perf_counter() - started) / max(probe, 1)
-        whole = per_unit * size
-        if whole <= allowed:
-            p.eval_limit = size
+        p.eval_limit = self.budget.eval_limit(size, probe, per_unit)
+        if p.eval_limit == size:
             return size, None
-        p.eval_limit = max(probe, int(allowed / per_unit))
         self.note(f"validation bounded: every evaluation scores the same {p.eval_limit:,} of the {size:,} "
-                  f"validation {unit}, ~{max(allowed, per_unit * p.eval_limit):.2g} s of the {c.time_budget:g} s "
-                  f"budget (all {size:,}: ~{whole:.0f} s)")  # fmt: skip
+                  f"validation {unit}, ~{max(EVAL_SHARE * c.time_budget, per_unit * p.eval_limit):.2g} s of the "
+                  f"{c.time_budget:g} s budget (all {size:,}: ~{per_unit * size:.0f} s)")  # fmt: skip
         return p.eval_limit, probed if p.eval_limit == probe else None
 
     # -- evaluating -------------------------------------------------------------------------------
@@ -375,8 +344,7 @@ class Trainer:
                 scoring = time.perf_counter()  # a probe is not part of what the evaluations cost
                 bounded = {} if limit is None else {"limit": limit}
                 metrics = self._score(lambda model: self.task.evaluate(model, **bounded))
-            if c.time_budget is not None:
-                p.marks_done = sum(1 for m in MARKS if m * c.time_budget <= p.elapsed + self._seconds.get("step", 0.0))
+            p.marks_done = self.budget.marks_passed(p)
         metrics, p.eval_limit, p.marks_done = distributed.broadcast((metrics, p.eval_limit, p.marks_done))
         if hasattr(self.task, "after_evaluate"):  # every rank: its side effects (a curriculum level) shape the data
             metrics = {**metrics, **self._score(self.task.after_evaluate)}
@@ -401,7 +369,7 @@ class Trainer:
             record["diverged"] = diverged
         self.log(record)
         self._tick()
-        self._estimate("eval", time.perf_counter() - scoring)
+        self.budget.estimate("eval", time.perf_counter() - scoring)
         if diverged is not None and not c.allow_divergence:
             raise Diverged(f"training diverged at step {p.step}: {diverged}; stopped. {self.on_disk()}; "
                            "--allow-divergence goes on regardless")  # fmt: skip
@@ -477,7 +445,7 @@ class Trainer:
                         self._log_train(window, time.perf_counter() - window_start, c.lr * scale)
                         window, window_start = [], time.perf_counter()
                     self._tick()
-                    self._estimate("step", time.perf_counter() - step_start)
+                    self.budget.estimate("step", time.perf_counter() - step_start)
                     stopped = self._out_of_budget()
                     if (c.eval_every and p.step % c.eval_every == 0) or (stopped and c.eval_every) or (
                         not stopped and self._mark_due()
