@@ -276,7 +276,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                           lock=lock, started=getattr(args, "started", None))  # fmt: skip
         if state is not None:
             trainer.load_training_state(state)
-        return _fit(args, task_cls, task, trainer, run_dir, device)
+        code = _fit(args, task_cls, task, trainer, run_dir, device)
+        if code == 0:
+            distributed.barrier()  # rank 0 may still be printing its preview
+        return code
     finally:
         torch.set_default_dtype(default_dtype)
         if lock is not None:

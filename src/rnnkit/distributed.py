@@ -28,6 +28,7 @@ fails; a gloo collective whose peer is gone raises at once, and :func:`collectiv
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import signal
@@ -115,9 +116,19 @@ def _terminated(signum, frame) -> None:
                      "interrupted)")  # fmt: skip
 
 
+def barrier() -> None:
+    """Wait until every rank is here (the end of a run: no rank tears the group down under another)."""
+    if active():
+        with collective("finishing"):
+            dist.barrier()
+
+
 def shutdown() -> None:
-    """Leave the process group (at the end of a run)."""
+    """Leave the process group (at the end of a run). DDP's reducer holds the group too (and the trainer,
+    through its progress display, sits in a reference cycle): collect it first, so that gloo's threads end
+    now and not while the interpreter is torn down (which aborts the process, pytorch PR 179291)."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
