@@ -525,6 +525,7 @@ class Trainer:
             "epochs": p.epoch + p.position / self._epoch_length,
             "seconds": round(p.elapsed, 3),
             "device": describe_device(self.device),
+            **({"processes": distributed.world()} if distributed.active() else {}),  # under torchrun
             "best": best,
             "final": valid[-1] if valid else None,
             "parameters": sum(t.numel() for t in self.model.parameters()),
