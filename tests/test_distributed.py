@@ -146,6 +146,7 @@ def test_lm_on_two_processes_equals_one_and_resumes_there(verses, tmp_path, monk
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
     assert len(checkpoint.read_metrics(tmp_path / "two")) == len(checkpoint.read_metrics(tmp_path / "one"))
     assert result.stderr.count("best validation loss") == 1
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["processes"] == 2
     # the carried state of all 8 streams (each rank held 4) is saved as one process saves it
     a = checkpoint.load_training_state(tmp_path / "one")["task"]["state"]
     b = checkpoint.load_training_state(tmp_path / "two")["task"]["state"]
