@@ -55,6 +55,13 @@ def test_folder_of_text_files(tmp_path):
     assert "".join(iter_text(tmp_path)) == "first\nsecond\n"
 
 
+def test_a_folder_of_abc_tunes_is_text(tmp_path):
+    (tmp_path / "reels.abc").write_text("X:2\nT:Second\nK:D\nABcd|\n")
+    (tmp_path / "jigs.abc").write_text("X:1\nT:First\nK:G\nGAB|\n")
+    (tmp_path / "notes.md").write_text("not a tune")
+    assert "".join(iter_text(tmp_path)) == "X:1\nT:First\nK:G\nGAB|\nX:2\nT:Second\nK:D\nABcd|\n"
+
+
 @pytest.mark.parametrize(
     "content, match",
     [
@@ -73,7 +80,7 @@ def test_unusable_files_are_named(tmp_path, content, match):
 def test_missing_path_and_empty_folder(tmp_path):
     with pytest.raises(DataError, match="no such file or folder"):
         list(iter_text(tmp_path / "missing.txt"))
-    with pytest.raises(DataError, match="folder with no .txt files"):
+    with pytest.raises(DataError, match=r"folder with no .txt \(or .abc\) files"):
         list(iter_text(tmp_path))
 
 

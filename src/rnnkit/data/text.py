@@ -1,7 +1,7 @@
 """Reading text files as a stream of checked UTF-8 chunks, so a corpus of any size fits in memory.
 
-A path may be a file (``.gz`` files are decompressed on the fly) or a folder (its ``*.txt`` and
-``*.txt.gz`` files in name order, each ending with a newline). Empty files, binary files and files
+A path may be a file (``.gz`` files are decompressed on the fly) or a folder (its ``*.txt`` and ``*.abc``
+files, gzipped or not, in name order, each ending with a newline: ABC tunes are text). Empty files, binary files and files
 that are not UTF-8 raise :class:`DataError` naming the file.
 """
 
@@ -17,15 +17,16 @@ from pathlib import Path
 from rnnkit.errors import DataError
 
 CHUNK_BYTES = 1 << 20
+FOLDER_SUFFIXES = (".txt", ".txt.gz", ".abc", ".abc.gz")  # what a folder's text files are called
 
 
 def text_files(path: str | os.PathLike) -> list[Path]:
-    """The files a data path names: the file itself, or a folder's ``*.txt`` files in name order."""
+    """The files a data path names: the file itself, or a folder's text files (FOLDER_SUFFIXES) in name order."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.name.endswith((".txt", ".txt.gz")) and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.name.endswith(FOLDER_SUFFIXES) and p.is_file())
         if not files:
-            raise DataError(f"{path} is a folder with no .txt files")
+            raise DataError(f"{path} is a folder with no .txt (or .abc) files")
         return files
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
