@@ -2,7 +2,9 @@
 
 Each graph is exported at one batch and length and checked at others (dynamic axes), on random tokens,
 random initial states and lengths that differ along the batch. The reference is the model's own forward
-in PyTorch (the tagger's with its boolean-mask character features, seq2seq's ``start`` and ``step``).
+in PyTorch (the tagger's with its boolean-mask character features, seq2seq's ``start`` and ``step``, the
+forecaster's with :func:`rnnkit.models.forecast.quantiles` of its parameters, and, from a trained run, the
+forecast ``rnnkit eval`` reports, rebuilt from the graph and its metadata).
 """
 
 import builtins
@@ -19,6 +21,8 @@ from rnnkit.decoding import greedy_decode
 from rnnkit.layers import RecurrentConfig
 from rnnkit.models import (
     CharFeaturesConfig,
+    Forecaster,
+    ForecasterConfig,
     LanguageModel,
     LanguageModelConfig,
     Seq2Seq,
@@ -29,6 +33,7 @@ from rnnkit.models import (
     SequenceTaggerConfig,
     save_model,
 )
+from rnnkit.models.forecast import QUANTILES, decoder_config, quantiles
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: pip install 'rnnkit[export]'")
 pytest.importorskip("onnx", reason="onnx is not installed: pip install 'rnnkit[export]'")
@@ -219,6 +224,159 @@ def test_seq2seq_encoder_and_decoder_step_match_pytorch(attention, cell, tmp_pat
     assert (tokens_out, finished) == (reference.tokens, reference.finished)
 
 
+# -- forecasters ----------------------------------------------------------------------------------------
+
+FORECAST_CELLS = {  # the decoder has the encoder's cell; a bidirectional encoder goes through the bridges
+    "lstm bidirectional": dict(cell="lstm", bidirectional=True),
+    "gru layer_norm zoneout": dict(cell="gru", layer_norm=True, zoneout=0.2),
+    "lstm peephole proj bidirectional": dict(cell="lstm", peephole=True, proj_size=4, bidirectional=True),
+}
+FC, FK, FH, SERIES = 4, 2, 5, 3  # channels (target, missing flag, 2 more), known channels, horizon, series
+
+
+def forecaster(likelihood, decoder, cell_options, *, known=FK, embedding=2, window_scaling=True):
+    torch.manual_seed(11)
+    static = embedding + (2 if window_scaling else 0)
+    rnn = rnn_config(FC + static, **cell_options)
+    config = ForecasterConfig(FC, known, FH, rnn, decoder_config(rnn, known + static + 1) if decoder else None,
+                              num_series=SERIES, series_embedding=embedding, likelihood=likelihood, head_size=7,
+                              window_scaling=window_scaling)  # fmt: skip
+    model = Forecaster(config).eval()
+    with torch.no_grad():
+        model.head.weight.normal_(std=0.5)  # away from its start at "the window's mean, unit spread"
+        model.head.bias.normal_()
+    return model
+
+
+def windows(B, L, K, g):
+    inputs = torch.randn(B, L, FC, generator=g)
+    inputs[..., 1] = (torch.rand(B, L, generator=g) < 0.3).float()  # the target's missing flag
+    inputs[0, :, 1] = 1.0  # a window with no observed target
+    return inputs, torch.randn(B, FH, K, generator=g), torch.randint(0, SERIES, (B,), generator=g)
+
+
+def decoded(metadata):
+    """Metadata values as set_metadata writes them: JSON, or a string as itself."""
+    out = {}
+    for key, value in metadata.items():
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def forecast_check(graph, model, B, L, g, what):
+    """The graph against the model's forward and rnnkit.models.forecast.quantiles on random windows; the
+    largest difference seen."""
+    inputs, known, series = windows(B, L, model.config.known_size, g)
+    with torch.no_grad():
+        params = model(inputs, known, series)
+        expected = [params, quantiles(model.config.likelihood, params, QUANTILES)]
+    used = [i.name for i in graph.model.graph.input]
+    feeds = {k: v.numpy() for k, v in zip(["inputs", "known", "series"], (inputs, known, series)) if k in used}
+    got = session(graph.model).run(None, feeds)
+    assert_close(got, expected, what)
+    return max(float(np.abs(a - b.numpy()).max()) for a, b in zip(got, expected))
+
+
+@pytest.mark.parametrize("cell", list(FORECAST_CELLS))
+@pytest.mark.parametrize("decoder", [False, True], ids=["direct", "decoder"])
+@pytest.mark.parametrize("likelihood", ["gaussian", "student_t", "quantile"])
+def test_forecaster_parameters_and_quantiles_match_pytorch(likelihood, decoder, cell):
+    model = forecaster(likelihood, decoder, FORECAST_CELLS[cell])
+    meta = export.run_metadata(model, "forecast", {})
+    (graph,) = export.build_exports(model, "forecast", meta)
+    assert [i.name for i in graph.model.graph.input] == ["inputs", "known", "series"]
+    assert [o.name for o in graph.model.graph.output] == ["params", "quantiles"]
+    scans = 2 * (2 if "bidirectional" in cell else 1) + (2 if decoder else 0)  # per layer and direction, 2 layers
+    assert [node.op_type for node in graph.model.graph.node].count("Scan") == scans
+    g = torch.Generator().manual_seed(12)
+    for B, L in ((5, 9), (1, 2), (2, 30)):  # not the export's (3, 6): batch and lookback are dynamic
+        forecast_check(graph, model, B, L, g, f"{likelihood} {cell} B={B} L={L}")
+    props = decoded({p.key: p.value for p in graph.model.metadata_props})
+    assert props["rnnkit.likelihood"] == likelihood and props["rnnkit.horizon"] == FH
+    assert props["rnnkit.quantile_levels"] == list(QUANTILES) and props["rnnkit.intervals"]["80"] == [0.1, 0.9]
+    assert props["rnnkit.form"] == ("encoder-decoder" if decoder else "direct")
+    assert len(props["rnnkit.parameters"]) == model.config.outputs
+
+
+def test_a_forecaster_without_known_channels_embedding_or_window_scaling_takes_only_its_inputs():
+    model = forecaster("student_t", True, FORECAST_CELLS["lstm bidirectional"], known=0, embedding=0,
+                       window_scaling=False)  # fmt: skip
+    (graph,) = export.build_exports(model, "forecast", {})
+    assert [i.name for i in graph.model.graph.input] == ["inputs"]  # no calendar, one series: nothing else read
+    g = torch.Generator().manual_seed(13)
+    for B, L in ((4, 7), (1, 1)):
+        forecast_check(graph, model, B, L, g, f"inputs only B={B} L={L}")
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "student_t"])
+def test_the_graph_s_quantile_factors_are_scipy_s_for_every_degree_of_freedom(likelihood):
+    from scipy.special import stdtrit
+
+    nu = torch.tensor([2.0, 2.0001, 2.1, 2.5, 3.0, 4.1, 7.0, 15.0, 60.0, 1e3, 1e5, 1e9], dtype=torch.float64)
+    mu = torch.linspace(-3, 3, len(nu), dtype=torch.float64)
+    sigma = torch.linspace(0.01, 20, len(nu), dtype=torch.float64)
+    params = torch.stack([mu, sigma, nu], -1)[None, :, : 3 if likelihood == "student_t" else 2]  # (1, 12, P)
+    got = export.forecast_quantiles(likelihood, params, export.quantile_factors(likelihood, QUANTILES))
+    expected = quantiles(likelihood, params, QUANTILES)
+    assert (got - expected).abs().max() <= 1e-11
+    if likelihood == "student_t":  # and scipy's own numbers, by the definition: mu + sigma * t_nu^-1(p)
+        direct = mu[:, None] + sigma[:, None] * torch.from_numpy(stdtrit(nu[:, None].numpy(), np.array(QUANTILES)))
+        assert (got[0] - direct).abs().max() <= 1e-11
+
+
+def forecast_csv(path):
+    rows = ["shop,month,units,price"]
+    for shop, level in (("a", 10.0), ("b", 50.0)):
+        for t in range(40):
+            y, m = divmod(t, 12)
+            rows.append(f"{shop},{2000 + y}-{m + 1:02d},{level + 5 * np.sin(t / 2) + 0.1 * t:.3f},{1 + 0.05 * t:.2f}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("decoder", [False, True], ids=["direct", "decoder"])
+def test_export_of_a_forecast_run_gives_rnnkit_eval_s_forecast_from_its_metadata(decoder, tmp_path, capsys):
+    from rnnkit.data.timeseries import window_origins
+    from rnnkit.tasks.forecast import load_parts, model_forecasts, prepare_like, window_tensors
+
+    data = forecast_csv(tmp_path / "shops.csv")
+    argv = ["train", "forecast", "--data", str(data), "--target", "units", "--date", "month", "--features", "price",
+            "--id", "shop", "--horizon", "4", "--lookback", "8", "--hidden-size", "6", "--head-size", "6",
+            "--max-steps", "3", "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    argv += ["--decoder"] if decoder else []
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    out = tmp_path / "f.onnx"
+    assert main(["export", str(tmp_path / "run"), "--onnx", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["files"] == [str(out)] and result["max_abs_diff"]["sequence"] <= TOL
+    meta = decoded(session_meta(out))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert meta["rnnkit.task"] == "forecast" and meta["rnnkit.graph"] == "forecast.sequence"
+    assert meta["rnnkit.lookback"] == 8 and meta["rnnkit.series"] == ["a", "b"]
+    assert meta["rnnkit.channels"] == config["channels"] and meta["rnnkit.known_channels"] == config["known_channels"]
+    assert meta["rnnkit.inputs"] == ["inputs", "known", "series"] and meta["rnnkit.known_channels"]  # the calendar
+    # the test windows as rnnkit eval builds them; the graph's quantiles, un-scaled with the metadata alone
+    model, data_config, stats, index = load_parts(tmp_path / "run", config, "cpu")
+    prepared = prepare_like(data_config.read(), data_config, stats, config)
+    reference, _ = model_forecasts(model, prepared, "test", "cpu", series_index=index)
+    which, origins = window_origins(prepared, "test")
+    inputs, known, _, _, _ = window_tensors(prepared, which, origins, "cpu")
+    ids = [prepared.series[k].id for k in which.tolist()]
+    rows = np.array([meta["rnnkit.series"].index(i) for i in ids])
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    _, q = sess.run(None, {"inputs": inputs.numpy(), "known": known.numpy(), "series": rows})
+    levels = meta["rnnkit.quantile_levels"]
+    for n, (series_id, f) in enumerate(zip(ids, reference)):
+        center, scale = meta["rnnkit.scaling"]["target"][series_id]
+        values = center + scale * q[n].astype(np.float64)  # (H, 5)
+        for bound, level in (("median", 0.5), ("lo80", 0.1), ("hi80", 0.9), ("lo95", 0.025), ("hi95", 0.975)):
+            assert np.abs(values[:, levels.index(level)] - getattr(f, bound)).max() <= TOL * scale, bound
+
+
 # -- the command ------------------------------------------------------------------------------------------
 
 
@@ -261,9 +419,9 @@ def test_bad_runs_and_paths_are_one_line_errors(lm_run, tmp_path, capsys):
     err = run_error(["export", str(lm_run), "--onnx", str(tmp_path / "missing" / "a.onnx")], capsys)
     assert "output folder" in err and "does not exist" in err
     config = json.loads((lm_run / "config.json").read_text())
-    for task, message in (("forecast", "cannot be exported yet"), ("music", "rnnkit export exports lm")):
-        (lm_run / "config.json").write_text(json.dumps({**config, "task": task}))
-        assert message in run_error(["export", str(lm_run), "--onnx", str(tmp_path / "a.onnx")], capsys)
+    (lm_run / "config.json").write_text(json.dumps({**config, "task": "music"}))  # forecast runs export (above)
+    err = run_error(["export", str(lm_run), "--onnx", str(tmp_path / "a.onnx")], capsys)
+    assert "rnnkit export exports lm, classify, tag, seq2seq, forecast runs" in err
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 

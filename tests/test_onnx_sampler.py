@@ -27,6 +27,7 @@ pytest.importorskip("onnx", reason="onnx is not installed: pip install 'rnnkit[e
 import rnnkit_onnx  # noqa: E402
 from rnnkit.apps.export import export_run  # noqa: E402
 from rnnkit_onnx import sampler  # noqa: E402
+from rnnkit_onnx.__main__ import main as onnx_main  # noqa: E402
 
 TEXT = "the cat sat on the mat.\nThe dog, the cat and the rat ran!\n"
 CELLS = {
@@ -185,3 +186,20 @@ def test_bad_sampler_input_is_one_line(char_run, word_run, capsys, tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     assert "onnxruntime can load" in sample_error(["sample", "--onnx", str(tmp_path / "bad.onnx"), "--vocab", vocab],
                                                   capsys)  # fmt: skip
+
+
+def test_an_exported_forecaster_is_one_line_not_a_traceback(char_run, tmp_path, capsys):
+    from rnnkit.models import Forecaster, ForecasterConfig
+
+    rnn = RecurrentConfig("gru", input_size=4, hidden_size=5, batch_first=True)
+    save_model(tmp_path / "run", Forecaster(ForecasterConfig(input_size=2, known_size=0, horizon=3, rnn=rnn)),
+               config={"task": "forecast"})  # fmt: skip
+    export_run(tmp_path / "run", tmp_path / "f.onnx")
+    vocab = str(char_run[1] / "vocab.json")
+    wanted = "is an exported forecast model, not a language model (rnnkit export of an lm run)"
+    assert wanted in sample_error(["sample", "--onnx", str(tmp_path / "f.onnx"), "--vocab", vocab], capsys)
+    assert onnx_main([str(tmp_path / "f.onnx"), "--vocab", vocab]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and wanted in err
+    with pytest.raises(ValueError, match="is an exported forecast model, not an encoder-decoder"):
+        sampler.greedy_decode(tmp_path / "f.onnx", np.zeros((1, 2)), np.ones(1), max_length=3)

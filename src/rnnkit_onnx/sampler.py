@@ -121,6 +121,15 @@ def metadata(sess) -> dict:
     return out
 
 
+def require_task(path: str | os.PathLike, meta: dict, task: str, what: str) -> None:
+    """ValueError unless the graph at ``path`` was exported from a ``task`` run (its ``rnnkit.task``): one line
+    that says what it is instead (a forecaster, say, which this package does not run) and what was wanted."""
+    found = meta.get("rnnkit.task")
+    if found != task:
+        kind = f"an exported {found} model" if isinstance(found, str) else "not a graph of rnnkit export"
+        raise ValueError(f"{os.fspath(path)!r} is {kind}, not {what}")
+
+
 def step_session(path: str | os.PathLike, meta: dict, threads: int | None = None):
     """The step graph that the main graph at ``path`` names (``rnnkit.step_graph``, in the same folder)."""
     name = meta.get("rnnkit.step_graph")
@@ -139,8 +148,7 @@ class LanguageModel:
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         self.sequence = session(path, threads)
         self.meta = metadata(self.sequence)
-        if self.meta.get("rnnkit.task") != "lm":
-            raise ValueError(f"{os.fspath(path)!r} is not an exported language model (rnnkit export of an lm run)")
+        require_task(path, self.meta, "lm", "a language model (rnnkit export of an lm run)")
         self.stepper = step_session(path, self.meta, threads)
         self.vocab_size = int(self.meta["rnnkit.vocab_size"])
         self.state_inputs = [i for i in self.meta["rnnkit.inputs"] if i != "tokens"]
@@ -290,6 +298,7 @@ def greedy_decode(path: str | os.PathLike, source: np.ndarray, source_lengths: n
     each row (without ``end``) and whether it ended."""
     encoder = session(path, threads)
     meta = metadata(encoder)
+    require_task(path, meta, "seq2seq", "an encoder-decoder (rnnkit export of a seq2seq run)")
     decoder = step_session(path, meta, threads)
     outputs = dict(zip(meta["rnnkit.outputs"], encoder.run(None, {
         "source": source.astype(np.int64), "source_lengths": source_lengths.astype(np.int64)})))  # fmt: skip

@@ -12,6 +12,13 @@ What each task writes (B batch, T time, S source length; every B, T and S is a d
 - ``seq2seq``: ``OUT.onnx``, the encoder: ``source (B, S), source_lengths (B,) -> values, [keys,] mask,
   h [, c] [, feed]``; ``OUT.step.onnx``, one decoder step: ``tokens (B,), h [, c] [, feed], values, [keys,]
   mask -> logits (B, V), h [, c] [, feed]``.
+- ``forecast``: ``inputs (B, L, C) [, known (B, H, K)] [, series (B,)] -> params (B, H, P), quantiles (B, H, 5)``:
+  :class:`~rnnkit.models.forecast.Forecaster`'s forward, direct or encoder-decoder (L, the lookback, is a
+  dynamic axis; H is the run's horizon), then the quantiles ``rnnkit eval`` and ``rnnkit predict`` report, at
+  :data:`~rnnkit.models.forecast.QUANTILES` (0.025, 0.1, 0.5, 0.9, 0.975: the 95% and 80% bounds and the median),
+  computed in the graph (:func:`forecast_quantiles`). Both are in the per-series scaled units of the target; the
+  metadata carries the run's per-series ``(center, scale)`` to map them back, ``y = center + scale * z``. A
+  graph without calendar channels (K = 0) takes no ``known``, one without a series embedding no ``series``.
 
 Each recurrence is an ONNX ``Scan`` over time whose body is one step of the cell's own equations, and the
 rest is traced from the models' own code (:mod:`rnnkit.apps.onnx_trace` says how); every cell and option
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -39,10 +47,11 @@ from rnnkit import checkpoint
 from rnnkit.apps.onnx_trace import OPSET, export_graph, require_onnx
 from rnnkit.cells import as_tuple
 from rnnkit.errors import ConfigError
+from rnnkit.models.forecast import INTERVALS, QUANTILES, quantiles
 
 TOLERANCE = 1e-4  # what `rnnkit export` accepts between onnxruntime and PyTorch on its check (tests ask 1e-5)
-TASKS = ("lm", "classify", "tag", "seq2seq")
-NOT_YET = {"forecast": "forecast runs cannot be exported yet: rnnkit has no forecast model to export"}
+TASKS = ("lm", "classify", "tag", "seq2seq", "forecast")
+CHEBYSHEV_DEGREE = 20  # of the Student-t quantile factors in 4/nu - 1: within 1e-13 of scipy's stdtrit, nu >= 2
 
 
 # -- the graphs of each task --------------------------------------------------------------------------
@@ -116,6 +125,67 @@ def seq2seq_step(model, tokens: Tensor, *rest: Tensor):
     return (logits, *as_tuple(carry.state), *(() if carry.feed is None else (carry.feed,)))
 
 
+def forecast_outputs(model, inputs: Tensor, known: Tensor, series: Tensor, *, factors: np.ndarray):
+    """:meth:`Forecaster.forward`, then :func:`forecast_quantiles` of its parameters: ``(params (B, H, P),
+    quantiles (B, H, Q))``. Without known channels the model gets the empty ``(B, H, 0)`` made here, so the
+    graph takes no ``known``."""
+    c = model.config
+    if not c.known_size:
+        known = inputs.new_zeros(inputs.shape[0], c.horizon, 0)
+    params = model(inputs, known, series)  # (B, H, P)
+    return params, forecast_quantiles(c.likelihood, params, factors)
+
+
+def forecast_reference(model, inputs: Tensor, known: Tensor, series: Tensor):
+    """What the forecast graph must compute, in PyTorch: the model's parameters and
+    :func:`rnnkit.models.forecast.quantiles` of them (scipy's ``stdtrit`` for the Student-t)."""
+    params = model(inputs, known, series)
+    return params, quantiles(model.config.likelihood, params, QUANTILES)
+
+
+def quantile_factors(likelihood: str, levels: tuple[float, ...], degree: int = CHEBYSHEV_DEGREE) -> np.ndarray:
+    r"""What :func:`forecast_quantiles` multiplies :math:`\sigma` by, as constants of the graph.
+
+    ``gaussian``: :math:`\Phi^{-1}(p)` (Q,). ``student_t``: the quantile :math:`t_\nu^{-1}(p)` depends on
+    :math:`\nu`, and ONNX has no inverse t CDF, so it is a Chebyshev series in :math:`x = 4/\nu - 1`
+    (:math:`\nu \in [2, \infty) \mapsto x \in (-1, 1]`, where it is smooth, :math:`\nu = \infty` being the
+    normal's quantile), fitted here at the ``degree + 1`` Chebyshev nodes to scipy's ``stdtrit``, the function
+    :func:`rnnkit.models.forecast.quantiles` calls: coefficients (Q, degree + 1), within 1e-13 of it.
+    ``quantile``: none (the model predicts the quantiles)."""
+    from scipy.special import ndtri, stdtrit
+
+    p = np.asarray(levels, dtype=np.float64)
+    if likelihood == "gaussian":
+        return ndtri(p)
+    if likelihood != "student_t":
+        return np.zeros(0)
+    nodes = np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))  # x in (-1, 1)
+    nu = 4.0 / (nodes + 1.0)  # x = 4/nu - 1
+    values = stdtrit(nu[None, :], p[:, None])  # (Q, n)
+    return np.stack([np.polynomial.chebyshev.chebfit(nodes, row, degree) for row in values])  # (Q, degree + 1)
+
+
+def forecast_quantiles(likelihood: str, params: Tensor, factors: np.ndarray) -> Tensor:
+    r""":func:`rnnkit.models.forecast.quantiles` at :data:`~rnnkit.models.forecast.QUANTILES` in ops that
+    export (``factors`` from :func:`quantile_factors`): :math:`\mu + \sigma\,\Phi^{-1}(p)`;
+    :math:`\mu + \sigma \sum_k a_k T_k(4/\nu - 1)` by Clenshaw's recurrence
+    :math:`b_k = a_k + 2x\,b_{k+1} - b_{k+2}`, :math:`f = a_0 + x\,b_1 - b_2`; or the predicted quantiles.
+    In float64, as that function computes them, then float32: ``params`` (B, H, P) -> (B, H, Q)."""
+    if likelihood == "quantile":
+        return params[..., list(range(len(QUANTILES)))]
+    mu, sigma = params[..., :1].double(), params[..., 1:2].double()  # (B, H, 1)
+    if likelihood == "gaussian":
+        factor = torch.tensor(factors, dtype=torch.float64)  # (Q,)
+    else:
+        x = (4.0 / params[..., 2:3].double()).clamp(0.0, 2.0) - 1.0  # nu >= 2: x in (-1, 1]
+        a = torch.tensor(factors, dtype=torch.float64).T  # (n, Q)
+        b1 = b2 = torch.zeros_like(x)
+        for k in range(a.shape[0] - 1, 0, -1):
+            b1, b2 = a[k] + 2.0 * x * b1 - b2, b1  # (B, H, Q)
+        factor = a[0] + x * b1 - b2
+    return (mu + sigma * factor).to(params.dtype)
+
+
 class Export:
     """One graph to write: the ONNX model, its file, example inputs and what PyTorch answers on them."""
 
@@ -131,11 +201,13 @@ def build_exports(model: nn.Module, task: str, meta: dict, *, batch: int = 3, st
                   opset: int = OPSET) -> list[Export]:  # fmt: skip
     """The graphs of ``model`` for ``task`` (main graph first), each with check inputs and PyTorch's outputs.
 
-    The check inputs are random tokens with lengths that differ along the batch and random initial states."""
+    The check inputs are random tokens with lengths that differ along the batch and random initial states (for
+    a forecaster: random windows of ``steps`` past steps, with missing targets)."""
     g = torch.Generator().manual_seed(0)
     B, T = batch, steps
     lengths = torch.tensor([T] + [int(v) for v in torch.randint(1, T + 1, (B - 1,), generator=g)])
     c = model.config
+    references = {}  # the PyTorch outputs a graph is checked against, where they are not its traced function's
     if task == "lm":
         names = state_names(c.rnn, "0")
         outs = state_names(c.rnn)
@@ -187,15 +259,28 @@ def build_exports(model: nn.Module, task: str, meta: dict, *, batch: int = 3, st
         plans = [("sequence", seq2seq_encoder, (source, lengths), ["source", "source_lengths"], memory + carry,
                   enc_axes, True),
                  ("step", seq2seq_step, step_args, step_inputs, ["logits"] + carry, step_axes, False)]  # fmt: skip
+    elif task == "forecast":
+        # windows as rnnkit.data.timeseries makes them: channel 1 is the target's 0/1 missing flag (one window
+        # wholly missing, the case window_statistics treats apart), every other channel a scaled number
+        windows = torch.randn(B, T, c.input_size, generator=g)
+        windows[..., 1] = (torch.rand(B, T, generator=g) < 0.3).float()
+        windows[B // 2, :, 1] = 1.0
+        args = (windows, torch.randn(B, c.horizon, c.known_size, generator=g),
+                _random_ids(c.num_series, B, generator=g))  # fmt: skip
+        axes = {"inputs": {0: "batch", 1: "lookback"}, "known": {0: "batch"}, "series": {0: "batch"},
+                "params": {0: "batch"}, "quantiles": {0: "batch"}}  # fmt: skip
+        factors = quantile_factors(c.likelihood, QUANTILES)
+        forward = functools.partial(forecast_outputs, factors=factors)
+        plans = [("sequence", forward, args, ["inputs", "known", "series"], ["params", "quantiles"], axes, True)]
+        references["sequence"] = forecast_reference
     else:
-        raise ConfigError(NOT_YET.get(task) or f"rnnkit export does not know task {task!r}; it exports "
-                                               f"{', '.join(TASKS)} runs")  # fmt: skip
+        raise ConfigError(f"rnnkit export does not know task {task!r}; it exports {', '.join(TASKS)} runs")
     exports = []
     for name, forward, args, inputs, outputs, axes, scan in plans:
         onnx_model = export_graph(model, forward, args, inputs, outputs, axes, scan=scan, opset=opset)
         with torch.no_grad():
             model.eval()
-            expected = [t.numpy() for t in as_tuple(forward(model, *args))]
+            expected = [t.numpy() for t in as_tuple(references.get(name, forward)(model, *args))]
         used = [i.name for i in onnx_model.graph.input]  # the exporter drops inputs the graph never reads
         feeds = {k: v.numpy() for k, v in zip(inputs, args) if k in used}
         set_metadata(onnx_model, {**meta, "rnnkit.graph": f"{task}.{name}", "rnnkit.inputs": used,
@@ -214,7 +299,8 @@ def set_metadata(onnx_model, meta: dict) -> None:
 
 
 def run_metadata(model: nn.Module, task: str, config: dict) -> dict:
-    """What a user of the graphs needs besides them: sizes, special ids, the tag set and its CRF scores."""
+    """What a user of the graphs needs besides them: sizes, special ids, the tag set and its CRF scores, a
+    forecaster's likelihood, levels and scaling (:func:`forecast_metadata`)."""
     c = model.config
     meta = {"rnnkit.format": 1, "rnnkit.task": task, "rnnkit.model": type(model).__name__}
     if task == "lm":
@@ -230,6 +316,42 @@ def run_metadata(model: nn.Module, task: str, config: dict) -> dict:
     elif task == "seq2seq":
         meta.update({"rnnkit.go_id": c.go_id, "rnnkit.end_id": c.end_id, "rnnkit.pad_id": c.pad_id,
                      "rnnkit.vocab_size": c.vocab_size})  # fmt: skip
+    elif task == "forecast":
+        meta.update(forecast_metadata(c, config))
+    return meta
+
+
+PARAMETER_NAMES = {"gaussian": ["mu", "sigma"], "student_t": ["mu", "sigma", "nu"]}
+
+
+def forecast_metadata(c, config: dict) -> dict:
+    """A forecast graph's metadata: what its numbers are, and how to make its inputs and read its outputs.
+
+    From the model: the likelihood, the names of its parameters, the horizon, the form (direct or
+    encoder-decoder), the quantile levels and which are the median and the intervals. From the run's
+    ``config.json`` where it has them: the lookback it was trained with, the names of the input and known
+    channels, the series ids in the order of the ``series`` input, the target's name, the frequency and the
+    per-series scaling fitted on the training part (``{"scaling", "target": {id: [center, scale]},
+    "features": {id: {column: [center, scale, fill]}}, "categories"}``, :class:`TrainingStats`): the inputs'
+    numbers are scaled with it, and outputs map back to the data's units as ``center + scale * z``."""
+    data = config.get("data") or {}
+    meta = {
+        "rnnkit.likelihood": c.likelihood,
+        "rnnkit.parameters": PARAMETER_NAMES.get(c.likelihood, [f"q{q:g}" for q in QUANTILES]),
+        "rnnkit.horizon": c.horizon,
+        "rnnkit.form": "direct" if c.decoder is None else "encoder-decoder",
+        "rnnkit.window_scaling": c.window_scaling,
+        "rnnkit.quantile_levels": list(QUANTILES),
+        "rnnkit.median": 0.5,
+        "rnnkit.intervals": {str(k): list(v) for k, v in INTERVALS.items()},
+        "rnnkit.num_series": c.num_series,
+        "rnnkit.unscale": "y = center + scale * z, (center, scale) = rnnkit.scaling['target'][series id]",
+    }
+    optional = {"rnnkit.lookback": data.get("lookback"), "rnnkit.target": data.get("target"),
+                "rnnkit.channels": config.get("channels"), "rnnkit.known_channels": config.get("known_channels"),
+                "rnnkit.series": config.get("series"), "rnnkit.frequency": config.get("frequency"),
+                "rnnkit.scaling": config.get("stats")}  # fmt: skip
+    meta.update({k: v for k, v in optional.items() if v is not None})
     return meta
 
 
@@ -295,8 +417,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, verify: bool =
     config = checkpoint.load_config(run)
     task = config.get("task")
     if task not in TASKS:
-        raise ConfigError(NOT_YET.get(task) or f"{run} is a {task!r} run; rnnkit export exports "
-                                               f"{', '.join(TASKS)} runs")  # fmt: skip
+        raise ConfigError(f"{run} is a {task!r} run; rnnkit export exports {', '.join(TASKS)} runs")
     require_onnx()
     model = load_model(run, device="cpu", task=task)
     exports = build_exports(model, task, run_metadata(model, task, config))
@@ -320,7 +441,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, verify: bool =
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Export a run's model as ONNX graphs, checked in onnxruntime against PyTorch."
-    parser.add_argument("run", metavar="RUN", help="run directory (lm, classify, tag or seq2seq)")
+    parser.add_argument("run", metavar="RUN", help="run directory (lm, classify, tag, seq2seq or forecast)")
     parser.add_argument("--onnx", required=True, metavar="OUT.onnx",
                         help="file to write; lm and seq2seq runs also write OUT.step.onnx beside it")  # fmt: skip
     parser.add_argument("--no-verify", action="store_true",
