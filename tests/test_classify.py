@@ -15,7 +15,7 @@ from rnnkit.data.tokenizers import WordTokenizer
 from rnnkit.errors import DataError
 from rnnkit.layers import RecurrentConfig
 from rnnkit.models import SequenceClassifier, SequenceClassifierConfig, load_model
-from rnnkit.tasks.classify import class_weights, split_examples
+from rnnkit.tasks.classify import class_weights, drop_words, split_examples
 from rnnkit.train import Trainer
 
 SMALL = ["--hidden-size", "24", "--embedding-size", "16", "--batch-size", "16", "--quiet"]
@@ -201,6 +201,31 @@ def test_labelled_lines_at_char_level_with_a_seeded_split(lines_file, tmp_path, 
     bad = write(tmp_path / "bad.txt", "sea wave\ndesert sand dune\n")
     assert main(["eval", str(tmp_path / "a"), "--data", str(bad)]) == 2
     assert "bad.txt:2: label 'desert' is not one of the model's labels" in capsys.readouterr().err
+
+
+def test_word_dropout_reads_only_real_words_as_unknown():
+    torch.manual_seed(0)
+    tokens = torch.randint(2, 50, (400, 30))
+    lengths = torch.randint(1, 31, (400,))
+    dropped = drop_words(tokens, lengths, 0.25, unk=1)
+    real = torch.arange(30) < lengths.unsqueeze(1)
+    assert torch.equal(dropped[~real], tokens[~real])  # padding untouched
+    changed = dropped != tokens
+    assert torch.all(dropped[changed] == 1)
+    assert abs(changed[real].float().mean().item() - 0.25) < 0.02  # the rate asked for, among real words only
+    assert torch.equal(drop_words(tokens, lengths, 0.0, unk=1), tokens)
+
+
+def test_word_dropout_trains_at_word_level_and_is_refused_at_char_level(lines_file, tmp_path, capsys):
+    args = ["train", "classify", "--train", str(lines_file), "--max-steps", "3", "--json", *SMALL]
+    plain = run_json(capsys, *args, "--out", str(tmp_path / "plain"))
+    dropped = run_json(capsys, *args, "--word-dropout", "0.5", "--out", str(tmp_path / "dropped"))
+    assert checkpoint.load_config(tmp_path / "dropped")["data"]["word_dropout"] == 0.5
+    assert dropped["metrics"]["loss"] != plain["metrics"]["loss"]  # the training batches read other words
+    assert main([*args, "--level", "char", "--word-dropout", "0.1", "--out", str(tmp_path / "char")]) == 2
+    err = capsys.readouterr().err
+    assert "--word-dropout needs --level word" in err and "Traceback" not in err
+    assert not (tmp_path / "char").exists()
 
 
 def test_resume_after_interruption_continues_exactly(folders, tmp_path, capsys, monkeypatch):

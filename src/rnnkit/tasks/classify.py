@@ -79,6 +79,7 @@ class ClassifyDataConfig:
     batch_size: int = 32
     seed: int = 0
     class_weights: str = "none"
+    word_dropout: float = 0.0  # training only: the share of words read as <unk> (word level)
     layout: str = "auto"  # "folder" or "lines", fixed when the run is made
 
     @property
@@ -105,6 +106,15 @@ def split_examples(examples: Labelled, fraction: float, seed: int) -> tuple[Labe
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed)).tolist()
     cut = min(len(examples) - 1, max(1, round(len(examples) * fraction)))
     return examples.subset(sorted(order[cut:])), examples.subset(sorted(order[:cut]))
+
+
+def drop_words(tokens: Tensor, lengths: Tensor, p: float, unk: int) -> Tensor:
+    """Word dropout (Iyyer et al. 2015; Dai & Le 2015): each real token of ``tokens`` (B, T) becomes ``unk``
+    with probability ``p``; padding beyond ``lengths`` (B,) is left as it is. The model must then read a
+    sentence from the words it has, not memorise the rare word that gives a training sentence away."""
+    real = torch.arange(tokens.shape[1], device=tokens.device) < lengths.unsqueeze(1)  # (B, T)
+    drop = real & (torch.rand(tokens.shape, device=tokens.device) < p)
+    return torch.where(drop, torch.full_like(tokens, unk), tokens)
 
 
 def class_weights(targets: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -168,6 +178,8 @@ class ClassifyTask:
         tokens, lengths, targets = (t.to(self.device) for t in batch)
         if self.freeze_embeddings:
             hold_embedding(model)
+        if self.data.word_dropout and model.training:
+            tokens = drop_words(tokens, lengths, self.data.word_dropout, self.tokenizer.unk)
         logits = model(tokens, lengths)  # (B, C)
         return F.cross_entropy(logits, targets, weight=self.weights), len(targets)
 
@@ -218,6 +230,8 @@ class ClassifyTask:
         g.add_argument("--lowercase", action="store_true", help="word level: lowercase the text")
         g.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
                        help="balanced: weigh each class's loss by N / (C n_c), for imbalanced data")  # fmt: skip
+        g.add_argument("--word-dropout", type=DROPOUT, default=0.0, metavar="P",
+                       help="word level, training only: read each word as <unk> with probability P")  # fmt: skip
         m = parser.add_argument_group("model")
         # Options left out here come from the preset for the data's layout and --time-budget (PRESETS above).
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
@@ -250,9 +264,11 @@ class ClassifyTask:
             valid=None if args.valid is None else str(Path(args.valid).resolve()),
             valid_fraction=args.valid_fraction, level=args.level, vocab_size=args.vocab_size,
             word_split=args.word_split, lowercase=args.lowercase, window=args.window, batch_size=args.batch_size,
-            seed=args.seed, class_weights=args.class_weights,
+            seed=args.seed, class_weights=args.class_weights, word_dropout=args.word_dropout,
             layout="folder" if Path(args.train).is_dir() else "lines",
         )  # fmt: skip
+        if data.word_dropout and data.level != "word":
+            raise ConfigError("--word-dropout needs --level word: characters have no <unk> to stand in for them")
         for value, option in ((data.window, "--window"), (data.batch_size, "--batch-size"),
                               (data.vocab_size, "--vocab-size")):  # fmt: skip
             check_positive(value, option)
