@@ -59,6 +59,7 @@ from rnnkit.tasks.options import (
     POSITIVE_REAL,
     PROBABILITY,
     SEED,
+    add_cell_options,
     add_rnn_options,
     check_positive,
     rnn_config_from_args,
@@ -290,9 +291,7 @@ class Seq2SeqTask:
         g.add_argument("--test-size", type=POSITIVE, default=2000, help="examples `rnnkit eval RUN` scores")
         m = parser.add_argument_group("model")
         # Options left out here come from the preset for the --task and --time-budget (PRESETS above).
-        m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
-        m.add_argument("--hidden-size", type=POSITIVE)
-        m.add_argument("--num-layers", type=POSITIVE)
+        add_cell_options(m)
         m.add_argument("--embedding-size", type=POSITIVE)
         m.add_argument("--dropout", type=DROPOUT, help="dropout on embeddings and before the output")
         m.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
