@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from rnnkit import checkpoint, distributed
 from rnnkit.bptt import detach_state
 from rnnkit.config import config_from_dict
-from rnnkit.data.lm import Corpus, TokenStreams, encode_file, load_corpus
+from rnnkit.data.lm import Corpus, CorpusConfig, TokenStreams, encode_file, load_corpus
 from rnnkit.data.text import iter_lines, iter_text
 from rnnkit.data.tokenizers import UNK, CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_json
 from rnnkit.decoding import iter_generate
@@ -84,16 +84,10 @@ def default_corpus() -> Path:
 
 
 @dataclass(frozen=True)
-class LMDataConfig:
-    """Where the text comes from and how it is cut into tokens and windows."""
+class LMDataConfig(CorpusConfig):
+    """Where the text comes from and how it is cut into tokens (:class:`rnnkit.data.lm.CorpusConfig`; ``data``
+    None is the built-in tiny Shakespeare) and into windows."""
 
-    data: str | None = None  # None: the built-in tiny Shakespeare
-    valid: str | None = None
-    valid_fraction: float = 0.1
-    level: str = "char"
-    vocab_size: int = 10000
-    word_split: str = "whitespace"
-    lowercase: bool = False
     batch_size: int = 64
     seq_len: int = 100
     eval_tokens: int | None = None
