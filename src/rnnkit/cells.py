@@ -44,7 +44,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.checks import ShapeError, check_bool, check_probability, check_size, check_tensor_matches, describe
+from rnnkit.checks import (
+    ShapeError,
+    check_bool,
+    check_input,
+    check_probability,
+    check_size,
+    check_tensor_matches,
+    describe,
+)
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -502,18 +510,8 @@ class RecurrentCell(nn.Module):
     # -- input checks -----------------------------------------------------------------------------
 
     def _check_call(self, input: Tensor, state: State | None) -> tuple[Tensor, State, bool]:
-        name = type(self).__name__
-        if not isinstance(input, Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(input).__name__}")
-        if input.dim() not in (1, 2):
-            raise ShapeError(
-                f"{name}: input must have shape (batch, {self.input_size}) or ({self.input_size},), "
-                f"got {tuple(input.shape)}"
-            )
-        if input.shape[-1] != self.input_size:
-            raise ShapeError(f"{name}: input has {input.shape[-1]} features, expected input_size={self.input_size}")
-        check_tensor_matches(name, "input", input, self.weight_ih)
-        batched = input.dim() == 2
+        name, size = type(self).__name__, self.input_size
+        batched = check_input(name, input, (1, 2), f"(batch, {size}) or ({size},)", size, self.weight_ih)
         x = input if batched else input.unsqueeze(0)
         if state is None:
             return x, self.init_state(x.shape[0]), batched

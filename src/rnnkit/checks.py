@@ -54,6 +54,21 @@ def check_tensor_matches(owner: str, label: str, t: Tensor, reference: Tensor) -
         )
 
 
+def check_input(owner: str, input, dims: tuple[int, int], shapes: str, input_size: int, reference: Tensor,
+                kinds: str = "a torch.Tensor") -> bool:  # fmt: skip
+    """The input of a cell or a layer: ``kinds`` (a tensor), of ``dims`` = (unbatched, batched) dimensions with
+    ``input_size`` features last (``shapes`` names the two in the error), with the dtype and device of
+    ``reference`` (the parameters). Returns whether it is batched."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{owner}: input must be {kinds}, got {type(input).__name__}")
+    if input.dim() not in dims:
+        raise ShapeError(f"{owner}: input must have shape {shapes}, got {tuple(input.shape)}")
+    if input.shape[-1] != input_size:
+        raise ShapeError(f"{owner}: input has {input.shape[-1]} features, expected input_size={input_size}")
+    check_tensor_matches(owner, "input", input, reference)
+    return input.dim() == dims[1]
+
+
 def describe(x) -> str:
     if isinstance(x, Tensor):
         return f"a tensor of shape {tuple(x.shape)}"

@@ -33,7 +33,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnkit import stack
 from rnnkit.cells import KINDS, CellSpec, CellWeights, RecurrentCell, State, as_tuple
-from rnnkit.checks import ShapeError, check_probability, check_tensor_matches
+from rnnkit.checks import ShapeError, check_input, check_probability, check_tensor_matches
 from rnnkit.config import config_from_dict
 from rnnkit.kernels import dispatch
 
@@ -369,18 +369,8 @@ class Recurrent(nn.Module):
 
     def _check_input(self, input, first: Tensor) -> tuple[Tensor, bool]:
         name, c = type(self).__name__, self.config
-        if not isinstance(input, Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor or PackedSequence, got {type(input).__name__}")
-        layout = "(B, T, I)" if c.batch_first else "(T, B, I)"
-        if input.dim() not in (2, 3):
-            raise ShapeError(
-                f"{name}: input must have shape {layout} or (T, I) unbatched with I={c.input_size}, "
-                f"got {tuple(input.shape)}"
-            )
-        if input.shape[-1] != c.input_size:
-            raise ShapeError(f"{name}: input has {input.shape[-1]} features, expected input_size={c.input_size}")
-        check_tensor_matches(name, "input", input, first)
-        batched = input.dim() == 3
+        shapes = f"{'(B, T, I)' if c.batch_first else '(T, B, I)'} or (T, I) unbatched with I={c.input_size}"
+        batched = check_input(name, input, (2, 3), shapes, c.input_size, first, "a torch.Tensor or PackedSequence")
         x = input if batched else input.unsqueeze(1)
         if batched and c.batch_first:
             x = x.transpose(0, 1)

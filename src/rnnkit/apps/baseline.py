@@ -34,7 +34,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ from rnnkit import checkpoint
 from rnnkit.baselines.hmm import DiscreteHMM, HMMConfig, training_windows
 from rnnkit.baselines.ngram import KneserNey, NGramConfig
 from rnnkit.config import config_from_dict
-from rnnkit.data.lm import Corpus, encode_file, load_corpus
+from rnnkit.data.lm import Corpus, CorpusConfig, encode_file, load_corpus
 from rnnkit.data.tokenizers import UNK, Tokenizer, WordTokenizer
 from rnnkit.errors import CheckpointError, ConfigError
 from rnnkit.tasks.lm import count_unknown_words, encode_prime, load_tokenizer, loss_metrics
@@ -57,17 +57,11 @@ Model = KneserNey | DiscreteHMM
 
 
 @dataclass(frozen=True)
-class BaselineDataConfig:
-    """Where the text comes from and how it becomes tokens: the fields of an LM run's data config that
-    tokenise (:class:`rnnkit.tasks.lm.LMDataConfig`), with the same defaults."""
+class BaselineDataConfig(CorpusConfig):
+    """Where the text comes from and how it becomes tokens, as an LM run reads it
+    (:class:`rnnkit.data.lm.CorpusConfig`, which :class:`rnnkit.tasks.lm.LMDataConfig` extends): ``data`` required."""
 
-    data: str
-    valid: str | None = None
-    valid_fraction: float = 0.1
-    level: str = "char"
-    vocab_size: int = 10000
-    word_split: str = "whitespace"
-    lowercase: bool = False
+    data: str = field()  # required (a field of its own: no default inherited)
 
 
 # -- the command line ------------------------------------------------------------------------------------

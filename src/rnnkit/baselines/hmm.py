@@ -34,8 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.baselines.ngram import _check_ids, _check_sample, _is_int, torch_generator
-from rnnkit.decoding import sample_logits
+from rnnkit.baselines.ngram import TokenSampler, _check_ids, _is_int
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 
 BATCH_ELEMENTS = 1 << 23  # windows x steps x states held at once in one forward-backward batch
@@ -72,7 +71,7 @@ class HMMConfig:
             raise ConfigError(f"HMM dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
 
-class DiscreteHMM:
+class DiscreteHMM(TokenSampler):
     """A categorical HMM: ``start`` pi (N,), ``transition`` A (N, N), ``emission`` B (N, V), float64 rows
     that sum to 1. ``history`` holds the training nats per token before each update (empty if not fit)."""
 
@@ -189,31 +188,19 @@ class DiscreteHMM:
 
     # -- sampling -------------------------------------------------------------------------------------
 
-    def sample(
-        self,
-        length: int,
-        prime=(),
-        *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | np.random.Generator | int | None = None,
-    ) -> np.ndarray:
-        """Draw ``length`` tokens after ``prime`` from the predictive distribution p(x_{t+1} | x_<=t) (with
-        temperature, top-k and top-p as rnnkit.decoding.sample_logits), updating the filtered state with each
-        drawn token. Returns the (length,) drawn ids."""
-        _check_sample(length, temperature, top_k, top_p)
-        gen = torch_generator(generator)
+    def sampling_state(self, prime) -> Tensor:
+        """For :meth:`TokenSampler.sample`: p(s_{t+1} | x_<=t) after the prime, (N,)."""
         alpha = self.filtered_state(prime)
-        out = []
-        for _ in range(length):
-            state = self.start if alpha is None else alpha @ self.transition  # p(s_{t+1} | x_<=t)
-            p = state @ self.emission
-            token = int(sample_logits(p.log()[None], temperature, top_k, top_p, gen)[0])
-            a = state * self.emission[:, token]
-            alpha = a / a.sum()
-            out.append(token)
-        return np.asarray(out, dtype=np.int64)
+        return self.start if alpha is None else alpha @ self.transition
+
+    def next_log_probs(self, state: Tensor) -> Tensor:
+        """log p(x_{t+1} | x_<=t) = log (state B): (V,)."""
+        return (state @ self.emission).log()
+
+    def advance(self, state: Tensor, token: int) -> Tensor:
+        """The filtered state updated with the drawn token, carried one step: (alpha_{t+1}) A."""
+        a = state * self.emission[:, token]
+        return (a / a.sum()) @ self.transition
 
     # -- storage --------------------------------------------------------------------------------------
 

@@ -92,7 +92,36 @@ def fit_text(
     return model, corpus
 
 
-class KneserNey:
+class TokenSampler:
+    """Sampling from a baseline language model, written once: the model supplies ``sampling_state(prime)``
+    (what the next token depends on, after the prime), ``next_log_probs(state)`` (V,) and
+    ``advance(state, token)``."""
+
+    def sample(
+        self,
+        length: int,
+        prime=(),
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | np.random.Generator | int | None = None,
+    ) -> np.ndarray:
+        """Draw ``length`` tokens after ``prime``, each from the model's p(x_{t+1} | x_<=t) with temperature,
+        top-k and top-p as :func:`rnnkit.decoding.sample_logits`; ``generator`` (torch or numpy Generator, or
+        an int seed) makes it repeatable. Returns the (length,) drawn ids, without the prime."""
+        _check_sample(length, temperature, top_k, top_p)
+        gen = torch_generator(generator)
+        state = self.sampling_state(prime)
+        out = []
+        for _ in range(length):
+            token = int(sample_logits(self.next_log_probs(state)[None], temperature, top_k, top_p, gen)[0])
+            state = self.advance(state, token)
+            out.append(token)
+        return np.asarray(out, dtype=np.int64)
+
+
+class KneserNey(TokenSampler):
     """An interpolated modified Kneser-Ney model of order N over V token ids, stored per order n as
 
     - ``keys[n]`` (M_n,) int64, sorted: ``rank of the n-gram's context (n-1)-gram * V + w``, n >= 2
@@ -227,30 +256,18 @@ class KneserNey:
 
     # -- sampling -------------------------------------------------------------------------------------
 
-    def sample(
-        self,
-        length: int,
-        prime=(),
-        *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | np.random.Generator | int | None = None,
-    ) -> np.ndarray:
-        """Draw ``length`` tokens after ``prime``, each from p(. | last N-1 tokens) ** (1/T) restricted to the
-        top-k / top-p tokens (rnnkit.decoding.sample_logits); ``generator`` (torch or numpy Generator, or an
-        int seed) makes it repeatable. Returns the (length,) drawn ids, without the prime."""
-        _check_sample(length, temperature, top_k, top_p)
-        gen = torch_generator(generator)
-        history = [int(i) for i in _check_ids(prime, self.vocab_size, "the prime")]
-        out = []
-        for _ in range(length):
-            p = self.next_distribution(np.asarray(history[max(len(history) - (self.order - 1), 0) :], dtype=np.int64))
-            logits = torch.from_numpy(np.log(p))[None]  # (1, V)
-            token = int(sample_logits(logits, temperature, top_k, top_p, gen)[0])
-            out.append(token)
-            history.append(token)
-        return np.asarray(out, dtype=np.int64)
+    def sampling_state(self, prime) -> list[int]:
+        """For :meth:`TokenSampler.sample`: the history so far, the prime's ids (checked)."""
+        return [int(i) for i in _check_ids(prime, self.vocab_size, "the prime")]
+
+    def next_log_probs(self, history: list[int]) -> torch.Tensor:
+        """log p(. | the last N-1 tokens of ``history``): (V,) float64."""
+        context = np.asarray(history[max(len(history) - (self.order - 1), 0) :], dtype=np.int64)
+        return torch.from_numpy(np.log(self.next_distribution(context)))
+
+    def advance(self, history: list[int], token: int) -> list[int]:
+        history.append(token)
+        return history
 
     # -- storage --------------------------------------------------------------------------------------
 

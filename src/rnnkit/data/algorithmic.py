@@ -142,9 +142,19 @@ class Generator:
             parts = parts + parts
         return self.separator.join(parts)
 
+    def longest(self) -> tuple[int, int] | None:
+        """(problem tokens, target tokens) of the longest example at the target difficulty, None if not known.
+        By default both are ``--length`` (sort, copy)."""
+        return self.config.length, self.config.length
+
     def max_tokens(self) -> tuple[int, int] | None:
-        """(input tokens, target tokens) of the longest example at the target difficulty, if known."""
-        return None
+        """(input tokens, target tokens) of the longest example at the target difficulty, if known: the
+        longest problem as the model reads it (twice over with ``double_input``) and the longest target."""
+        longest = self.longest()
+        if longest is None:
+            return None
+        problem, target = longest
+        return (2 * problem if self.config.double_input else problem), target
 
 
 GENERATORS: dict[str, type[Generator]] = {}
@@ -187,10 +197,6 @@ class SortGenerator(Generator):
     def solve(self, problem: str) -> str:
         return " ".join(str(n) for n in sorted(int(t) for t in problem.split()))
 
-    def max_tokens(self) -> tuple[int, int]:
-        L = self.config.length
-        return (2 * L if self.config.double_input else L), L
-
 
 @register_generator
 class CopyGenerator(Generator):
@@ -206,10 +212,6 @@ class CopyGenerator(Generator):
 
     def solve(self, problem: str) -> str:
         return problem
-
-    def max_tokens(self) -> tuple[int, int]:
-        L = self.config.length
-        return (2 * L if self.config.double_input else L), L
 
 
 @register_generator
@@ -229,9 +231,9 @@ class AddGenerator(Generator):
         a, b = problem.split("+")
         return str(int(a) + int(b))
 
-    def max_tokens(self) -> tuple[int, int]:
+    def longest(self) -> tuple[int, int]:
         L = self.config.length
-        return (2 * (2 * L + 1) if self.config.double_input else 2 * L + 1), L + 1
+        return 2 * L + 1, L + 1  # a+b with L digits each; the sum has up to L + 1
 
 
 @register_generator
@@ -299,6 +301,9 @@ class ExecuteGenerator(Generator):
 
     def solve(self, problem: str) -> str:
         return run_program(problem) + "."
+
+    def longest(self) -> None:
+        return None  # a program's length follows the operations it draws: no bound kept here
 
 
 # -- sampling -------------------------------------------------------------------------------------

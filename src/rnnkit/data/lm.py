@@ -20,6 +20,20 @@ from rnnkit.data.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 from rnnkit.errors import DataError
 
 
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where a language model's text comes from and how it becomes tokens: the options of :func:`load_corpus`,
+    which ``rnnkit train lm`` (:class:`rnnkit.tasks.lm.LMDataConfig`) and ``rnnkit baseline`` share."""
+
+    data: str | None = None  # a file or a folder of .txt files (for an lm run, None is the built-in corpus)
+    valid: str | None = None
+    valid_fraction: float = 0.1
+    level: str = "char"
+    vocab_size: int = 10000
+    word_split: str = "whitespace"
+    lowercase: bool = False
+
+
 @dataclass
 class Corpus:
     """A tokenizer with the training and validation ids it encoded."""

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from rnnkit.cells import LAYER_NORM_EPS
 from rnnkit.kernels import _abi, layout
+from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
 
 
 def load_library(stem: str, structs: dict[str, type[ctypes.Structure]]) -> ctypes.CDLL | None:
@@ -91,6 +92,46 @@ def pack(W: Tensor) -> Tensor:
 def full_mask(mask: Tensor | None, shape: tuple[int, ...]) -> Tensor | None:
     """A float32 mask broadcastable to ``shape``, written out in full and contiguous for a C loop."""
     return None if mask is None else mask.to(torch.float32).expand(shape).contiguous()
+
+
+# -- where the C-step recurrences (clstm, cgru, crnn) start and end ------------------------------------
+
+
+def forward_inputs(ctx, scratch: Scratch, needs_grad: bool, x: Tensor, h0: Tensor, W_ih: Tensor, bias: Tensor | None,
+                   layer_norm: bool, zh: Tensor | None, valid: Tensor | None) -> tuple:  # fmt: skip
+    """What a C-step forward starts from, inside its ``with Scratch() as scratch`` block: ``GX`` = W_ih x
+    (+ bias without layer norm) (T, B, kH); the carried h ``hs`` (T + 1, B, H) with hs[0] = h0; the zoneout
+    mask written out (T, B, H); ``valid`` as one byte per (step, row); the bias the C step adds after layer
+    norm (zeros where the layer has none); and ``keep(shape)``, a buffer that outlives the block when the
+    backward will read it (:meth:`Scratch.keeper`). ``ctx.has_bias`` records whether the layer has the
+    bias, so that the backward returns its gradient or None."""
+    T, B = x.shape[:2]
+    H = h0.shape[-1]
+    ctx.has_bias = bias is not None
+    GX = project_inputs(x, W_ih, None if layer_norm else bias)  # layer norm: the normalised W_ih x on return
+    if layer_norm and bias is None:
+        bias = GX.new_zeros(GX.shape[-1])
+    hs = GX.new_empty(T + 1, B, H)
+    hs[0] = h0
+    valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
+    return GX, hs, full_mask(zh, (T, B, H)), valid_rows, bias, scratch.keeper(GX, needs_grad)
+
+
+def backward_inputs(d_hs: Tensor, zh: Tensor | None, valid: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """What a C-step backward starts from: ``d_hs`` (T, B, H) contiguous; ``dh``, the gradient of the carried
+    h, step after step (a copy of the last step's; at the end that of h_0); the mixing coefficients of h
+    (:func:`rnnkit.kernels.common.mixing_coefficients`) written out (T, B, H)."""
+    d_hs = d_hs.contiguous()
+    return d_hs, d_hs[-1].clone(), full_mask(mixing_coefficients(zh, valid, d_hs.dtype), d_hs.shape)
+
+
+def weight_grads(ctx, x: Tensor, W_ih: Tensor, hs: Tensor, rec_mask: Tensor | None, DU: Tensor,
+                 dGX: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:  # fmt: skip
+    """(d_W_hh, dx, d_W_ih) from DU, the gradient of every step's ``W_hh h_in``, and dGX, that of ``W_ih x``:
+    each one GEMM over all steps."""
+    h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
+    dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+    return matmul_steps(DU, h_in), dx, d_W_ih
 
 
 def check_float32(*tensors: Tensor) -> None:

@@ -20,8 +20,16 @@ from torch import Tensor
 
 from rnnkit.kernels import _ext
 from rnnkit.kernels._abi import GRUBackward, GRUBeforeBackward, GRUBeforeForward, GRUForward
-from rnnkit.kernels._ext import StepProduct, backward_steps, forward_steps, full_mask, ptr
-from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
+from rnnkit.kernels._ext import (
+    StepProduct,
+    backward_inputs,
+    backward_steps,
+    forward_inputs,
+    forward_steps,
+    ptr,
+    weight_grads,
+)
+from rnnkit.kernels.common import Scratch, input_grads, matmul_steps
 
 
 def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, valid, before, needs_grad) -> Tensor:
@@ -32,22 +40,18 @@ def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, vali
     T, B = x.shape[:2]
     H = W_hh.shape[1]
     layer_norm = ln_ih is not None
-    GX = project_inputs(x, W_ih, None if layer_norm else b_ih)  # layer norm: the normalised W_ih x on return
-    ctx.has_b_ih, ctx.has_b_hh = b_ih is not None, b_hh is not None
-    zeros = GX.new_zeros(3 * H)  # for the biases a layer does not have
-    hs = GX.new_empty(T + 1, B, H)
-    hs[0] = h0
-    zh_full = full_mask(zh, (T, B, H))
-    valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
+    ctx.has_b_hh = b_hh is not None
     with Scratch() as scratch:  # what only the backward needs, when there is no backward
-        keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        GX, hs, zh_full, valid_rows, b_ih, keep = forward_inputs(ctx, scratch, needs_grad, x, h0, W_ih, b_ih,
+                                                                 layer_norm, zh, valid)  # fmt: skip
+        b_hh = b_hh if b_hh is not None else GX.new_zeros(3 * H)  # the step adds b_hh in any case
         gh = keep((T, B, 3 * H)) if layer_norm else scratch.empty((T, B, 3 * H), GX)  # LN: normalised W_hh h
         C, Z = keep((T, B, 4 * H)), keep((T, B, H))
         rstd_x = keep((T, B, 3)) if layer_norm else None
         rstd_h = keep((T, B, 3)) if layer_norm else None
         args = GRUForward(
             B, H, torch.get_num_threads(), 0, ptr(GX), ptr(gh), ptr(ln_ih), ptr(ln_hh),
-            ptr(b_ih if b_ih is not None else zeros) if layer_norm else None, ptr(b_hh if b_hh is not None else zeros),
+            ptr(b_ih) if layer_norm else None, ptr(b_hh),
             ptr(rstd_x), ptr(rstd_h), ptr(hs), ptr(zh_full), ptr(valid_rows), ptr(C), ptr(Z),
         )  # fmt: skip
         forward_steps("gru", args, hs, W_hh, gh, rec_mask, scratch, False, ctx.plan.c_products)
@@ -64,9 +68,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
     x, W_ih, W_hh, hs, C, Z, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid = ctx.saved_tensors
     T, B, H = Z.shape
     layer_norm = ln_ih is not None
-    d_hs = d_hs.contiguous()
-    dh = d_hs[T - 1].clone()  # the gradient of the carried h, step after step; at the end that of h_0
-    u = full_mask(mixing_coefficients(zh, valid, Z.dtype), (T, B, H))
+    d_hs, dh, u = backward_inputs(d_hs, zh, valid)
     acc = torch.zeros(12 * H, dtype=torch.float64) if layer_norm else None
     with Scratch() as scratch:  # dGX and DU never leave this backward
         dGX, DU = scratch.empty((T, B, 3 * H), Z), scratch.empty((T, B, 3 * H), Z)
@@ -79,15 +81,13 @@ def backward(ctx, d_hs: Tensor) -> tuple:
             ptr(acc),
         )  # fmt: skip
         backward_steps("gru", args, DU, W_hh, base, dh, rec_mask, scratch, ctx.plan.c_products)
-        h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
-        d_W_hh = matmul_steps(DU, h_in)
-        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        d_W_hh, dx, d_W_ih = weight_grads(ctx, x, W_ih, hs, rec_mask, DU, dGX)
         d_ln_ih = d_ln_hh = None
         if layer_norm:
             d_ln_ih, d_ln_hh, d_b_ih, d_b_hh = acc.to(Z.dtype).split(3 * H)
         else:
             d_b_ih, d_b_hh = dGX.sum((0, 1)), DU.sum((0, 1))
-    return (dx, dh, d_W_ih, d_W_hh, d_b_ih if ctx.has_b_ih else None, d_b_hh if ctx.has_b_hh else None, d_ln_ih,
+    return (dx, dh, d_W_ih, d_W_hh, d_b_ih if ctx.has_bias else None, d_b_hh if ctx.has_b_hh else None, d_ln_ih,
             d_ln_hh, None, None, None, None, None, None)  # fmt: skip
 
 
@@ -96,16 +96,9 @@ def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, va
     T, B = x.shape[:2]
     H = W_hh.shape[1]
     layer_norm = ln_ih is not None
-    GX = project_inputs(x, W_ih, None if layer_norm else bias)  # layer norm: the normalised W_ih x on return
-    ctx.has_bias = bias is not None
-    if layer_norm and bias is None:
-        bias = GX.new_zeros(3 * H)
-    hs = GX.new_empty(T + 1, B, H)
-    hs[0] = h0
-    zh_full = full_mask(zh, (T, B, H))
-    valid_rows = None if valid is None else valid.reshape(T, B).contiguous()
     with Scratch() as scratch:
-        keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        GX, hs, zh_full, valid_rows, bias, keep = forward_inputs(ctx, scratch, needs_grad, x, h0, W_ih, bias,
+                                                                 layer_norm, zh, valid)  # fmt: skip
         store = keep if layer_norm else (lambda shape: scratch.empty(shape, GX))  # normalised products: LN only
         gh_rz, gh_n = store((T, B, 2 * H)), store((T, B, H))
         RH, C, Z, R = keep((T, B, H)), keep((T, B, 3 * H)), keep((T, B, H)), keep((T, B, H))
@@ -145,9 +138,7 @@ def _before_backward(ctx, d_hs: Tensor) -> tuple:
      valid) = ctx.saved_tensors  # fmt: skip
     T, B, H = Z.shape
     layer_norm = ln_ih is not None
-    d_hs = d_hs.contiguous()
-    dh = d_hs[T - 1].clone()
-    u = full_mask(mixing_coefficients(zh, valid, Z.dtype), (T, B, H))
+    d_hs, dh, u = backward_inputs(d_hs, zh, valid)
     acc = torch.zeros(9 * H, dtype=torch.float64) if layer_norm else None
     in_c = ctx.plan.c_products
     product_rz, product_n = StepProduct(W_hh[: 2 * H].t(), in_c), StepProduct(W_hh[2 * H :].t(), in_c)  # DU W

@@ -22,8 +22,16 @@ import torch
 from torch import Tensor
 
 from rnnkit.kernels._abi import LSTMBackward, LSTMForward
-from rnnkit.kernels._ext import backward_steps, forward_steps, full_mask, ptr
-from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
+from rnnkit.kernels._ext import (
+    backward_inputs,
+    backward_steps,
+    forward_inputs,
+    forward_steps,
+    full_mask,
+    ptr,
+    weight_grads,
+)
+from rnnkit.kernels.common import Scratch, mixing_coefficients
 
 
 def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, rec_mask, zh, zc,
@@ -32,16 +40,10 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w,
     T, B = x.shape[:2]
     H = W_hh.shape[1]
     layer_norm = ln_ih is not None
-    GX = project_inputs(x, W_ih, None if layer_norm else bias)  # layer norm: the normalised W_ih x on return
-    has_bias = bias is not None
-    if layer_norm and bias is None:
-        bias = GX.new_zeros(4 * H)
-    hs = GX.new_empty(T + 1, B, H)
-    hs[0] = h0
-    zh_full, zc_full = full_mask(zh, (T, B, H)), full_mask(zc, (T, B, H))
-    valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
     with Scratch() as scratch:  # what only the backward needs, when there is no backward
-        keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        GX, hs, zh_full, valid_rows, bias, keep = forward_inputs(ctx, scratch, needs_grad, x, h0, W_ih, bias,
+                                                                 layer_norm, zh, valid)  # fmt: skip
+        zc_full = full_mask(zc, (T, B, H))
         gh = keep(GX.shape) if layer_norm else None  # W_hh h per step, normalised in place for the backward
         # the peepholes' gradient needs c before and after each step (and before mixing, when there is mixing)
         keep_c = needs_grad and peephole is not None
@@ -71,7 +73,6 @@ def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w,
         c_before, c_after = (cs[:-1], c_new if c_new is not None else cs[1:]) if keep_c else (None, None)
         ctx.save_for_backward(x, W_ih, W_hh, hs, A, K, F, y_x, gh, rstd_x, rstd_h, y_c, rstd_c, bias, ln_ih, ln_hh,
                               ln_cell_w, rec_mask, zh, zc, valid, peephole, c_before, c_after)  # fmt: skip
-        ctx.has_bias = has_bias
     return hs[1:], c_T
 
 
@@ -81,10 +82,8 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
      zc, valid, peephole, c_before, c_after) = ctx.saved_tensors  # fmt: skip
     T, B, H = K.shape
     layer_norm = ln_ih is not None
-    d_hs = d_hs.contiguous()
-    dh = d_hs[T - 1].clone()  # the gradient of the carried h, step after step; at the end that of h_0
+    d_hs, dh, uh = backward_inputs(d_hs, zh, valid)
     dc = d_cT.contiguous().clone()
-    uh = full_mask(mixing_coefficients(zh, valid, A.dtype), (T, B, H))
     uc = full_mask(mixing_coefficients(zc, valid, A.dtype), (T, B, H))
     acc = torch.zeros(14 * H, dtype=torch.float64) if layer_norm else None
     with Scratch() as scratch:  # dG, dGX and DU never leave this backward
@@ -99,9 +98,7 @@ def backward(ctx, d_hs: Tensor, d_cT: Tensor) -> tuple:
             ptr(dGX) if layer_norm else None, ptr(DU) if layer_norm else None, ptr(acc), ptr(peephole),
         )  # fmt: skip
         backward_steps("lstm", args, DU, W_hh, base, dh, rec_mask, scratch, ctx.plan.c_products)
-        h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
-        d_W_hh = matmul_steps(DU, h_in)
-        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        d_W_hh, dx, d_W_ih = weight_grads(ctx, x, W_ih, hs, rec_mask, DU, dGX)
         d_bias = dG.sum((0, 1)) if not layer_norm else None
         d_peephole = None
         if peephole is not None:  # p_i, p_f read c_{t-1}; p_o reads c' (before mixing)

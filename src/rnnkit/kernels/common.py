@@ -84,6 +84,11 @@ class Scratch:
         self.taken.append((key, buffer))
         return buffer
 
+    def keeper(self, like: Tensor, keep: bool) -> Callable[[tuple[int, ...]], Tensor]:
+        """``new(shape)`` like ``like``: a tensor of its own when ``keep`` (what a backward will read, kept
+        past this block), else a buffer of this scratch."""
+        return (lambda shape: like.new_empty(shape)) if keep else (lambda shape: self.empty(shape, like))
+
     def __exit__(self, *exc) -> None:
         pool = self._pool()
         for key, buffer in self.taken:

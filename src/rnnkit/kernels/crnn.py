@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from rnnkit.kernels._abi import RNNBackward, RNNForward
-from rnnkit.kernels._ext import backward_steps, forward_steps, full_mask, ptr
-from rnnkit.kernels.common import Scratch, input_grads, matmul_steps, mixing_coefficients, project_inputs
+from rnnkit.kernels._ext import backward_inputs, backward_steps, forward_inputs, forward_steps, ptr, weight_grads
+from rnnkit.kernels.common import Scratch
 
 
 def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad) -> Tensor:
@@ -22,16 +22,9 @@ def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, rel
     T, B = x.shape[:2]
     H = W_hh.shape[1]
     layer_norm = ln_ih is not None
-    GX = project_inputs(x, W_ih, None if layer_norm else bias)  # layer norm: the normalised W_ih x on return
-    ctx.has_bias = bias is not None
-    if layer_norm and bias is None:
-        bias = GX.new_zeros(H)
-    hs = GX.new_empty(T + 1, B, H)
-    hs[0] = h0
-    zh_full = full_mask(zh, (T, B, H))
-    valid_rows = None if valid is None else valid.reshape(T, B).contiguous()  # bool: one byte, 0 or 1
     with Scratch() as scratch:
-        keep = (lambda shape: GX.new_empty(shape)) if needs_grad else (lambda shape: scratch.empty(shape, GX))
+        GX, hs, zh_full, valid_rows, bias, keep = forward_inputs(ctx, scratch, needs_grad, x, h0, W_ih, bias,
+                                                                 layer_norm, zh, valid)  # fmt: skip
         gh = keep(GX.shape) if layer_norm else None  # W_hh h per step, normalised in place for the backward
         C = keep((T, B, H))
         rstd_x, rstd_h = (keep((T, B)), keep((T, B))) if layer_norm else (None, None)
@@ -52,9 +45,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
     x, W_ih, W_hh, hs, C, y_x, y_h, rstd_x, rstd_h, ln_ih, ln_hh, rec_mask, zh, valid = ctx.saved_tensors
     T, B, H = C.shape
     layer_norm = ln_ih is not None
-    d_hs = d_hs.contiguous()
-    dh = d_hs[T - 1].clone()  # the gradient of the carried h, step after step; at the end that of h_0
-    u = full_mask(mixing_coefficients(zh, valid, C.dtype), (T, B, H))
+    d_hs, dh, u = backward_inputs(d_hs, zh, valid)
     acc = torch.zeros(3 * H, dtype=torch.float64) if layer_norm else None
     with Scratch() as scratch:  # D, dGX and DU never leave this backward
         D = scratch.empty((T, B, H), C)
@@ -66,9 +57,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
             ptr(DU) if layer_norm else None, ptr(acc),
         )  # fmt: skip
         backward_steps("rnn", args, DU, W_hh, base, dh, rec_mask, scratch, ctx.plan.c_products)
-        h_in = hs[:-1] if rec_mask is None else hs[:-1] * rec_mask
-        d_W_hh = matmul_steps(DU, h_in)
-        dx, d_W_ih = input_grads(dGX, x, W_ih, ctx.needs_input_grad[0])
+        d_W_hh, dx, d_W_ih = weight_grads(ctx, x, W_ih, hs, rec_mask, DU, dGX)
         d_ln_ih = d_ln_hh = None
         if layer_norm:
             d_ln_ih, d_ln_hh, d_bias = acc.to(C.dtype).split(H)

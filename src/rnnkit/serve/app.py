@@ -207,18 +207,18 @@ class Server:
         return JSONResponse(await self.compute(predict.classify, run, texts))
 
     async def tag(self, request: Request) -> Response:
-        f = await self.fields(request)
-        run = self.run_of(f, "tag")
-        text = f.string("text", required=True, nonblank=True, max_chars=self.limits.max_input_chars)
-        f.done()
-        return JSONResponse(await self.compute(predict.tag, run, text))
+        return await self._one_text(request, "tag", "text", predict.tag)
 
     async def seq2seq(self, request: Request) -> Response:
+        return await self._one_text(request, "seq2seq", "input", predict.seq2seq)
+
+    async def _one_text(self, request: Request, task: str, field: str, fn) -> Response:
+        """A request of a ``task`` run and one non-blank text in ``field``, answered with ``fn(run, text)``."""
         f = await self.fields(request)
-        run = self.run_of(f, "seq2seq")
-        text = f.string("input", required=True, nonblank=True, max_chars=self.limits.max_input_chars)
+        run = self.run_of(f, task)
+        text = f.string(field, required=True, nonblank=True, max_chars=self.limits.max_input_chars)
         f.done()
-        return JSONResponse(await self.compute(predict.seq2seq, run, text))
+        return JSONResponse(await self.compute(fn, run, text))
 
     async def corpora(self, request: Request) -> Response:
         f = await self.fields(request)

@@ -163,18 +163,26 @@ class _Control:
         trainer.save(weights=True)
         self.events.put({"event": "checkpointed", "step": trainer.progress.step})
 
-    def poll(self, trainer) -> None:
-        """At every step: act on the commands that came in."""
+    def _pending(self):
+        """The commands already sent, one by one, without waiting for more."""
         while True:
             try:
-                command = self.commands.get_nowait()
+                yield self.commands.get_nowait()
             except queue.Empty:
                 return
-            if command == "checkpoint":
-                self._checkpoint(trainer)
-            elif command == "pause":
+
+    def _take(self, trainer, command: str) -> str:
+        """Carry out a checkpoint command at once, running or paused; every command goes back to the caller."""
+        if command == "checkpoint":
+            self._checkpoint(trainer)
+        return command
+
+    def poll(self, trainer) -> None:
+        """At every step: act on the commands that came in."""
+        for command in self._pending():
+            if self._take(trainer, command) == "pause":
                 raise Paused
-            elif command == "stop":
+            if command == "stop":
                 raise Stopped
 
     def wait(self, trainer, limit: float) -> bool:
@@ -185,21 +193,15 @@ class _Control:
                 command = self.commands.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if command == "checkpoint":
-                self._checkpoint(trainer)
-            elif command == "resume":
+            if self._take(trainer, command) == "resume":
                 return True
-            elif command == "stop":
+            if command == "stop":
                 return False
         return False
 
     def serve_after_end(self, trainer) -> None:
         """After the end, answer the checkpoint commands already sent (a save racing the end)."""
-        while True:
-            try:
-                command = self.commands.get_nowait()
-            except queue.Empty:
-                return
+        for command in self._pending():
             if command == "checkpoint":
                 self.events.put({"event": "checkpointed", "step": trainer.progress.step})
 

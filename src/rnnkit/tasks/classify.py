@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +39,10 @@ from rnnkit.tasks.options import (
     POSITIVE,
     add_embedding_options,
     add_rnn_options,
-    apply_pretrained,
     check_positive,
     frozen_embeddings,
     hold_embedding,
+    new_run_config,
     option_defaults,
     predict_inputs,
     read_pretrained,
@@ -310,11 +310,7 @@ class ClassifyTask:
                 rnn=rnn, pooling=args.pooling, dropout=args.dropout,
             )
         )  # fmt: skip
-        run_config = {"task": cls.name, "data": asdict(task.data)}
-        if vectors is not None:
-            run_config["embeddings"], note = apply_pretrained(model.embedding, vectors, vocab, args)
-            task.notes.append(note)
-            task.freeze_embeddings = args.freeze_embeddings
+        run_config = new_run_config(task, model, task.data, vectors, vocab, args)
         return task, model, run_config, task.vocab()
 
     def vocab(self) -> dict:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from rnnkit import checkpoint, distributed
 from rnnkit.bptt import detach_state
 from rnnkit.config import config_from_dict
-from rnnkit.data.lm import Corpus, TokenStreams, encode_file, load_corpus
+from rnnkit.data.lm import Corpus, CorpusConfig, TokenStreams, encode_file, load_corpus
 from rnnkit.data.text import iter_lines, iter_text
 from rnnkit.data.tokenizers import UNK, CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_json
 from rnnkit.decoding import iter_generate
@@ -45,12 +45,13 @@ from rnnkit.tasks.options import (
     POSITIVE,
     POSITIVE_REAL,
     Number,
+    add_cell_options,
     add_embedding_options,
     add_rnn_options,
-    apply_pretrained,
     check_positive,
     frozen_embeddings,
     hold_embedding,
+    new_run_config,
     option_defaults,
     read_pretrained,
     rnn_config_from_args,
@@ -83,16 +84,10 @@ def default_corpus() -> Path:
 
 
 @dataclass(frozen=True)
-class LMDataConfig:
-    """Where the text comes from and how it is cut into tokens and windows."""
+class LMDataConfig(CorpusConfig):
+    """Where the text comes from and how it is cut into tokens (:class:`rnnkit.data.lm.CorpusConfig`; ``data``
+    None is the built-in tiny Shakespeare) and into windows."""
 
-    data: str | None = None  # None: the built-in tiny Shakespeare
-    valid: str | None = None
-    valid_fraction: float = 0.1
-    level: str = "char"
-    vocab_size: int = 10000
-    word_split: str = "whitespace"
-    lowercase: bool = False
     batch_size: int = 64
     seq_len: int = 100
     eval_tokens: int | None = None
@@ -218,9 +213,7 @@ class LanguageModelTask:
                        "(new characters get fresh rows; new words become <unk>)")  # fmt: skip
         m = parser.add_argument_group("model")
         # Options left out here come from the preset for --time-budget (presets() below, rnnkit.tasks.presets).
-        m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
-        m.add_argument("--hidden-size", type=POSITIVE)
-        m.add_argument("--num-layers", type=POSITIVE)
+        add_cell_options(m)
         m.add_argument("--embedding-size", type=POSITIVE)
         m.add_argument("--dropout", type=DROPOUT, help="dropout on non-recurrent connections")
         m.add_argument("--tie-weights", action="store_true", default=None,
@@ -277,11 +270,7 @@ class LanguageModelTask:
             dropout=args.dropout, tie_weights=args.tie_weights, init_range=args.init_range,
         )  # fmt: skip
         model = LanguageModel(model_config)
-        run_config = {"task": cls.name, "data": asdict(data)}
-        if vectors is not None:
-            run_config["embeddings"], note = apply_pretrained(model.embedding, vectors, vocab, args)
-            task.notes.append(note)
-            task.freeze_embeddings = args.freeze_embeddings
+        run_config = new_run_config(task, model, data, vectors, vocab, args)
         return task, model, run_config, corpus.tokenizer.to_json()
 
     @classmethod

@@ -53,7 +53,15 @@ from rnnkit.models.common import length_mask
 from rnnkit.models.music import OUTPUTS, MusicModel, MusicModelConfig
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
-from rnnkit.tasks.options import COUNT, DROPOUT, POSITIVE, add_rnn_options, check_positive, rnn_config_from_args
+from rnnkit.tasks.options import (
+    COUNT,
+    DROPOUT,
+    POSITIVE,
+    add_cell_options,
+    add_rnn_options,
+    check_positive,
+    rnn_config_from_args,
+)
 from rnnkit.tasks.presets import Preset
 
 # `rnnkit sample` options of music runs (and of --abc for lm runs): any of them sends the command here
@@ -191,9 +199,7 @@ class MusicTask:
                        help="a frame is a quarter or a 16th note: the file a folder gives, and the MIDI timing")
         m = parser.add_argument_group("model")
         # Options left out here come from the preset for --resolution and --time-budget (PRESETS above).
-        m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
-        m.add_argument("--hidden-size", type=POSITIVE)
-        m.add_argument("--num-layers", type=POSITIVE)
+        add_cell_options(m)
         m.add_argument("--dropout", type=DROPOUT, help="dropout on the RNN's output (and between layers)")
         m.add_argument("--output", choices=OUTPUTS, default="sigmoid",
                        help="independent sigmoids (Chung et al. 2014) or a NADE over the keys, low to high")

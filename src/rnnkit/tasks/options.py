@@ -5,13 +5,14 @@ so that no task module imports another: the recurrent stack's options (:func:`ad
 back by :func:`rnn_config_from_args`), the positive-integer check with its one-line error, and the
 texts of ``rnnkit predict RUN --text | --input | --file`` (:func:`predict_inputs`), and pretrained word vectors
 (``--embeddings``, ``--freeze-embeddings``: :func:`add_embedding_options`, :func:`read_pretrained`,
-:func:`apply_pretrained`, :func:`hold_embedding`).
+:func:`apply_pretrained` through :func:`new_run_config`, :func:`hold_embedding`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 from torch import nn
@@ -32,6 +33,13 @@ def add_rnn_options(group) -> None:
     group.add_argument("--reset", choices=["after", "before"], default="after", help="GRU form (before = Cho et al.)")
     group.add_argument("--backend", choices=["auto", "torch", "fused", "reference"], default="auto",
                        help="how the recurrence runs: torch's kernels, rnnkit's fused BPTT, or the reference loop")
+
+
+def add_cell_options(group) -> None:
+    """The recurrent stack's cell and size, with no default: left out, they come from the task's preset."""
+    group.add_argument("--cell", choices=["lstm", "gru", "rnn"])
+    group.add_argument("--hidden-size", type=POSITIVE)
+    group.add_argument("--num-layers", type=POSITIVE)
 
 
 def rnn_config_from_args(args: argparse.Namespace, input_size: int, **overrides) -> RecurrentConfig:
@@ -192,6 +200,19 @@ def apply_pretrained(embedding: nn.Embedding, vectors: WordVectors, vocab: list[
             f"({counts['lowercase']:,} by their lowercase form); {counts['missing']:,} keep a random vector"
             + ("; the embedding is frozen" if args.freeze_embeddings else ""))  # fmt: skip
     return record, note
+
+
+def new_run_config(task, model: nn.Module, data, vectors: WordVectors | None, vocab: list[str],
+                   args: argparse.Namespace) -> dict:  # fmt: skip
+    """The run config of a new run of ``task`` (its name and its ``data`` config); with ``--embeddings``
+    ``vectors``, also their record (:func:`apply_pretrained`), which goes into ``model.embedding``, with the
+    command line's note in ``task.notes`` and ``--freeze-embeddings`` in ``task.freeze_embeddings``."""
+    run_config = {"task": task.name, "data": asdict(data)}
+    if vectors is not None:
+        run_config["embeddings"], note = apply_pretrained(model.embedding, vectors, vocab, args)
+        task.notes.append(note)
+        task.freeze_embeddings = args.freeze_embeddings
+    return run_config
 
 
 def frozen_embeddings(config: dict) -> bool:

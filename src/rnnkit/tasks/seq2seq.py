@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -40,13 +39,13 @@ from rnnkit.data.algorithmic import (
     STRATEGIES,
     Curriculum,
     Example,
-    Generator,
     GeneratorConfig,
     derive_seed,
     draw,
     make_generator,
 )
 from rnnkit.data.batching import pad_sequences
+from rnnkit.data.pairs import Seq2SeqVocab, encode_examples, escape, fixed_set, make_batch, read_pairs, unescape
 from rnnkit.data.text import iter_lines
 from rnnkit.decoding import Hypotheses, beam_search, greedy_decode
 from rnnkit.errors import CheckpointError, ConfigError, DataError
@@ -60,13 +59,13 @@ from rnnkit.tasks.options import (
     POSITIVE_REAL,
     PROBABILITY,
     SEED,
+    add_cell_options,
     add_rnn_options,
     check_positive,
     rnn_config_from_args,
 )
 from rnnkit.tasks.presets import Preset, left_alone
 
-PAD, GO, END = "<pad>", "<go>", "<end>"
 # The defaults, by task and budget: the winners of benchmarks/seq2seq.py on 2 CPU cores (its results in
 # benchmarks/results/seq2seq_*-cpu2.md). A bidirectional encoder with Luong attention learns every task far
 # faster than a wider model without it (sort L=32: 0.99 valid token accuracy after 251 s against never in
@@ -86,67 +85,7 @@ PRESETS = {
 }
 
 
-# -- vocabulary -----------------------------------------------------------------------------------
-
-
-class Seq2SeqVocab:
-    """Ids of the tokens of a task: ``<pad>`` 0, ``<go>`` 1, ``<end>`` 2, then the task's symbols.
-
-    ``separator`` "" reads text character by character; " " reads whitespace-separated tokens (sort).
-    """
-
-    def __init__(self, symbols: list[str], separator: str) -> None:
-        if separator not in ("", " "):
-            raise DataError(f"vocab.json: separator must be '' or ' ', got {separator!r}")
-        tokens = [PAD, GO, END, *symbols]
-        if len(set(tokens)) != len(tokens) or not all(isinstance(t, str) and t for t in symbols):
-            raise DataError("vocab.json: tokens must be distinct non-empty strings")
-        self.tokens, self.separator = tokens, separator
-        self.index = {t: i for i, t in enumerate(tokens)}
-        self.pad, self.go, self.end = 0, 1, 2
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def encode(self, text: str, where: str = "input") -> list[int]:
-        """Ids of ``text``; an unknown token raises DataError naming it and ``where``."""
-        parts = text.split() if self.separator else list(text)
-        ids = []
-        for part in parts:
-            i = self.index.get(part)
-            if i is None or i < 3:
-                kind = "token" if self.separator else "character"
-                raise DataError(f"{where}: {kind} {part!r} is not in the model's vocabulary")
-            ids.append(i)
-        return ids
-
-    def decode(self, ids) -> str:
-        return self.separator.join(self.tokens[i] for i in ids if i >= 3)
-
-    def to_json(self) -> dict:
-        return {"level": "seq2seq", "separator": self.separator, "tokens": self.tokens[3:]}
-
-    @classmethod
-    def from_json(cls, data) -> Seq2SeqVocab:
-        if not isinstance(data, dict) or data.get("level") != "seq2seq" or not isinstance(data.get("tokens"), list):
-            raise DataError('vocab.json must be {"level": "seq2seq", "separator": ..., "tokens": [...]}')
-        return cls(data["tokens"], data.get("separator", ""))
-
-    @classmethod
-    def for_generator(cls, generator: Generator) -> Seq2SeqVocab:
-        return cls(generator.symbols(), generator.separator)
-
-
-def escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-
-
-def unescape(text: str) -> str:
-    """``\\n``, ``\\t``, ``\\\\`` to a newline, a tab, a backslash; other characters unchanged."""
-    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
-
-
-# -- batches --------------------------------------------------------------------------------------
+# -- the data config, decoding, scoring -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -167,27 +106,6 @@ class Seq2SeqDataConfig:
     beam: int = 1
     max_input_tokens: int = 0  # longest input `predict` accepts (0: not yet measured)
     max_target_tokens: int = 0  # longest output `predict` generates
-
-
-def fixed_set(generator: Generator, seed: int, split: str, n: int, difficulty=None) -> list[Example]:
-    """The fixed ``split`` set of ``seed``: up to ``n`` distinct inputs at ``difficulty`` (default: the target)."""
-    fixed = difficulty or generator.target_difficulty
-    rng = random.Random(derive_seed(seed, split, *fixed))
-    return draw(generator, rng, split, lambda _: fixed, n, unique=True)
-
-
-def encode_examples(vocab: Seq2SeqVocab, examples: list[Example], where: str = "input"):
-    """Pairs of id lists (source, target) for ``examples``; unknown tokens raise DataError."""
-    return [(vocab.encode(e.input, where), vocab.encode(e.target, where)) for e in examples]
-
-
-def make_batch(vocab: Seq2SeqVocab, pairs, device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Padded ``source`` (B, S), ``source_lengths`` (B,), ``target_input`` = go y (B, T) and
-    ``target_output`` = y end (B, T), padded with ``<pad>``."""
-    source, lengths = pad_sequences([s for s, _ in pairs], vocab.pad)
-    target_in, _ = pad_sequences([[vocab.go, *t] for _, t in pairs], vocab.pad)
-    target_out, _ = pad_sequences([[*t, vocab.end] for _, t in pairs], vocab.pad)
-    return source.to(device), lengths.to(device), target_in.to(device), target_out.to(device)
 
 
 def decode_batch(model: Seq2Seq, source: Tensor, lengths: Tensor, max_length: int, beam: int) -> Hypotheses:
@@ -373,9 +291,7 @@ class Seq2SeqTask:
         g.add_argument("--test-size", type=POSITIVE, default=2000, help="examples `rnnkit eval RUN` scores")
         m = parser.add_argument_group("model")
         # Options left out here come from the preset for the --task and --time-budget (PRESETS above).
-        m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
-        m.add_argument("--hidden-size", type=POSITIVE)
-        m.add_argument("--num-layers", type=POSITIVE)
+        add_cell_options(m)
         m.add_argument("--embedding-size", type=POSITIVE)
         m.add_argument("--dropout", type=DROPOUT, help="dropout on embeddings and before the output")
         m.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
@@ -592,21 +508,3 @@ def load_vocab(run_dir: Path) -> Seq2SeqVocab:
         return Seq2SeqVocab.from_json(checkpoint.load_vocab(run_dir))
     except DataError as error:
         raise CheckpointError(f"{run_dir}: {error}") from None
-
-
-def read_pairs(path, vocab: Seq2SeqVocab) -> list[tuple[list[int], list[int]]]:
-    """Lines ``input<TAB>target`` of ``path`` as id pairs; blank lines are skipped."""
-    pairs = []
-    for n, line in enumerate(iter_lines(path), 1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2:
-            raise DataError(f"{path}:{n}: expected input<TAB>target, got {len(fields)} tab-separated fields")
-        source, target = (vocab.encode(unescape(f), f"{path}:{n}") for f in fields)
-        if not source:
-            raise DataError(f"{path}:{n}: the input is empty")
-        pairs.append((source, target))
-    if not pairs:
-        raise DataError(f"{path} has no input<TAB>target lines")
-    return pairs

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +40,10 @@ from rnnkit.tasks.options import (
     POSITIVE,
     add_embedding_options,
     add_rnn_options,
-    apply_pretrained,
     check_positive,
     frozen_embeddings,
     hold_embedding,
+    new_run_config,
     option_defaults,
     predict_inputs,
     read_pretrained,
@@ -403,11 +403,7 @@ class TagTask:
             scheme=data.model_scheme, constrain=not args.unconstrained,
         )  # fmt: skip
         model = SequenceTagger(config)
-        run_config = {"task": cls.name, "data": asdict(data)}
-        if vectors is not None:
-            run_config["embeddings"], note = apply_pretrained(model.embedding, vectors, vocab, args)
-            task.notes.append(note)
-            task.freeze_embeddings = args.freeze_embeddings
+        run_config = new_run_config(task, model, data, vectors, vocab, args)
         return task, model, run_config, task.vocab.to_json()
 
     @classmethod
