@@ -7,7 +7,7 @@ entry of ``--processes`` under torchrun (gloo on the CPU, NCCL on GPUs), each pr
 metrics.jsonl: the median of the logged train windows' tokens/s after the first (warm-up) window, global over all
 processes. Wall time (start to exit, evaluations and torchrun's start included) is reported beside it. ::
 
-    flock /tmp/cpu.lock python benchmarks/ddp.py                          # 2 CPU cores: 1x2 against 2x1, lm and classify
+    flock /tmp/cpu.lock python benchmarks/ddp.py        # 2 CPU cores: 1 x 2 against 2 x 1, lm and classify
     python benchmarks/ddp.py --device cuda --processes 1 2 4 8 --threads 8  # a GPU machine: one process per GPU
     python benchmarks/ddp.py --quick                                      # a few steps of each: the script runs
 

@@ -1,8 +1,8 @@
 """Reading text files as a stream of checked UTF-8 chunks, so a corpus of any size fits in memory.
 
 A path may be a file (``.gz`` files are decompressed on the fly) or a folder (its ``*.txt`` and ``*.abc``
-files, gzipped or not, in name order, each ending with a newline: ABC tunes are text). Empty files, binary files and files
-that are not UTF-8 raise :class:`DataError` naming the file.
+files, gzipped or not, in name order, each ending with a newline: ABC tunes are text). Empty files, binary
+files and files that are not UTF-8 raise :class:`DataError` naming the file.
 """
 
 from __future__ import annotations
