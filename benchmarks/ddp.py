@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from common import DATA, machine, machine_markdown, write_results
+from rnnkit import checkpoint
 
 TASKS = {  # the data and the few flags that make a row comparable (the rest are the preset's)
     "lm": ["train", "lm", "--level", "char", "--batch-size", "64"],  # the built-in corpus
@@ -48,7 +49,7 @@ def train(argv: list[str], run: Path, processes: int, threads: int, device: str)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    records = checkpoint.read_metrics(run)
     speeds = [r["tokens_per_s"] for r in records if r.get("split") == "train" and r.get("tokens_per_s")]
     summary = json.loads((run / "summary.json").read_text())
     return {
