@@ -194,17 +194,21 @@ def main(argv=None) -> None:
             print(f"{row.name}: training for {budget:g} s", file=sys.stderr)
             rows[row.name] = (run_abc(row, budget, scratch, args.quick) if row.kind == "abc"
                               else run_chorales(row, budget, scratch))  # fmt: skip
+            if not args.quick:  # each row as it ends: a later row's failure loses nothing measured
+                write_results("music", report(info, rows), markdown(report(info, rows)), RESULTS)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result = {"machine": info, "command": "flock /tmp/cpu.lock python benchmarks/music.py", "rows": rows}
-    result["targets"] = targets(rows)
-    text = markdown(result)
+    text = markdown(report(info, rows))
     if args.quick:
         print(text)
         print("--quick: nothing written (the figures above come from 2-second runs)", file=sys.stderr)
         return
-    write_results("music", result, text, RESULTS)
     print(text)
+
+
+def report(info: dict, rows: dict) -> dict:
+    return {"machine": info, "command": "flock /tmp/cpu.lock python benchmarks/music.py", "rows": rows,
+            "targets": targets(rows)}
 
 
 if __name__ == "__main__":

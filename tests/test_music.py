@@ -462,3 +462,21 @@ def test_sample_abc_from_a_char_lm_run(tmp_path, capsys):
     assert result["notes"] == ["1 of 2 training files held no ABC tune and were skipped: readme.txt"]
     assert main(["sample", str(run), "--midi", str(out)]) == 2
     assert "--midi with an lm run needs --abc" in capsys.readouterr().err
+
+
+def test_a_tune_music21_cannot_write_as_midi_is_left_out_not_fatal(monkeypatch):
+    import music21
+
+    real = music21.midi.translate.music21ObjectToMidiFile
+    calls = []
+
+    def fails_once(score, *args, **kwargs):  # music21 raises its own errors on some generated tunes
+        calls.append(score)
+        if len(calls) == 1:
+            raise music21.sites.SitesException("an entry for this object is not stored in this Sites object")
+        return real(score, *args, **kwargs)
+
+    monkeypatch.setattr(music21.midi.translate, "music21ObjectToMidiFile", fails_once)
+    report = abc_sample_report(f"{SCALE}\n\n{PICKUP}\n\n", midi=True)
+    assert report["generated"]["parse"] == 2 and report["midi_tunes"] == 1  # the first tune left out
+    assert [n.pitch for n in read_midi(data=report["midi"])][:5] == [62, 67, 69, 71, 72]

@@ -400,7 +400,9 @@ def _bars_consistent(measures: list, m21) -> bool:
 
 def tune_notes(check: TuneCheck) -> list[Note]:
     """The notes of a tune that parses, in beats, as music21 plays it: repeats played, as a listener hears
-    them; a tune whose repeat signs do not pair up (an opened ``|:`` never closed) is played once, as written."""
+    them; a tune whose repeat signs do not pair up (an opened ``|:`` never closed) is played once, as written.
+    A tune music21 parses but cannot write as MIDI (its own errors, seen on some generated tunes) gives no
+    notes: the caller leaves it out of the MIDI file rather than stop."""
     m21 = _music21()
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured), warnings.catch_warnings():
@@ -410,7 +412,12 @@ def tune_notes(check: TuneCheck) -> list[Note]:
         except m21.repeat.ExpanderException:
             score = check.score
             once = m21.stream.Score([p.flatten() for p in score.parts] if len(score.parts) else [score.flatten()])
-            data = m21.midi.translate.music21ObjectToMidiFile(once).writestr()  # no measures: nothing to expand
+            try:
+                data = m21.midi.translate.music21ObjectToMidiFile(once).writestr()  # no measures: nothing to expand
+            except Exception:  # noqa: BLE001 - music21's internals (e.g. SitesException) on a malformed tune
+                return []
+        except Exception:  # noqa: BLE001 - as above
+            return []
     return read_midi(data=data)
 
 
