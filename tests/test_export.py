@@ -370,6 +370,7 @@ def test_export_of_a_forecast_run_gives_rnnkit_eval_s_forecast_from_its_metadata
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     _, q = sess.run(None, {"inputs": inputs.numpy(), "known": known.numpy(), "series": rows})
     levels = meta["rnnkit.quantile_levels"]
+    assert set(meta["rnnkit.interval_scales"]) == {"80", "95"}  # what rnnkit eval widens the intervals by
     for n, (series_id, f) in enumerate(zip(ids, reference)):
         center, scale = meta["rnnkit.scaling"]["target"][series_id]
         values = center + scale * q[n].astype(np.float64)  # (H, 5)

@@ -98,3 +98,32 @@ def test_baselines_refuse_bad_input_and_give_json():
     d = json.loads(json.dumps(naive([1.0, 2.0, 4.0], 2).to_dict()))
     assert set(d) == {"method", "median", "lo80", "hi80", "lo95", "hi95"} and d["median"] == [4.0, 4.0]
     assert set(BASELINES) == {"naive", "seasonal_naive", "ets", "arima"}
+
+
+def test_interval_scales_are_the_conformal_rank_of_residuals_in_half_widths(tmp_path):
+    from rnnkit.baselines.forecast import Forecast
+    from rnnkit.baselines.scoring import interval_scales, widen
+    from rnnkit.data.timeseries import WindowSpec, prepare, read_series
+
+    rows = ["t,y"] + [f"{t},{seasonal_series(80)[t]:.4f}" for t in range(80)]
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    H = 12
+    prepared = prepare(read_series(tmp_path / "s.csv", "y"), WindowSpec(horizon=H, lookback=24))
+    y, observed = prepared.series[0].actual("val")
+    assert observed.all() and len(y) == H
+    # residuals 1..12 in units of a half-width of 2 above the median, 4 below (alternating sides)
+    r = np.arange(1, H + 1, dtype=float)
+    side = np.where(np.arange(H) % 2 == 0, 1.0, -1.0)
+    median = y - side * r * np.where(side > 0, 2.0, 4.0)  # y above the median on even steps
+    f = Forecast("model", median, median - 4.0, median + 2.0, median - 8.0, median + 4.0)
+    scales = interval_scales([f], prepared, "val")
+    # 80%: the ceil(13 * 0.8) = 11th smallest of the scores r (80% half-widths 2 and 4); 95%: the 12th, in
+    # units of the 95% half-widths (4 and 8), so r / 2
+    assert scales == {80: 11.0, 95: 6.0}
+    wide = widen(f, scales)
+    inside = (wide.lo80 <= y) & (y <= wide.hi80)
+    assert inside.mean() == pytest.approx(11 / 12)  # covers at least 80% of the points it was calibrated on
+    assert (wide.lo95 <= wide.lo80).all() and (wide.hi80 <= wide.hi95).all() and (wide.median == f.median).all()
+    half = widen(f, {80: 5.5, 95: 3.0})
+    assert ((half.lo80 <= y) & (y <= half.hi80)).mean() == pytest.approx(5 / 12)  # narrower: fewer inside
+    assert interval_scales([f], prepared, "test")[80] != scales[80]  # another part, other residuals

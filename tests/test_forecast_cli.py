@@ -221,3 +221,25 @@ def test_defaults_are_chosen_from_the_data_and_flags_win(tmp_path, capsys):
     assert config["data"]["lookback"] == 6 and config["data"]["season"] == 3
     assert config["model"]["config"]["rnn"]["hidden_size"] == 8
     assert set(config["chosen_defaults"]) == {"lookback", "dropout"}
+
+
+def test_eval_widens_the_intervals_by_factors_calibrated_on_the_validation_part(tmp_path, capsys):
+    from rnnkit.baselines.scoring import interval_scales, widen
+    from rnnkit.tasks.forecast import load_parts, model_forecasts, prepare_like
+
+    run_dir = train(capsys, tmp_path, monthly(tmp_path))
+    code, out, err = run(capsys, "eval", run_dir, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    config = json.loads((run_dir / "config.json").read_text())
+    model, data, stats, index = load_parts(run_dir, config, "cpu")
+    prepared = prepare_like(data.read(), data, stats, config)
+    val, _ = model_forecasts(model, prepared, "val", "cpu", series_index=index)
+    scales = interval_scales(val, prepared, "val")
+    assert result["details"]["interval_scales"] == {str(k): pytest.approx(v) for k, v in scales.items()}
+    assert scales[80] != pytest.approx(1.0)  # a tiny model: its own intervals are off, so the check can fail
+    raw, _ = model_forecasts(model, prepared, "test", "cpu", series_index=index)
+    wide = widen(raw[0], scales)
+    for r, lo, hi in zip(result["forecast"], wide.lo80, wide.hi80):
+        assert (r["lo80"], r["hi80"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert set(result["details"]["uncalibrated"]) == {"coverage_80", "coverage_95", "spl"}

@@ -39,6 +39,7 @@ from rnnkit.tasks import TASKS, get_shown, get_task, presets, shown
 from rnnkit.tasks.music import add_sample_arguments, music_sample, sample_run
 from rnnkit.tasks.options import POSITIVE, SEED, Number
 from rnnkit.train import TRAIN_RANGES, TrainConfig, Trainer, resume_parts, training_dtype
+from rnnkit_onnx.sampler import write_samples
 
 LIMITS = ("epochs", "max_steps", "time_budget")
 # Commands of the apps built on the library: name -> (module, help). Each module has add_arguments(parser)
@@ -361,26 +362,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         model = load_model(args.run, device=device, task="lm")
         pieces = sample_text(model, load_tokenizer(Path(args.run)), **options)
     try:
-        prime = args.prime or ""
-        if args.json:
-            started = time.perf_counter()
-            texts = list(pieces)
-            seconds = time.perf_counter() - started
-            samples = ["".join(texts)] if args.num_samples == 1 else texts
-            tokens = args.length * args.num_samples
-            print(json.dumps({"task": task_cls.name, "samples": [prime + s for s in samples],
-                              "metrics": {"tokens": tokens, "tokens_per_s": tokens / seconds}}))  # fmt: skip
-            return 0
-        first = next(pieces)  # errors in the options surface before anything is printed
-        if args.num_samples == 1:
-            sys.stdout.write(prime + first)
-            for piece in pieces:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-            sys.stdout.write("\n")
-        else:
-            for i, text in enumerate([first, *pieces]):
-                sys.stdout.write(f"--- sample {i + 1} ---\n{prime}{text}\n")
+        write_samples(pieces, args.prime or "", num_samples=args.num_samples, length=args.length, task=task_cls.name,
+                      as_json=args.json, out=sys.stdout)  # fmt: skip
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return 0

@@ -18,16 +18,9 @@ from torch import Tensor, nn
 
 from rnnkit.kernels.cstepper import CLoop
 from rnnkit.kernels.stepper import make_stepper
+from rnnkit_onnx.sampler import check_sampling  # torch-free: the ONNX sampler's check is the one
 
-
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """Raise ValueError naming the bad sampling option."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+__all__ = ["check_sampling"]  # re-exported: rnnkit.decoding.check_sampling is what the library calls
 
 
 def sample_logits(

@@ -7,11 +7,9 @@ print one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 
-from rnnkit_onnx.sampler import LanguageModel, Vocabulary, sample_text
+from rnnkit_onnx.sampler import LanguageModel, Vocabulary, sample_text, write_samples
 
 
 def positive(text: str) -> int:
@@ -45,26 +43,8 @@ def run(args: argparse.Namespace, out=None) -> int:
     vocab = Vocabulary.load(args.vocab)
     pieces = sample_text(model, vocab, length=args.length, prime=args.prime, temperature=args.temperature,
                          top_k=args.top_k, top_p=args.top_p, num_samples=args.num_samples, seed=args.seed)  # fmt: skip
-    prime = args.prime or ""
-    if args.json:
-        started = time.perf_counter()
-        texts = list(pieces)
-        seconds = time.perf_counter() - started
-        samples = ["".join(texts)] if args.num_samples == 1 else texts
-        tokens = args.length * args.num_samples
-        out.write(json.dumps({"task": "lm", "samples": [prime + s for s in samples],
-                              "metrics": {"tokens": tokens, "tokens_per_s": tokens / seconds}}) + "\n")  # fmt: skip
-        return 0
-    first = next(pieces)  # errors in the options surface before anything is written
-    if args.num_samples == 1:
-        out.write(prime + first)
-        for piece in pieces:
-            out.write(piece)
-            out.flush()
-        out.write("\n")
-    else:
-        for i, text in enumerate([first, *pieces]):
-            out.write(f"--- sample {i + 1} ---\n{prime}{text}\n")
+    write_samples(pieces, args.prime or "", num_samples=args.num_samples, length=args.length, task="lm",
+                  as_json=args.json, out=out)  # fmt: skip
     return 0
 
 

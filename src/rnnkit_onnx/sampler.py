@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """ValueError naming a bad option (the checks of ``rnnkit.decoding.check_sampling``)."""
+    """ValueError naming a bad sampling option (``rnnkit.decoding`` calls this one too: it imports no torch)."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
         raise ValueError(f"temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
@@ -215,7 +216,8 @@ def sample_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | Non
         logits = np.empty_like(logits)
         np.put_along_axis(logits, order, ranked, axis=-1)
     probs = softmax(logits).astype(np.float32)
-    return (probs / race).argmax(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a float32 Exp(1) draw can be 0: that token wins, as in torch
+        return (probs / race).argmax(axis=-1)
 
 
 def generate(model: LanguageModel, n_tokens: int, *, prime: Sequence[int] | None = None, temperature: float = 1.0,
@@ -321,3 +323,30 @@ def greedy_decode(path: str | os.PathLike, source: np.ndarray, source_lengths: n
     rows = np.stack(steps, axis=1).tolist()
     cut = [row.index(end) if end in row else len(row) for row in rows]
     return [row[:n] for row, n in zip(rows, cut)], [n < len(row) for row, n in zip(rows, cut)]
+
+
+def write_samples(pieces: Iterator[str], prime: str, *, num_samples: int, length: int, task: str, as_json: bool,
+                  out) -> None:  # fmt: skip
+    """Write what ``rnnkit sample`` (and ``python -m rnnkit_onnx``) print for the text ``pieces`` of
+    :func:`sample_text`: with ``as_json`` one line ``{"task", "samples", "metrics": {"tokens", "tokens_per_s"}}``;
+    else one sample streamed piece by piece, or several each under a ``--- sample i ---`` line. A bad option
+    raises its ValueError before anything is written."""
+    if as_json:
+        started = time.perf_counter()
+        texts = list(pieces)
+        seconds = time.perf_counter() - started
+        samples = ["".join(texts)] if num_samples == 1 else texts
+        tokens = length * num_samples
+        out.write(json.dumps({"task": task, "samples": [prime + s for s in samples],
+                              "metrics": {"tokens": tokens, "tokens_per_s": tokens / seconds}}) + "\n")  # fmt: skip
+        return
+    first = next(pieces)  # errors in the options surface before anything is written
+    if num_samples == 1:
+        out.write(prime + first)
+        for piece in pieces:
+            out.write(piece)
+            out.flush()
+        out.write("\n")
+    else:
+        for i, text in enumerate([first, *pieces]):
+            out.write(f"--- sample {i + 1} ---\n{prime}{text}\n")

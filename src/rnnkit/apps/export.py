@@ -355,6 +355,21 @@ def forecast_metadata(c, config: dict) -> dict:
     return meta
 
 
+def forecast_calibration(run, model, config: dict) -> dict:
+    """The factors ``rnnkit eval`` widens the graph's intervals by (:func:`rnnkit.tasks.forecast.calibration`,
+    fitted on the validation part of the run's own file), or nothing where that file cannot be read."""
+    from rnnkit.tasks.forecast import calibration, load_run  # here: the forecast task only when one is exported
+
+    try:
+        data, stats, index = load_run(Path(run), config)
+        scales = calibration(model, data, stats, config, index, "cpu")
+    except (ValueError, OSError):  # rnnkit's DataError, ConfigError, CheckpointError are ValueErrors
+        return {}
+    return {"rnnkit.interval_scales": {str(k): v for k, v in scales.items()},
+            "rnnkit.widen": "bound = median + s * (bound - median), s = rnnkit.interval_scales[level]; "
+                            "95% bounds at least as wide as the 80% ones"}  # fmt: skip
+
+
 def state_shapes(rnn) -> list[list[int]]:
     """(L * D, H) of each state tensor, the batch axis left out."""
     LD = rnn.num_layers * rnn.num_directions
@@ -420,7 +435,10 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, verify: bool =
         raise ConfigError(f"{run} is a {task!r} run; rnnkit export exports {', '.join(TASKS)} runs")
     require_onnx()
     model = load_model(run, device="cpu", task=task)
-    exports = build_exports(model, task, run_metadata(model, task, config))
+    meta = run_metadata(model, task, config)
+    if task == "forecast":
+        meta.update(forecast_calibration(run, model, config))
+    exports = build_exports(model, task, meta)
     diffs = {}
     if verify:
         for export in exports:

@@ -8,17 +8,22 @@ is made from the rows before it only (the baselines are fitted on them, gaps car
 seasonal naive forecast on the history the forecast was made from), MAPE, the coverage of the 80% and 95%
 intervals, and ``spl``, M5's scaled pinball loss over the five quantiles (the median and both intervals' ends).
 Each is computed per series on its observed points, then averaged over the series observed in the part.
+
+:func:`interval_scales` and :func:`widen` calibrate a model's intervals on a part it was not trained on (split
+conformal prediction, with each point's residual measured in units of its own predicted half-width, so the
+intervals keep the shape the model gives them and only their width is corrected).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 
 import numpy as np
 
-from rnnkit.baselines.forecast import Forecast, forecast_baselines
+from rnnkit.baselines.forecast import LEVELS, Forecast, forecast_baselines
 from rnnkit.data.timeseries import Prepared
 from rnnkit.errors import DataError
 from rnnkit.metrics import coverage, mae, mape, mase, rmse, smape
@@ -90,6 +95,49 @@ def score_part(forecasts: list[Forecast], prepared: Prepared, part: str, season:
         first, _ = s.split.bounds(part)
         scores.append(score(forecasts[k], *s.actual(part), s.raw[:first], season))
     return mean_scores(scores)
+
+
+def interval_scales(forecasts: list[Forecast], prepared: Prepared, part: str = "val") -> dict[int, float]:
+    r"""For each interval level :math:`\alpha` (80, 95), the factor :math:`s_\alpha` by which the half-widths of
+    ``forecasts``' intervals must be multiplied to cover :math:`\alpha`% of the observed points of ``part``.
+
+    Each observed point :math:`y` with median :math:`m` and bounds :math:`l, u` scores
+    :math:`r = (y - m) / (u - m)` above the median, :math:`(m - y) / (m - l)` below; :math:`s_\alpha` is the
+    :math:`\lceil (n + 1)\alpha \rceil`-th smallest of the n scores (split conformal prediction: for
+    exchangeable points the widened interval covers at least :math:`\alpha`; the largest score when n is too
+    small for that). 1 where ``part`` has no observed point. Why: a network's likelihood is fitted to the
+    training windows it has learned, so its intervals come out narrow on points it has not seen."""
+    scores: dict[int, list[np.ndarray]] = {level: [] for level in LEVELS}
+    for k in observed_series(prepared, part):
+        y, observed = prepared.series[k].actual(part)
+        f = forecasts[k]
+        y, m = y[observed], f.median[observed]
+        for level in LEVELS:
+            lo, hi = (b[observed] for b in f.interval(level))
+            half = np.where(y >= m, hi - m, m - lo)
+            gap = np.abs(y - m)
+            scores[level].append(np.where(gap == 0, 0.0, gap / np.maximum(half, 1e-12 * (np.abs(m) + 1))))
+    out = {}
+    for level in LEVELS:
+        r = np.sort(np.concatenate(scores[level])) if scores[level] else np.zeros(0)
+        if not len(r):
+            out[level] = 1.0
+            continue
+        rank = min(len(r), math.ceil((len(r) + 1) * level / 100))
+        out[level] = float(r[rank - 1])
+    return out
+
+
+def widen(forecast: Forecast, scales: dict[int, float]) -> Forecast:
+    """``forecast`` with each interval's half-widths multiplied by its level's scale (:func:`interval_scales`);
+    the 95% interval is kept at least as wide as the 80% one."""
+    m = forecast.median
+    bounds = {}
+    for level in LEVELS:
+        lo, hi = forecast.interval(level)
+        bounds[level] = (m - scales[level] * (m - lo), m + scales[level] * (hi - m))
+    lo95, hi95 = np.minimum(bounds[95][0], bounds[80][0]), np.maximum(bounds[95][1], bounds[80][1])
+    return Forecast(forecast.method, m, *bounds[80], lo95, hi95)
 
 
 def baseline_forecasts(prepared: Prepared, part: str, season: int, methods: tuple[str, ...] = BASELINES

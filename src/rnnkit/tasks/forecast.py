@@ -11,6 +11,10 @@ are the test, the H before them validation, the rest training; scaling fitted on
 masked in the loss). The model is :class:`rnnkit.models.forecast.Forecaster`; the training keeps the weights
 with the lowest validation scaled pinball loss (``spl``, :func:`score`), a proper score of the median and both
 intervals. The baselines are :mod:`rnnkit.baselines.forecast`'s, fitted on everything before the part scored.
+
+``eval`` and ``predict`` widen (or narrow) the model's intervals by factors calibrated on the validation part of
+the run's own file (:func:`calibration`), which the weights were chosen on but never trained on: fitted to the
+windows it has learned, the likelihood alone gives intervals too narrow for points it has not seen.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from rnnkit.baselines.scoring import (
     REPORTED,
     baseline_forecasts,
     forecast_rows,
+    interval_scales,
     observed_series,
     reported,
     rows_csv,
     score_baselines,
     score_part,
+    widen,
 )
 from rnnkit.config import config_from_dict
 from rnnkit.data.timeseries import (
@@ -348,8 +354,11 @@ class ForecastTask:
         model, data, stats, index = load_parts(run_dir, config, device)
         series = data.read(getattr(args, "data", None))
         prepared = prepare_like(series, data, stats, config)
-        forecasts, _ = model_forecasts(model, prepared, "test", device, series_index=index)
+        scales = calibration(model, data, stats, config, index, device)
+        raw, _ = model_forecasts(model, prepared, "test", device, series_index=index)
+        forecasts = [widen(f, scales) for f in raw]
         model_scores = score_part(forecasts, prepared, "test", data.season)
+        uncalibrated = score_part(raw, prepared, "test", data.season)
         baselines = score_baselines(prepared, "test", data.season)
         result = {
             "task": cls.name,
@@ -360,13 +369,15 @@ class ForecastTask:
                 "model": {k: model_scores.get(k) for k in METRICS if k not in REPORTED},
                 "baselines": {name: {**{k: s.get(k) for k in METRICS if k not in REPORTED}, "method": s["method"]}
                               for name, s in baselines.items()},
+                "interval_scales": {str(level): scale for level, scale in scales.items()},
+                "uncalibrated": {k: uncalibrated.get(k) for k in ("coverage_80", "coverage_95", "spl")},
                 "series": len(prepared.series), "horizon": data.horizon, "season": data.season,
                 "notes": list(series.notes + prepared.notes),
             },
         }  # fmt: skip
         folds = getattr(args, "backtest", None)
         if folds:
-            result["backtest"] = backtest(model, series, data, stats, config, index, folds, device)
+            result["backtest"] = backtest(model, series, data, stats, config, index, folds, device, scales)
         return result
 
     @classmethod
@@ -381,7 +392,9 @@ class ForecastTask:
             raise ConfigError("rnnkit predict on a forecast run needs --data FILE.csv (the history to forecast from)")
         series = data.read(args.data)
         prepared = prepare_like(series, data, stats, config)
-        forecasts, _ = model_forecasts(model, prepared, "future", device, series_index=index)
+        scales = calibration(model, data, stats, config, index, device)
+        raw, _ = model_forecasts(model, prepared, "future", device, series_index=index)
+        forecasts = [widen(f, scales) for f in raw]
         baselines, fitted = baseline_forecasts(prepared, "future", data.season)
         rows = forecast_rows(forecasts, prepared, "future", steps)
         text = rows_csv(rows)
@@ -436,6 +449,15 @@ def load_run(run_dir: Path, config: dict) -> tuple[ForecastDataConfig, TrainingS
     return data, stats, {name: k for k, name in enumerate(ids)}
 
 
+def calibration(model: Forecaster, data: ForecastDataConfig, stats: TrainingStats, config: dict,
+                index: dict[str, int], device) -> dict[int, float]:
+    """The factors (per interval level) that make the model's intervals cover their level on the validation part
+    of the run's own file (:func:`rnnkit.baselines.scoring.interval_scales`), whatever file is scored."""
+    own = prepare_like(data.read(), data, stats, config)
+    forecasts, _ = model_forecasts(model, own, "val", device, series_index=index)
+    return interval_scales(forecasts, own, "val")
+
+
 def load_parts(run_dir: Path, config: dict, device) -> tuple[Forecaster, ForecastDataConfig, TrainingStats, dict]:
     data, stats, index = load_run(run_dir, config)
     return load_model(run_dir, device=device, task=ForecastTask.name), data, stats, index
@@ -456,7 +478,7 @@ def prepare_like(series: SeriesSet, data: ForecastDataConfig, stats: TrainingSta
 
 
 def backtest(model: Forecaster, series: SeriesSet, data: ForecastDataConfig, stats: TrainingStats, config: dict,
-             index: dict[str, int], folds: int, device) -> dict:  # fmt: skip
+             index: dict[str, int], folds: int, device, scales: dict[int, float]) -> dict:  # fmt: skip
     """K rolling origins H apart (the last one is the plain split): per fold the metrics of the model and of every
     baseline (refitted on the data before each origin), and their mean and spread (population std). Where the
     shortest series cannot hold K origins H apart, they are closer (the step shrinks; the result says it).
@@ -469,7 +491,8 @@ def backtest(model: Forecaster, series: SeriesSet, data: ForecastDataConfig, sta
     per_fold = []
     for k, fold in enumerate(backtest_sets(series, data.spec, folds, step)):
         prepared = prepare_like(fold, data, stats, config)
-        forecasts, _ = model_forecasts(model, prepared, "test", device, series_index=index)
+        raw, _ = model_forecasts(model, prepared, "test", device, series_index=index)
+        forecasts = [widen(f, scales) for f in raw]
         seen = any(s.split.val_end < trained.get(s.id, 0) for s in prepared.series)
         per_fold.append({"fold": k, "in_training": seen, "model": score_part(forecasts, prepared, "test", data.season),
                          "baselines": score_baselines(prepared, "test", data.season)})  # fmt: skip
