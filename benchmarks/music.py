@@ -13,7 +13,8 @@ voice-separated file (its NLL is per 16th note: not comparable with the quarter-
 
 ABC tunes: ``rnnkit train lm --level char`` on the 1,034 Nottingham tunes (the 14 files joined into one text,
 whose last 10% validates), then ``rnnkit sample RUN --abc --tunes 100 --midi OUT`` checks each generated tune
-with music21, against 200 of the training tunes checked the same way.
+with music21, against 200 of the training tunes checked the same way; the same run sampled at each of
+:data:`TEMPERATURES` is the measurement ``--abc``'s default temperature comes from.
 
 Writes benchmarks/results/music-cpuN.{md,json}; a run of some rows (``--only``) replaces those rows only.
 Run it alone on a quiet machine: the runs train for a fixed time.
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import DATA, RESULTS, machine, machine_markdown, machine_tag, rnnkit, write_results
+from rnnkit.tasks.music import ABC_TEMPERATURE
 
 JSB = DATA / "music_jsb_chorales"
 ABC = DATA / "music_nottingham_abc" / "ABC_cleaned"
@@ -80,23 +82,42 @@ def nottingham(scratch: Path) -> Path:
     return path
 
 
+TEMPERATURES = (1.0, 0.8, 0.6, 0.5)  # --abc's default (ABC_TEMPERATURE) is chosen from this table
+
+
 def run_abc(row: Row, budget: float, scratch: Path, quick: bool) -> dict:
+    """Train the char LM, then sample 100 tunes at each of :data:`TEMPERATURES` from it (the default one with
+    the reference tunes and the MIDI file)."""
     run = scratch / row.name
     command = ["train", "lm", "--data", str(nottingham(scratch)), "--level", "char", "--time-budget", f"{budget:g}"]
     trained = rnnkit(*command, "--out", str(run), "--quiet")
     tunes, reference = (2, 5) if quick else (100, 200)
-    sample = ["sample", str(run), "--abc", "--tunes", str(tunes), "--reference-tunes", str(reference), "--seed", "0"]
-    if not quick:  # 2 s of training may write no tune that parses, and then no MIDI file
-        sample += ["--midi", str(scratch / "tunes.mid")]
-    sampled = rnnkit(*sample)
-    summary, report = trained["summary"], sampled["abc"]
+    by_temperature, default = {}, None
+    for temperature in TEMPERATURES:
+        sample = ["sample", str(run), "--abc", "--tunes", str(tunes), "--seed", "0"]
+        sample += ["--temperature", f"{temperature:g}"]
+        if temperature == ABC_TEMPERATURE:
+            sample[-2:] = []  # the command a user runs: --abc's default temperature
+            sample += ["--reference-tunes", str(reference)]
+            if not quick:  # 2 s of training may write no tune that parses, and then no MIDI file
+                sample += ["--midi", str(scratch / "tunes.mid")]
+        else:
+            sample += ["--reference-tunes", "0"]
+        sampled = rnnkit(*sample)
+        report = sampled["abc"]
+        by_temperature[f"{temperature:g}"] = {**sampled["metrics"], "cut_off": report["cut_off"],
+                                              "errors": report["generated"]["errors"]}  # fmt: skip
+        if temperature == ABC_TEMPERATURE:
+            default = (sample, sampled, report)
+    sample, sampled, report = default
+    summary = trained["summary"]
     return {"command": "rnnkit " + " ".join(command).replace(str(scratch) + "/", ""),
             "sample": "rnnkit " + " ".join(sample).replace(str(scratch) + "/", ""),
             "budget": budget, "steps": summary["steps"], "seconds": summary["seconds"],
             "parameters": summary["parameters"], "valid": trained["metrics"], "abc": sampled["metrics"],
             "cut_off": report["cut_off"], "midi_tunes": report["midi_tunes"],
             "errors": report["generated"]["errors"], "reference_errors": (report["reference"] or {}).get("errors"),
-            "notes": sampled["notes"]}  # fmt: skip
+            "notes": sampled["notes"], "by_temperature": by_temperature}  # fmt: skip
 
 
 def targets(rows: dict) -> list[dict]:
@@ -163,6 +184,14 @@ def markdown(result: dict) -> str:
                          f"{a['reference_consistent_share']:.0%} |")
         lines += ["", f"Generated tunes written to MIDI: {r['midi_tunes']}. Commonest reasons a generated tune "
                   f"fails: {r['errors'] or 'none'}; a training tune: {r['reference_errors'] or 'none'}.", ""]
+        if r.get("by_temperature"):
+            lines += ["The same run sampled at each temperature (`--temperature T`, 100 tunes, seed 0); `--abc` "
+                      f"samples at {ABC_TEMPERATURE:g} unless told:", "",
+                      "| temperature | parse | parse, bars consistent | commonest failures |", "|---|---|---|---|"]
+            for t, m in r["by_temperature"].items():
+                lines.append(f"| {t} | {m['parse_share']:.0%} | {m['consistent_share']:.0%} | "
+                             f"{m['errors'] or 'none'} |")
+            lines.append("")
     lines += ["## The issue's targets", "", "| target | figure | met |", "|---|---|---|"]
     for t in result["targets"]:
         met = "not run" if t["met"] is None else "yes" if t["met"] else "**no**"

@@ -35,7 +35,7 @@ from rnnkit.layers import RecurrentConfig
 from rnnkit.metrics import frame_scores
 from rnnkit.models import build_model, model_spec
 from rnnkit.models.music import MusicModel, MusicModelConfig
-from rnnkit.tasks.music import score_rolls
+from rnnkit.tasks.music import ABC_TEMPERATURE, score_rolls
 
 CHORDS = [[60, 64, 67], [62, 65, 69], [64, 67, 71], [65, 69, 72], [67, 71, 74]]  # a scale of triads
 
@@ -460,6 +460,9 @@ def test_sample_abc_from_a_char_lm_run(tmp_path, capsys):
     assert metrics["parse_share"] >= 2 / 3  # a few seconds of training already writes tunes that parse
     assert out.is_file() and read_midi(out)
     assert result["notes"] == ["1 of 2 training files held no ABC tune and were skipped: readme.txt"]
+    assert metrics["temperature"] == 0.5
+    plain = run_json(capsys, "sample", run, "--abc", "--tunes", "1", "--seed", "0", "--reference-tunes", "0", "--json")
+    assert plain["metrics"]["temperature"] == ABC_TEMPERATURE  # --abc's own default when none is given
     assert main(["sample", str(run), "--midi", str(out)]) == 2
     assert "--midi with an lm run needs --abc" in capsys.readouterr().err
 

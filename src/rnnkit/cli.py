@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--vocab", metavar="RUN/vocab.json", help="with --onnx: the run's vocabulary")
     sample.add_argument("--prime", help="text the samples start from")
     sample.add_argument("--length", type=POSITIVE, default=500, help="tokens to generate")
-    sample.add_argument("--temperature", type=Number(float, 0.0, 100.0), default=1.0, help="0: greedy")
+    sample.add_argument("--temperature", type=Number(float, 0.0, 100.0), help="0: greedy; default 1, "
+                        "with --abc rnnkit.tasks.music.ABC_TEMPERATURE (measured: benchmarks/music.py)")  # fmt: skip
     sample.add_argument("--top-k", type=POSITIVE)
     sample.add_argument("--top-p", type=Number(float, 0.0, 1.0, low_open=True))
     sample.add_argument("--num-samples", type=Number(int, 1, 10_000), default=1,
@@ -351,7 +352,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         result = sample_run(task_cls, Path(args.run), config, args, resolve_device(args.device))
         print(json.dumps({k: v for k, v in result.items() if k != "text"}) if args.json else result["text"])
         return 0
-    options = dict(length=args.length, prime=args.prime, temperature=args.temperature, top_k=args.top_k,
+    temperature = 1.0 if args.temperature is None else args.temperature
+    options = dict(length=args.length, prime=args.prime, temperature=temperature, top_k=args.top_k,
                    top_p=args.top_p, num_samples=args.num_samples, seed=args.seed)  # fmt: skip
     if hasattr(task_cls, "sample_run"):  # a baseline run (n-gram, HMM): text pieces as sample_text gives them
         pieces = task_cls.sample_run(Path(args.run), config, **options)

@@ -67,6 +67,9 @@ from rnnkit.tasks.presets import Preset
 # `rnnkit sample` options of music runs (and of --abc for lm runs): any of them sends the command here
 SAMPLE_FLAGS = ("abc", "midi", "roll", "prime_notes")
 ABC_PRIME = "X:"  # a tune's first field: the sample starts a tune
+# --abc samples at this temperature unless --temperature is given: the share of generated tunes that parse
+# by temperature, from one 600 s char-LM run on Nottingham (benchmarks/results/music-cpu2.md)
+ABC_TEMPERATURE = 0.8
 ABC_CHARS_PER_TUNE = 4000  # --abc gives up on a tune after this many characters (the training tunes: ~430)
 
 # The defaults (rnnkit.tasks.presets; benchmarks/music.py measures them on JSB at a short and a long budget).
@@ -268,13 +271,14 @@ class MusicTask:
         model = load_model(run_dir, device=device, task=cls.name)
         data = config_from_dict(MusicDataConfig, config.get("data"), "config.json data")
         prime = None if not args.prime_notes else torch.from_numpy(parse_prime_notes(args.prime_notes))
-        roll = model.generate(args.steps, prime, temperature=args.temperature, seed=args.seed).bool().numpy()
+        temperature = 1.0 if args.temperature is None else args.temperature
+        roll = model.generate(args.steps, prime, temperature=temperature, seed=args.seed).bool().numpy()
         primed = 0 if prime is None else len(prime)
         notes = roll_to_notes(roll, data.beats_per_frame)
         if args.midi:
             write_bytes(args.midi, midi_bytes(notes))
         if args.roll:
-            title = f"{Path(run_dir).name}: {args.steps} frames, temperature {args.temperature:g}"
+            title = f"{Path(run_dir).name}: {args.steps} frames, temperature {temperature:g}"
             write_bytes(args.roll, roll_png(roll, beats_per_frame=data.beats_per_frame, primed=primed, title=title))
         frames = [frame_pitches(f) for f in roll]
         lines = [f"{t:4d}{' *' if t < primed else '  '} " + " ".join(map(str, f)) for t, f in enumerate(frames)]
@@ -345,7 +349,8 @@ def sample_abc(run_dir: Path, config: dict, args: argparse.Namespace, device) ->
     if not isinstance(tokenizer, CharTokenizer):
         raise ConfigError(f"{run_dir} is a word-level lm: --abc needs a character-level run (--level char)")
     prime = args.prime or ABC_PRIME
-    text = generate_tunes(model, tokenizer, prime, args.tunes, temperature=args.temperature, top_k=args.top_k,
+    temperature = ABC_TEMPERATURE if args.temperature is None else args.temperature
+    text = generate_tunes(model, tokenizer, prime, args.tunes, temperature=temperature, top_k=args.top_k,
                           top_p=args.top_p, seed=args.seed)  # fmt: skip
     reference, notes = None, []
     if args.reference_tunes:
@@ -376,7 +381,8 @@ def sample_abc(run_dir: Path, config: dict, args: argparse.Namespace, device) ->
         lines.append(f"wrote {report['midi']} ({report['midi_tunes']} tunes)" if report["midi"]
                      else f"no tune parses: {args.midi} not written")  # fmt: skip
     lines += [f"note: {n}" for n in notes]
-    metrics = {"tunes": gen["tunes"], "parse_share": gen["parse_share"], "consistent_share": gen["consistent_share"]}
+    metrics = {"tunes": gen["tunes"], "parse_share": gen["parse_share"], "consistent_share": gen["consistent_share"],
+               "temperature": temperature}  # fmt: skip
     if ref is not None:
         metrics.update(reference_parse_share=ref["parse_share"], reference_consistent_share=ref["consistent_share"])
     return {"task": "lm", "metrics": metrics, "abc": report, "notes": notes, "text": "\n".join(lines)}
