@@ -354,7 +354,8 @@ class ForecastTask:
         model, data, stats, index = load_parts(run_dir, config, device)
         series = data.read(getattr(args, "data", None))
         prepared = prepare_like(series, data, stats, config)
-        scales = calibration(model, data, stats, config, index, device)
+        own = prepared if getattr(args, "data", None) is None else None  # no --data: the run's own file
+        scales = calibration(model, data, stats, config, index, device, own)
         raw, _ = model_forecasts(model, prepared, "test", device, series_index=index)
         forecasts = [widen(f, scales) for f in raw]
         model_scores = score_part(forecasts, prepared, "test", data.season)
@@ -450,10 +451,11 @@ def load_run(run_dir: Path, config: dict) -> tuple[ForecastDataConfig, TrainingS
 
 
 def calibration(model: Forecaster, data: ForecastDataConfig, stats: TrainingStats, config: dict,
-                index: dict[str, int], device) -> dict[int, float]:
+                index: dict[str, int], device, own: Prepared | None = None) -> dict[int, float]:
     """The factors (per interval level) that make the model's intervals cover their level on the validation part
-    of the run's own file (:func:`rnnkit.baselines.scoring.interval_scales`), whatever file is scored."""
-    own = prepare_like(data.read(), data, stats, config)
+    of the run's own file (:func:`rnnkit.baselines.scoring.interval_scales`), whatever file is scored; ``own``:
+    that file already prepared, when the caller has it (not read twice)."""
+    own = own if own is not None else prepare_like(data.read(), data, stats, config)
     forecasts, _ = model_forecasts(model, own, "val", device, series_index=index)
     return interval_scales(forecasts, own, "val")
 
