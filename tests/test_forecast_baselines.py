@@ -116,7 +116,7 @@ def test_interval_scales_are_the_conformal_rank_of_residuals_in_half_widths(tmp_
     side = np.where(np.arange(H) % 2 == 0, 1.0, -1.0)
     median = y - side * r * np.where(side > 0, 2.0, 4.0)  # y above the median on even steps
     f = Forecast("model", median, median - 4.0, median + 2.0, median - 8.0, median + 4.0)
-    scales = interval_scales([f], prepared, "val")
+    scales = interval_scales([f], [prepared.series[0].actual("val")])
     # 80%: the ceil(13 * 0.8) = 11th smallest of the scores r (80% half-widths 2 and 4); 95%: the 12th, in
     # units of the 95% half-widths (4 and 8), so r / 2
     assert scales == {80: 11.0, 95: 6.0}
@@ -126,4 +126,4 @@ def test_interval_scales_are_the_conformal_rank_of_residuals_in_half_widths(tmp_
     assert (wide.lo95 <= wide.lo80).all() and (wide.hi80 <= wide.hi95).all() and (wide.median == f.median).all()
     half = widen(f, {80: 5.5, 95: 3.0})
     assert ((half.lo80 <= y) & (y <= half.hi80)).mean() == pytest.approx(5 / 12)  # narrower: fewer inside
-    assert interval_scales([f], prepared, "test")[80] != scales[80]  # another part, other residuals
+    assert interval_scales([f], [prepared.series[0].actual("test")])[80] != scales[80]  # other points, other residuals

@@ -209,7 +209,8 @@ def test_defaults_are_chosen_from_the_data_and_flags_win(tmp_path, capsys):
     model = config["model"]["config"]
     assert (model["rnn"]["hidden_size"], model["head_size"]) == (32, 32)  # 72 - 3 x 6 - 24 + 1 = 31 windows
     assert model["dropout"] == 0.3 and set(config["chosen_defaults"]) == {"season", "lookback", "hidden_size",
-                                                                            "dropout"}  # fmt: skip
+                                                                            "dropout", "calibration"}  # fmt: skip
+    assert config["data"]["calibration"] == 0  # 5% of 60 training rows holds no window of 6
     notes = json.loads((tmp_path / "d" / "summary.json").read_text())["notes"]
     assert any(n.startswith("defaults chosen from the data: season 12 (monthly)") for n in notes)
     code, _, err = run(capsys, "train", "forecast", "--data", data, "--target", "sales", "--date", "month",
@@ -220,22 +221,32 @@ def test_defaults_are_chosen_from_the_data_and_flags_win(tmp_path, capsys):
     # 72 points, H = 20: too short for max(40, 24) and 20 windows; lookback and windows share 72 - 60 + 1 rows
     assert config["data"]["lookback"] == 6 and config["data"]["season"] == 3
     assert config["model"]["config"]["rnn"]["hidden_size"] == 8
-    assert set(config["chosen_defaults"]) == {"lookback", "dropout"}
+    assert set(config["chosen_defaults"]) == {"lookback", "dropout", "calibration"}
 
 
-def test_eval_widens_the_intervals_by_factors_calibrated_on_the_validation_part(tmp_path, capsys):
+def test_eval_widens_the_intervals_by_factors_calibrated_on_the_held_out_parts(tmp_path, capsys):
     from rnnkit.baselines.scoring import interval_scales, widen
+    from rnnkit.data.timeseries import window_origins
     from rnnkit.tasks.forecast import load_parts, model_forecasts, prepare_like
 
-    run_dir = train(capsys, tmp_path, monthly(tmp_path))
+    run_dir = train(capsys, tmp_path, monthly(tmp_path), "--calibration", 2)
     code, out, err = run(capsys, "eval", run_dir, "--json")
     assert code == 0, err
     result = json.loads(out)
     config = json.loads((run_dir / "config.json").read_text())
     model, data, stats, index = load_parts(run_dir, config, "cpu")
     prepared = prepare_like(data.read(), data, stats, config)
+    s = prepared.series[0]
+    assert s.split.bounds("calibration") == (48, 60) and s.split.bounds("val") == (60, 66)  # 72 rows, H = 6, K = 2
+    which, origins = window_origins(prepared, "train")
+    assert origins.max() + 6 <= 48  # no training target inside the calibration part
+    assert window_origins(prepared, "calibration")[1].tolist() == [48, 54]
+    held, _ = model_forecasts(model, prepared, "calibration", "cpu", series_index=index)
     val, _ = model_forecasts(model, prepared, "val", "cpu", series_index=index)
-    scales = interval_scales(val, prepared, "val")
+    actuals = [s.actual_from(48), s.actual_from(54), s.actual("val")]
+    assert all(len(y) == 6 for y, _ in actuals) and (actuals[1][0] == s.raw[54:60]).all()
+    scales = interval_scales([*held, *val], actuals)
+    assert scales != interval_scales(val, actuals[2:])  # the calibration windows count
     assert result["details"]["interval_scales"] == {str(k): pytest.approx(v) for k, v in scales.items()}
     assert scales[80] != pytest.approx(1.0)  # a tiny model: its own intervals are off, so the check can fail
     raw, _ = model_forecasts(model, prepared, "test", "cpu", series_index=index)
@@ -243,3 +254,21 @@ def test_eval_widens_the_intervals_by_factors_calibrated_on_the_validation_part(
     for r, lo, hi in zip(result["forecast"], wide.lo80, wide.hi80):
         assert (r["lo80"], r["hi80"]) == (pytest.approx(lo), pytest.approx(hi))
     assert set(result["details"]["uncalibrated"]) == {"coverage_80", "coverage_95", "spl"}
+
+
+def test_the_default_calibration_part_is_a_share_of_the_training_rows():
+    from rnnkit.tasks.forecast import default_calibration
+
+    # the shipped series: airline 144 months and sunspots 2820 (H = 24), Melbourne 3650 days (H = 30), PM2.5
+    # 43824 hours (H = 24)
+    assert [default_calibration(24, 144), default_calibration(24, 2820), default_calibration(30, 3650),
+            default_calibration(24, 43824)] == [0, 5, 5, 10]  # fmt: skip
+    assert default_calibration(6, 72) == 0 and default_calibration(1, 10) == 0
+
+
+def test_a_calibration_part_too_long_for_the_series_is_one_clear_error(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "forecast", "--data", monthly(tmp_path), "--target", "sales", "--date",
+                       "month", "--horizon", 6, "--calibration", 9, "--max-steps", 2, "--out", tmp_path / "c",
+                       "--quiet")  # fmt: skip
+    assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c" / "model.safetensors").exists()

@@ -97,20 +97,21 @@ def score_part(forecasts: list[Forecast], prepared: Prepared, part: str, season:
     return mean_scores(scores)
 
 
-def interval_scales(forecasts: list[Forecast], prepared: Prepared, part: str = "val") -> dict[int, float]:
+def interval_scales(forecasts: list[Forecast], actuals: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, float]:
     r"""For each interval level :math:`\alpha` (80, 95), the factor :math:`s_\alpha` by which the half-widths of
-    ``forecasts``' intervals must be multiplied to cover :math:`\alpha`% of the observed points of ``part``.
+    ``forecasts``' intervals must be multiplied to cover :math:`\alpha`% of the observed points of ``actuals``
+    (per forecast, ``(values, observed)`` as :meth:`PreparedSeries.actual` gives them), pooled.
 
     Each observed point :math:`y` with median :math:`m` and bounds :math:`l, u` scores
     :math:`r = (y - m) / (u - m)` above the median, :math:`(m - y) / (m - l)` below; :math:`s_\alpha` is the
     :math:`\lceil (n + 1)\alpha \rceil`-th smallest of the n scores (split conformal prediction: for
     exchangeable points the widened interval covers at least :math:`\alpha`; the largest score when n is too
-    small for that). 1 where ``part`` has no observed point. Why: a network's likelihood is fitted to the
-    training windows it has learned, so its intervals come out narrow on points it has not seen."""
+    small for that). 1 where no point is observed. Why: a network's likelihood is fitted to the training
+    windows it has learned, so its intervals come out narrow on points it has not seen."""
     scores: dict[int, list[np.ndarray]] = {level: [] for level in LEVELS}
-    for k in observed_series(prepared, part):
-        y, observed = prepared.series[k].actual(part)
-        f = forecasts[k]
+    for f, (y, observed) in zip(forecasts, actuals, strict=True):
+        if not observed.any():
+            continue
         y, m = y[observed], f.median[observed]
         for level in LEVELS:
             lo, hi = (b[observed] for b in f.interval(level))

@@ -14,15 +14,18 @@ day of week and day of year (P=365.25); weekly or longer fixed steps: day of yea
 year (P=12); yearly: none. Being known in advance they are also given for the H steps being forecast.
 
 **Split and scaling.** With horizon H, each series' last H points are the test, the H before them validation,
-the rest training (:func:`time_split`). Per series, the target and each numeric feature are scaled as
-:math:`(x - c) / s` with c, s fitted on the observed training points only: ``"standard"`` (mean, std),
-``"robust"`` (median, IQR / 1.349, which equals the std for normal data) or ``"none"``. The fitted values, the
+optionally K windows of H before those a calibration part (held out of training so that a forecaster's intervals
+can be calibrated on points it never fitted), the rest training (:func:`time_split`). Per series, the target and
+each numeric feature are scaled as :math:`(x - c) / s` with c, s fitted on the observed training points only:
+``"standard"`` (mean, std), ``"robust"`` (median, IQR / 1.349, which equals the std for normal data) or
+``"none"``. The fitted values, the
 imputation means and the category lists are a :class:`TrainingStats`, which goes to and from JSON.
 
 **Windows.** A window with origin o has inputs = rows o-L .. o-1 (every channel: past target, its flag, features,
 their flags, calendar), targets = scaled target at rows o .. o+H-1 with their mask, and ``known`` = the calendar at
-those rows. Training windows have o+H <= train_end (targets inside training, never in validation); the validation
-window has o = train_end, the test window o = val_end, the ``"future"`` window o = end of the file. An input row
+those rows. Training windows have o+H <= train_end (targets inside training, never in calibration or validation);
+the K calibration windows have o = train_end, train_end + H, ..., the validation window o = val_start, the test
+window o = val_end, the ``"future"`` window o = end of the file. An input row
 depends on no later row: the scaling statistics come from training rows only, carrying forward looks back only,
 and leading gaps are dropped, not back-filled.
 """
@@ -38,7 +41,7 @@ from rnnkit.data.timeseries_read import _NS_PER, Frequency, Series, SeriesSet, g
 from rnnkit.errors import DataError
 
 SCALINGS = ("standard", "robust", "none")
-PARTS = ("train", "val", "test", "future")
+PARTS = ("train", "calibration", "val", "test", "future")
 
 
 # -- split ----------------------------------------------------------------------------------------
@@ -46,28 +49,37 @@ PARTS = ("train", "val", "test", "future")
 
 @dataclass(frozen=True)
 class Split:
-    """Rows ``[0, train_end)`` train, ``[train_end, val_end)`` validate, ``[val_end, end)`` test."""
+    """Rows ``[0, train_end)`` train, ``[train_end, val_start)`` calibrate (empty without a calibration part),
+    ``[val_start, val_end)`` validate, ``[val_end, end)`` test."""
 
     train_end: int
+    val_start: int
     val_end: int
     end: int
 
     def bounds(self, part: str) -> tuple[int, int]:
         """``(first, stop)`` rows of a part; ``"future"`` is the ``H`` steps past the end."""
-        return {"train": (0, self.train_end), "val": (self.train_end, self.val_end), "test": (self.val_end, self.end),
+        return {"train": (0, self.train_end), "calibration": (self.train_end, self.val_start),
+                "val": (self.val_start, self.val_end), "test": (self.val_end, self.end),
                 "future": (self.end, self.end + self.end - self.val_end)}[part]  # fmt: skip
 
 
-def time_split(length: int, horizon: int) -> Split:
-    """The issue's time-ordered split: the last ``horizon`` points test, the ``horizon`` before validation."""
+def time_split(length: int, horizon: int, calibration: int = 0) -> Split:
+    """The issue's time-ordered split: the last ``horizon`` points test, the ``horizon`` before validation, the
+    ``calibration`` x ``horizon`` before those calibration, the rest training."""
     if horizon < 1:
         raise DataError(f"horizon must be at least 1, got {horizon}")
-    if length < 2 * horizon + 1:
-        raise DataError(f"{length} points cannot hold a training part, {horizon} validation and {horizon} test points")
-    return Split(length - 2 * horizon, length - horizon, length)
+    if calibration < 0:
+        raise DataError(f"the calibration part must be 0 or more windows, got {calibration}")
+    held = (2 + calibration) * horizon
+    if length < held + 1:
+        raise DataError(f"{length} points cannot hold a training part, {calibration * horizon} calibration, "
+                        f"{horizon} validation and {horizon} test points")  # fmt: skip
+    return Split(length - held, length - 2 * horizon, length - horizon, length)
 
 
-def rolling_origins(length: int, horizon: int, folds: int, step: int | None = None) -> list[Split]:
+def rolling_origins(length: int, horizon: int, folds: int, step: int | None = None, calibration: int = 0
+                    ) -> list[Split]:  # fmt: skip
     """Splits of a K-fold rolling-origin backtest, oldest first: fold k keeps the first
     ``length - (folds-1-k) * step`` points (``step`` defaults to ``horizon``) and splits them with
     :func:`time_split`, so its test part is H points and the newest fold is the plain split."""
@@ -76,7 +88,7 @@ def rolling_origins(length: int, horizon: int, folds: int, step: int | None = No
     step = horizon if step is None else step
     if step < 1:
         raise DataError(f"the backtest step must be at least 1, got {step}")
-    return [time_split(length - (folds - 1 - k) * step, horizon) for k in range(folds)]
+    return [time_split(length - (folds - 1 - k) * step, horizon, calibration) for k in range(folds)]
 
 
 def truncate(data: SeriesSet, drop: int) -> SeriesSet:
@@ -98,12 +110,14 @@ def truncate(data: SeriesSet, drop: int) -> SeriesSet:
 @dataclass(frozen=True)
 class WindowSpec:
     """How a forecaster sees the data: ``horizon`` H steps ahead from ``lookback`` L steps back; ``scaling`` one
-    of ``"standard"``, ``"robust"``, ``"none"``; ``calendar``: derive calendar channels from the dates."""
+    of ``"standard"``, ``"robust"``, ``"none"``; ``calendar``: derive calendar channels from the dates;
+    ``calibration``: windows of H points held out of training before the validation part."""
 
     horizon: int
     lookback: int
     scaling: str = "standard"
     calendar: bool = True
+    calibration: int = 0
 
     def __post_init__(self):
         for name in ("horizon", "lookback"):
@@ -112,13 +126,15 @@ class WindowSpec:
                 raise DataError(f"{name} must be an integer, got {value!r}")
             if value < 1:
                 raise DataError(f"{name} must be at least 1, got {value}")
+        if isinstance(self.calibration, bool) or not isinstance(self.calibration, int) or self.calibration < 0:
+            raise DataError(f"calibration must be 0 or more windows, got {self.calibration!r}")
         if self.scaling not in SCALINGS:
             raise DataError(f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
 
     @property
     def min_length(self) -> int:
-        """Fewest points a series needs: lookback before the validation part, then validation and test."""
-        return self.lookback + 2 * self.horizon
+        """Fewest points a series needs: lookback before the held-out parts, then calibration, validation, test."""
+        return self.lookback + (2 + self.calibration) * self.horizon
 
 
 @dataclass(frozen=True)
@@ -250,6 +266,11 @@ class PreparedSeries:
         first, stop = self.split.bounds(part)
         return self.raw[first:stop], self.mask[first:stop]
 
+    def actual_from(self, origin: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, observed)`` as :meth:`actual`, of the H rows of the window with that origin."""
+        stop = origin + self.split.end - self.split.val_end
+        return self.raw[origin:stop], self.mask[origin:stop]
+
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
@@ -278,9 +299,9 @@ def prepare(data: SeriesSet, spec: WindowSpec, *, stats: TrainingStats | None = 
     for s in data.series:
         label = f"series {s.id!r}" if s.id else "the series"
         if len(s) < spec.min_length:
-            raise DataError(f"{label} has {len(s)} points; lookback {spec.lookback} + 2 x horizon {spec.horizon} "
-                            f"needs at least {spec.min_length}")  # fmt: skip
-        split = time_split(len(s), spec.horizon)
+            raise DataError(f"{label} has {len(s)} points; lookback {spec.lookback} + {2 + spec.calibration} x "
+                            f"horizon {spec.horizon} needs at least {spec.min_length}")  # fmt: skip
+        split = time_split(len(s), spec.horizon, spec.calibration)
         if not np.isfinite(s.target[: split.train_end]).any():
             raise DataError(f"{label}: the target has no value in the training part (its first {split.train_end} rows)")
         splits.append(split)
@@ -361,7 +382,7 @@ def backtest_sets(data: SeriesSet, spec: WindowSpec, folds: int, step: int | Non
     without its last ``(folds - 1 - k) * step`` points, so that :func:`prepare` refits everything on each."""
     step = spec.horizon if step is None else step
     shortest = min(len(s) for s in data.series)
-    rolling_origins(shortest, spec.horizon, folds, step)  # checks folds and step
+    rolling_origins(shortest, spec.horizon, folds, step, spec.calibration)  # checks folds and step
     need = spec.min_length + (folds - 1) * step
     if shortest < need:
         raise DataError(f"a {folds}-fold backtest with step {step} needs series of at least {need} points "
@@ -394,7 +415,8 @@ def window_origins(prepared: Prepared, part: str = "train", *, stride: int = 1) 
     """``(series, origin)`` int64 arrays naming the windows of one part, for :func:`gather`.
 
     ``"train"``: origins o = L, L + stride, ... with o + H <= train_end, leaving out windows whose H targets are
-    all missing; ``"val"``, ``"test"``, ``"future"``: one window per series at the part's first row.
+    all missing; ``"calibration"``: its K windows per series, H apart (none without that part); ``"val"``,
+    ``"test"``, ``"future"``: one window per series at the part's first row.
     """
     if part not in PARTS:
         raise DataError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
@@ -407,15 +429,19 @@ def window_origins(prepared: Prepared, part: str = "train", *, stride: int = 1) 
             starts = np.arange(L, s.split.train_end - H + 1, stride)
             observed = np.concatenate([[0], np.cumsum(s.mask)])
             starts = starts[observed[starts + H] > observed[starts]]  # some target in o .. o+H-1 observed
+        elif part == "calibration":
+            starts = np.arange(*s.split.bounds(part), H)
         else:
             starts = np.array([s.split.bounds(part)[0]])
         which.append(np.full(len(starts), k))
         origins.append(starts)
     which, origins = np.concatenate(which).astype(np.int64), np.concatenate(origins).astype(np.int64)
-    if not origins.size:
+    if not origins.size and part != "calibration":
         shortest = min(len(s.target) for s in prepared.series)
-        raise DataError(f"no {part} window: a training window needs lookback {L} + 3 x horizon {H} = {L + 3 * H} "
-                        f"points in a series (the shortest has {shortest})")  # fmt: skip
+        need = L + (3 + prepared.spec.calibration) * H
+        raise DataError(f"no {part} window: a training window needs lookback {L} + "
+                        f"{3 + prepared.spec.calibration} x horizon {H} = {need} points in a series (the shortest "
+                        f"has {shortest})")  # fmt: skip
     return which, origins
 
 
