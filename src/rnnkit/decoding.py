@@ -65,7 +65,12 @@ def iter_generate(
     num_samples: int = 1,
     seed: int | None = None,
 ) -> Iterator[Tensor]:
-    """Yield the sampled tokens one step at a time, each a (num_samples,) tensor; see :func:`generate`."""
+    """Yield the sampled tokens one step at a time, each a (num_samples,) tensor: ``n_tokens`` of them after
+    ``prime``, for ``num_samples`` sequences at once (:func:`generate` stacks them).
+
+    ``embedding`` maps ids (N, T) to (N, T, E); ``rnn`` is any rnnkit or torch.nn recurrent layer;
+    ``head`` maps its output features to logits over the vocabulary. Without a prime, token 0 starts.
+    """
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
         raise ValueError(f"n_tokens must be an integer >= 1, got {n_tokens!r}")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
@@ -120,29 +125,11 @@ def iter_generate(
             m.train(mode)
 
 
-def generate(
-    embedding: nn.Module,
-    rnn: nn.Module,
-    head: nn.Module,
-    n_tokens: int,
-    *,
-    prime: Sequence[int] | Tensor | None = None,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    num_samples: int = 1,
-    seed: int | None = None,
-) -> Tensor:
+def generate(embedding: nn.Module, rnn: nn.Module, head: nn.Module, n_tokens: int, **options) -> Tensor:
     """Sample ``n_tokens`` tokens after ``prime`` for ``num_samples`` sequences at once: (num_samples, n_tokens).
-
-    ``embedding`` maps ids (N, T) to (N, T, E); ``rnn`` is any rnnkit or torch.nn recurrent layer;
-    ``head`` maps its output features to logits over the vocabulary. Without a prime, token 0 starts.
-    """
-    steps = iter_generate(
-        embedding, rnn, head, n_tokens, prime=prime, temperature=temperature, top_k=top_k, top_p=top_p,
-        num_samples=num_samples, seed=seed,
-    )  # fmt: skip
-    return torch.stack(list(steps), dim=1)
+    The arguments and keyword options (``prime``, ``temperature``, ``top_k``, ``top_p``, ``num_samples``,
+    ``seed``) are those of :func:`iter_generate`, which yields the same tokens one step at a time."""
+    return torch.stack(list(iter_generate(embedding, rnn, head, n_tokens, **options)), dim=1)
 
 
 # == encoder-decoder decoding: greedy and beam search (issue 5) ====================================

@@ -37,8 +37,7 @@ def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, ln_ih, ln_hh, rec_mask, zh, vali
     ctx.before = before
     if before:
         return _before_forward(ctx, x, h0, W_ih, W_hh, b_ih, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad)
-    T, B = x.shape[:2]
-    H = W_hh.shape[1]
+    T, B, H = *x.shape[:2], W_hh.shape[1]  # steps, batch, hidden units
     layer_norm = ln_ih is not None
     ctx.has_b_hh = b_hh is not None
     with Scratch() as scratch:  # what only the backward needs, when there is no backward
@@ -93,8 +92,7 @@ def backward(ctx, d_hs: Tensor) -> tuple:
 
 def _before_forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, needs_grad) -> Tensor:
     """reset="before": ``bias`` is b_ih + b_hh (all of it adds outside r); two C calls per step."""
-    T, B = x.shape[:2]
-    H = W_hh.shape[1]
+    T, B, H = *x.shape[:2], W_hh.shape[1]  # steps, batch, hidden units
     layer_norm = ln_ih is not None
     with Scratch() as scratch:
         GX, hs, zh_full, valid_rows, bias, keep = forward_inputs(ctx, scratch, needs_grad, x, h0, W_ih, bias,

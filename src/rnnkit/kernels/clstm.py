@@ -37,8 +37,7 @@ from rnnkit.kernels.common import Scratch, mixing_coefficients
 def forward(ctx, x, h0, c0, W_ih, W_hh, bias, ln_ih, ln_hh, peephole, ln_cell_w, ln_cell_b, rec_mask, zh, zc,
             valid, needs_grad) -> tuple[Tensor, Tensor]:  # fmt: skip
     """The forward of LSTMRecurrence (same arguments, without the projection): (hs[1:], c_T)."""
-    T, B = x.shape[:2]
-    H = W_hh.shape[1]
+    T, B, H = *x.shape[:2], W_hh.shape[1]  # steps, batch, hidden units
     layer_norm = ln_ih is not None
     with Scratch() as scratch:  # what only the backward needs, when there is no backward
         GX, hs, zh_full, valid_rows, bias, keep = forward_inputs(ctx, scratch, needs_grad, x, h0, W_ih, bias,

@@ -19,8 +19,7 @@ from rnnkit.kernels.common import Scratch
 
 def forward(ctx, x, h0, W_ih, W_hh, bias, ln_ih, ln_hh, rec_mask, zh, valid, relu, needs_grad) -> Tensor:
     """The forward of RNNRecurrence (same arguments): hs[1:]."""
-    T, B = x.shape[:2]
-    H = W_hh.shape[1]
+    T, B, H = *x.shape[:2], W_hh.shape[1]  # steps, batch, hidden units
     layer_norm = ln_ih is not None
     with Scratch() as scratch:
         GX, hs, zh_full, valid_rows, bias, keep = forward_inputs(ctx, scratch, needs_grad, x, h0, W_ih, bias,
