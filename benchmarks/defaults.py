@@ -6,6 +6,11 @@ through the installed command line in a fresh process, so the time counted is th
     python benchmarks/defaults.py                       # every target (about two hours)
     python benchmarks/defaults.py --only lm-char-120 sort-600
     python benchmarks/defaults.py --quick               # each target for a few seconds; writes nothing
+    python benchmarks/defaults.py --only sst2-150 --extra "--embedding-size 100" --seeds 0 1 2
+
+``--extra`` and ``--seeds`` make a sweep around the defaults: the same commands with more flags (or other
+seeds), kept apart in ``benchmarks/results/defaults_sweep-cpu2.{json,md}``, which is how a candidate default
+is tried against the current one before it goes into a task's presets.
 
 Each row keeps the command, the wall time of the whole command against its budget, and the validation
 (or test, for seq2seq: ``rnnkit eval RUN``) figure against the target. Results accumulate in
@@ -86,11 +91,11 @@ def holding(lock: str | None):
     time.sleep(20)  # let the work that waited for the lock take it before the next run
 
 
-def run_target(target: Target, out: Path, budget: float) -> dict:
+def run_target(target: Target, out: Path, budget: float, extra: list[str] = ()) -> dict:
     run = out / target.name
     if run.exists():
         shutil.rmtree(run)
-    argv = ["train", *target.args, "--time-budget", f"{budget:g}", "--out", str(run), "--json", "--quiet"]
+    argv = ["train", *target.args, *extra, "--time-budget", f"{budget:g}", "--out", str(run), "--json", "--quiet"]
     started = time.perf_counter()
     done = rnnkit(*argv)
     seconds = time.perf_counter() - started  # the whole command, process start and data reading included
@@ -139,29 +144,51 @@ def markdown(rows: dict, info: dict) -> str:
     return "\n".join(lines + ["", *notes, ""])
 
 
+def sweep_markdown(rows: dict, info: dict) -> str:
+    lines = ["# Sweeps around the defaults", "",
+             f"Machine: {machine_markdown(info)}. Command: `python benchmarks/defaults.py --only NAME "
+             "--extra FLAGS --seeds N ...`; each row is one fresh `rnnkit train` process with the target's "
+             "command and the flags shown (none: the defaults).", "",
+             "| target | flags | seed | wall s | steps | result |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for row in rows.values():
+        value = "error" if "error" in row else f"{row['value']:.4f}"
+        lines.append(f"| {row['target']} | `{row['extra'] or '(defaults)'}` | {row['seed']} | "
+                     f"{row.get('command_seconds', 0):.0f} | {row.get('steps', '')} | {value} |")  # fmt: skip
+    return "\n".join(lines + [""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", metavar="NAME", help=" ".join(t.name for t in TARGETS))
     parser.add_argument("--out", type=Path, default=Path("runs/bench-defaults"), help="run directories")
     parser.add_argument("--lock", help="hold this flock file around each process (others wait between runs)")
     parser.add_argument("--quick", action="store_true", help="every target for 5 s; writes no results")
+    parser.add_argument("--extra", default="", help="flags added to every command (a sweep around the defaults)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="run each target once per seed (a sweep)")
     args = parser.parse_args()
     chosen = [t for t in TARGETS if args.only is None or t.name in args.only]
     if args.only and len(chosen) != len(args.only):
         parser.error(f"unknown target among {args.only}; known: {' '.join(t.name for t in TARGETS)}")
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent / "src"))
     info = machine("cpu")
-    stem = RESULTS / "defaults-cpu2"
+    sweep = bool(args.extra or args.seeds)
+    stem = RESULTS / ("defaults_sweep-cpu2" if sweep else "defaults-cpu2")
     rows = json.loads(stem.with_suffix(".json").read_text())["rows"] if stem.with_suffix(".json").exists() else {}
     for target in chosen:
-        with holding(args.lock):
-            row = run_target(target, args.out, 5 if args.quick else target.budget)
-        print(json.dumps(row), flush=True)
-        if args.quick:
-            continue
-        rows[target.name] = row
-        stem.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-        stem.with_suffix(".md").write_text(markdown(rows, info))
+        for seed in args.seeds or [None]:
+            extra = args.extra.split() + ([] if seed is None else ["--seed", str(seed)])
+            with holding(args.lock):
+                row = run_target(target, args.out, 5 if args.quick else target.budget, extra)
+            print(json.dumps(row), flush=True)
+            if args.quick:
+                continue
+            if sweep:
+                row.update(extra=args.extra, seed=seed or 0)
+                rows[f"{target.name} [{args.extra}] {seed or 0}"] = row
+            else:
+                rows[target.name] = row
+            stem.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+            stem.with_suffix(".md").write_text((sweep_markdown if sweep else markdown)(rows, info))
 
 
 if __name__ == "__main__":
