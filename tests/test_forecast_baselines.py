@@ -127,3 +127,19 @@ def test_interval_scales_are_the_conformal_rank_of_residuals_in_half_widths(tmp_
     half = widen(f, {80: 5.5, 95: 3.0})
     assert ((half.lo80 <= y) & (y <= half.hi80)).mean() == pytest.approx(5 / 12)  # narrower: fewer inside
     assert interval_scales([f], [prepared.series[0].actual("test")])[80] != scales[80]  # other points, other residuals
+
+
+def test_widen_clips_the_median_and_every_bound_at_the_floor():
+    from rnnkit.baselines.forecast import Forecast
+    from rnnkit.baselines.scoring import widen
+
+    median = np.array([0.5, 3.0, 10.0])
+    f = Forecast("model", median, median - 2.0, median + 2.0, median - 4.0, median + 4.0)
+    free = widen(f, {80: 1.0, 95: 1.0})
+    assert free.lo80[0] == -1.5 and free.lo95[1] == -1.0  # below 0 without a floor
+    floored = widen(f, {80: 1.0, 95: 1.0}, floor=0.0)
+    for name in ("median", "lo80", "hi80", "lo95", "hi95"):
+        assert (getattr(floored, name) == np.maximum(getattr(free, name), 0.0)).all(), name
+    assert floored.lo80.tolist() == [0.0, 1.0, 8.0] and (floored.hi95 == free.hi95).all()  # only what was below
+    below = median - 11  # a median below the floor everywhere: all of it at the floor
+    assert (widen(Forecast("model", below, *[below] * 4), {80: 1.0, 95: 1.0}, 0.0).median == 0).all()

@@ -272,3 +272,42 @@ def test_a_calibration_part_too_long_for_the_series_is_one_clear_error(tmp_path,
                        "--quiet")  # fmt: skip
     assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "c" / "model.safetensors").exists()
+
+
+def low_counts(n=72, *, negative_at=None):
+    """A monthly series of small values, often 0 and never negative (unless ``negative_at``): the kind whose
+    forecast intervals would reach below 0."""
+    rng = np.random.default_rng(1)
+    rows = ["month,sales,price"]
+    for t in range(n):
+        y, m = divmod(t, 12)
+        value = max(0.0, 0.3 + math.sin(2 * math.pi * t / 12) + rng.standard_normal())
+        rows.append(f"{2000 + y}-{m + 1:02d},{-3.0 if t == negative_at else value:.3f},{5 + 0.1 * t:.2f}")
+    return "\n".join(rows) + "\n"
+
+
+def test_a_series_never_negative_in_training_is_never_forecast_negative(tmp_path, capsys):
+    data = monthly(tmp_path, text=low_counts())
+    floored = train(capsys, tmp_path, data, out="floored")
+    assert json.loads((floored / "config.json").read_text())["stats"]["floor"] == {"": 0.0}
+    free = train(capsys, tmp_path, data, "--no-floor", out="free")
+    rows = {}
+    for name, run_dir in (("floored", floored), ("free", free)):
+        code, out, err = run(capsys, "eval", run_dir, "--json")
+        assert code == 0, err
+        rows[name] = json.loads(out)["forecast"]
+    bounds = ("median", "lo80", "hi80", "lo95", "hi95")
+    assert min(r["lo95"] for r in rows["free"]) < 0  # a tiny model's 95% interval reaches below 0 unclipped
+    assert all(r[b] >= 0 for r in rows["floored"] for b in bounds)
+    for a, b in zip(rows["floored"], rows["free"]):  # the same model (same seed): only the clipping differs
+        assert all(a[k] == pytest.approx(max(b[k], 0.0)) for k in bounds)
+    code, _, err = run(capsys, "predict", floored, "--data", data, "--csv", tmp_path / "f.csv")
+    assert code == 0, err
+    with open(tmp_path / "f.csv") as handle:
+        assert all(float(r[b]) >= 0 for r in csv.DictReader(handle) for b in bounds)
+
+
+def test_a_series_negative_somewhere_in_training_has_no_floor(tmp_path, capsys):
+    data = monthly(tmp_path, text=low_counts(negative_at=5))
+    run_dir = train(capsys, tmp_path, data)
+    assert json.loads((run_dir / "config.json").read_text())["stats"]["floor"] == {}

@@ -367,7 +367,9 @@ def forecast_calibration(run, model, config: dict) -> dict:
         return {}
     return {"rnnkit.interval_scales": {str(k): v for k, v in scales.items()},
             "rnnkit.widen": "bound = median + s * (bound - median), s = rnnkit.interval_scales[level]; "
-                            "95% bounds at least as wide as the 80% ones"}  # fmt: skip
+                            "95% bounds at least as wide as the 80% ones"
+                            + ("; then median and bounds at least rnnkit.scaling['floor'][series id] where it "
+                               "has one" if data.floor else "")}  # fmt: skip
 
 
 def state_shapes(rnn) -> list[list[int]]:

@@ -129,16 +129,18 @@ def interval_scales(forecasts: list[Forecast], actuals: list[tuple[np.ndarray, n
     return out
 
 
-def widen(forecast: Forecast, scales: dict[int, float]) -> Forecast:
+def widen(forecast: Forecast, scales: dict[int, float], floor: float = -math.inf) -> Forecast:
     """``forecast`` with each interval's half-widths multiplied by its level's scale (:func:`interval_scales`);
-    the 95% interval is kept at least as wide as the 80% one."""
+    the 95% interval is kept at least as wide as the 80% one, and nothing (median or bound) below ``floor``
+    (a series never negative in training is not forecast negative: a symmetric likelihood around a low median
+    would otherwise put its lower bounds, even its median, below 0)."""
     m = forecast.median
     bounds = {}
     for level in LEVELS:
         lo, hi = forecast.interval(level)
         bounds[level] = (m - scales[level] * (m - lo), m + scales[level] * (hi - m))
     lo95, hi95 = np.minimum(bounds[95][0], bounds[80][0]), np.maximum(bounds[95][1], bounds[80][1])
-    return Forecast(forecast.method, m, *bounds[80], lo95, hi95)
+    return Forecast(forecast.method, *(np.maximum(a, floor) for a in (m, *bounds[80], lo95, hi95)))
 
 
 def baseline_forecasts(prepared: Prepared, part: str, season: int, methods: tuple[str, ...] = BASELINES

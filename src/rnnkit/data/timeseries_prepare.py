@@ -141,12 +141,15 @@ class WindowSpec:
 class TrainingStats:
     """Everything fitted on the training part, to apply unchanged to later data and to save as JSON:
     per series the target's ``(center, scale)``, per series and numeric feature ``(center, scale, fill)``
-    (fill: the training mean for a leading gap), and the categories of each categorical feature."""
+    (fill: the training mean for a leading gap), the categories of each categorical feature, and the floor of
+    each series whose training target is never negative (0: counts, concentrations, prices), below which its
+    forecasts are clipped."""
 
     scaling: str
     target: dict[str, tuple[float, float]]
     features: dict[str, dict[str, tuple[float, float, float]]] = field(default_factory=dict)
     categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    floor: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -154,6 +157,7 @@ class TrainingStats:
             "target": {k: list(v) for k, v in self.target.items()},
             "features": {k: {f: list(v) for f, v in fs.items()} for k, fs in self.features.items()},
             "categories": {k: list(v) for k, v in self.categories.items()},
+            "floor": dict(self.floor),
         }
 
     @classmethod
@@ -165,6 +169,7 @@ class TrainingStats:
                 {str(k): {str(f): (float(v[0]), float(v[1]), float(v[2])) for f, v in fs.items()}
                  for k, fs in d.get("features", {}).items()},
                 {str(k): tuple(str(c) for c in v) for k, v in d.get("categories", {}).items()},
+                {str(k): float(v) for k, v in d.get("floor", {}).items()},  # none in a run saved before floors
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
             raise DataError(f"training statistics are malformed ({type(error).__name__}: {error})") from None
@@ -313,9 +318,11 @@ def prepare(data: SeriesSet, spec: WindowSpec, *, stats: TrainingStats | None = 
             for s, split in zip(data.series, splits):
                 seen.update(v for v in s.features[name][: split.train_end] if v is not None)
             categories[name] = tuple(sorted(seen))
-        target_stats, feature_stats = {}, {}
+        target_stats, feature_stats, floor = {}, {}, {}
         for s, split in zip(data.series, splits):
             target_stats[s.id] = _fit_scale(s.target[: split.train_end], spec.scaling)
+            if np.nanmin(s.target[: split.train_end]) >= 0:
+                floor[s.id] = 0.0
             per = {}
             for name in data.numeric:
                 train = s.features[name][: split.train_end]
@@ -325,7 +332,7 @@ def prepare(data: SeriesSet, spec: WindowSpec, *, stats: TrainingStats | None = 
                                  "its gaps are filled with 0")  # fmt: skip
                 per[name] = (*_fit_scale(train, spec.scaling), float(observed.mean()) if observed.size else 0.0)
             feature_stats[s.id] = per
-        stats = TrainingStats(spec.scaling, target_stats, feature_stats, categories)
+        stats = TrainingStats(spec.scaling, target_stats, feature_stats, categories, floor)
     elif stats.scaling != spec.scaling:
         raise DataError(f"the training statistics were fitted with scaling {stats.scaling!r}, not {spec.scaling!r}")
 

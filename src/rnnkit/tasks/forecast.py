@@ -90,6 +90,7 @@ class ForecastDataConfig:
     batch_size: int = 64
     seed: int = 0
     calibration: int = 0
+    floor: bool = True  # clip at 0 the forecasts of a series never negative in training (TrainingStats.floor)
 
     @property
     def spec(self) -> WindowSpec:
@@ -258,6 +259,8 @@ class ForecastTask:
         g.add_argument("--scaling", choices=["standard", "robust", "none"], default="standard",
                        help="per-series scaling, fitted on the training part")  # fmt: skip
         g.add_argument("--no-calendar", action="store_true", help="no calendar features from the dates")
+        g.add_argument("--no-floor", action="store_true", help="let forecasts go below 0 (default: a series "
+                       "whose training target is never negative is never forecast negative)")  # fmt: skip
         m = parser.add_argument_group("model")
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
         m.add_argument("--hidden-size", type=POSITIVE, help="units of each recurrent layer (default: 32 below "
@@ -311,6 +314,7 @@ class ForecastTask:
             data=str(Path(args.data).resolve()), target=args.target, horizon=args.horizon, lookback=lookback,
             season=season, date=args.date, features=args.features, id=args.id, scaling=args.scaling,
             calendar=not args.no_calendar, batch_size=args.batch_size, seed=args.seed, calibration=held,
+            floor=not args.no_floor,
         )  # fmt: skip
         return data, series, chosen
 
@@ -380,7 +384,7 @@ class ForecastTask:
         own = prepared if getattr(args, "data", None) is None else None  # no --data: the run's own file
         scales = calibration(model, data, stats, config, index, device, own)
         raw, _ = model_forecasts(model, prepared, "test", device, series_index=index)
-        forecasts = [widen(f, scales) for f in raw]
+        forecasts = calibrated(raw, scales, prepared, data)
         model_scores = score_part(forecasts, prepared, "test", data.season)
         uncalibrated = score_part(raw, prepared, "test", data.season)
         baselines = score_baselines(prepared, "test", data.season)
@@ -418,7 +422,7 @@ class ForecastTask:
         prepared = prepare_like(series, data, stats, config)
         scales = calibration(model, data, stats, config, index, device)
         raw, _ = model_forecasts(model, prepared, "future", device, series_index=index)
-        forecasts = [widen(f, scales) for f in raw]
+        forecasts = calibrated(raw, scales, prepared, data)
         baselines, fitted = baseline_forecasts(prepared, "future", data.season)
         rows = forecast_rows(forecasts, prepared, "future", steps)
         text = rows_csv(rows)
@@ -489,6 +493,14 @@ def calibration(model: Forecaster, data: ForecastDataConfig, stats: TrainingStat
     return interval_scales(forecasts, actuals)
 
 
+def calibrated(raw: list[Forecast], scales: dict[int, float], prepared: Prepared, data: ForecastDataConfig
+               ) -> list[Forecast]:  # fmt: skip
+    """The model's forecasts of a val/test/future part (one per series of ``prepared``) with their intervals
+    widened by ``scales`` and, unless ``--no-floor``, clipped at each series' floor (``TrainingStats.floor``)."""
+    floors = [prepared.stats.floor.get(s.id, -math.inf) if data.floor else -math.inf for s in prepared.series]
+    return [widen(f, scales, floor) for f, floor in zip(raw, floors, strict=True)]
+
+
 def load_parts(run_dir: Path, config: dict, device) -> tuple[Forecaster, ForecastDataConfig, TrainingStats, dict]:
     data, stats, index = load_run(run_dir, config)
     return load_model(run_dir, device=device, task=ForecastTask.name), data, stats, index
@@ -523,7 +535,7 @@ def backtest(model: Forecaster, series: SeriesSet, data: ForecastDataConfig, sta
     for k, fold in enumerate(backtest_sets(series, data.spec, folds, step)):
         prepared = prepare_like(fold, data, stats, config)
         raw, _ = model_forecasts(model, prepared, "test", device, series_index=index)
-        forecasts = [widen(f, scales) for f in raw]
+        forecasts = calibrated(raw, scales, prepared, data)
         seen = any(s.split.val_end < trained.get(s.id, 0) for s in prepared.series)
         per_fold.append({"fold": k, "in_training": seen, "model": score_part(forecasts, prepared, "test", data.season),
                          "baselines": score_baselines(prepared, "test", data.season)})  # fmt: skip
