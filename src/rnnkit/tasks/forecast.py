@@ -349,6 +349,10 @@ class ForecastTask:
         task.notes += baseline_notes(prepared, data.season)
         task.notes.append(f"{len(task.origins):,} training windows of {data.lookback} steps -> {data.horizon} "
                           f"from {n} series; season {data.season}")  # fmt: skip
+        floored = [s.id or "the series" for s in prepared.series if s.id in prepared.stats.floor]
+        if data.floor and floored:
+            task.notes.append(f"never negative in training, so forecast at 0 or above (--no-floor: not): "
+                              f"{', '.join(floored[:5])}{' ...' if len(floored) > 5 else ''}")  # fmt: skip
         if chosen:
             task.notes.append("defaults chosen from the data: " + "; ".join(f"{k} {v}" for k, v in chosen.items()))
         record = run_record(data, prepared, task.series_index)
