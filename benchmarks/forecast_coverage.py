@@ -101,8 +101,10 @@ def markdown(result: dict) -> str:
     lines += ["", "MASE: mean ± spread (population std) over the windows; the baselines refitted before each.", "",
               "The runs:", ""]  # fmt: skip
     for name, r in result["series"].items():
-        lines.append(f"- {name}: `{r['command']}` ({r['steps']} steps, {r['seconds']:.0f} s), then "
-                     f"`rnnkit eval RUN --data {SERIES[name]['file']} --backtest {r['folds']}`")
+        lines.append(
+            f"- {name}: `{r['command']}` ({r['steps']} steps, {r['seconds']:.0f} s), then "
+            f"`rnnkit eval RUN --data {SERIES[name]['file']} --backtest {r['folds']}`"
+        )
     return "\n".join(lines) + "\n"
 
 
