@@ -158,6 +158,28 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def series_names(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The comma-separated ``--series``, each checked to be one of :data:`SERIES`."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERIES]
+    if unknown:
+        parser.error(f"unknown series {unknown[0]!r}; the series are: {', '.join(SERIES)}")
+    return names
+
+
+def run_each(names: list[str], run, what: str) -> dict:
+    """``run(name, scratch)`` for each series, its runs in a temporary folder removed at the end."""
+    scratch = Path(tempfile.mkdtemp(prefix="rnnkit-forecast-"))
+    try:
+        out = {}
+        for name in names:
+            print(f"{name}: {what}", file=sys.stderr)
+            out[name] = run(name, scratch)
+        return out
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", default=",".join(SERIES), help="comma-separated: " + ", ".join(SERIES))
@@ -167,10 +189,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="2 s a series in a temporary folder, removed after: "
                         "a check of the script end to end (under a minute), not a measurement; writes nothing")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.series.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SERIES]
-    if unknown:
-        parser.error(f"unknown series {unknown[0]!r}; the series are: {', '.join(SERIES)}")
+    names = series_names(parser, args.series)
     budget = 2.0 if args.quick else args.time_budget
     extra = shlex.split(args.flags)
     command = "flock /tmp/cpu.lock python benchmarks/forecast.py" + "".join([
@@ -179,13 +198,8 @@ def main(argv=None) -> None:
         f" --flags {shlex.quote(args.flags)}" if args.flags else "", " --quick" if args.quick else ""])  # fmt: skip
     result = {"machine": machine("cpu"), "command": command, "time_budget": budget, "flags": args.flags,
               "quick": args.quick, "series": {}}  # fmt: skip
-    scratch = Path(tempfile.mkdtemp(prefix="rnnkit-forecast-"))  # the runs; removed at the end
-    try:
-        for name in names:
-            print(f"{name}: training for {budget:g} s", file=sys.stderr)
-            result["series"][name] = run_series(name, budget, extra, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    result["series"] = run_each(names, lambda name, scratch: run_series(name, budget, extra, scratch),
+                                f"training for {budget:g} s")  # fmt: skip
     result["targets"] = targets(result)
     text = markdown(result)
     if args.quick:

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 from common import RESULTS, machine, machine_markdown, rnnkit, write_results
-from forecast import METHODS, train_flags
+from forecast import METHODS, run_each, series_names, train_flags
 from forecast_baselines import FOLDER, SERIES
 
 DEFAULT_SERIES = ("melbourne", "sunspots", "pm25")
@@ -41,11 +39,6 @@ def cut(source: Path, rows: int, target: Path) -> Path:
         raise SystemExit(f"{source.name} has {len(lines) - 1} rows; cannot hold out {rows}")
     target.write_text("".join(lines[: len(lines) - rows]), encoding="utf-8")
     return target
-
-
-def summary(per_fold: list[dict], key: str) -> dict:
-    values = [f[key] for f in per_fold if isinstance(f.get(key), float)]
-    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "n": len(values)} if values else {}
 
 
 def run_series(name: str, budget: float, folds: int, scratch: Path) -> dict:
@@ -76,9 +69,9 @@ def run_series(name: str, budget: float, folds: int, scratch: Path) -> dict:
         "held_out_rows": held, "folds": folds, "horizon": cfg["horizon"], "step": backtest["step"],
         "steps": trained["summary"]["steps"], "seconds": trained["summary"]["seconds"],
         "coverage": coverage,
-        "mase": {"rnnkit": summary(model, "mase"),
-                 **{m: summary([f["baselines"][m] for f in unseen], "mase") for m in METHODS}},
-        "coverage_baselines": {m: summary([f["baselines"][m] for f in unseen], "coverage_80") for m in METHODS},
+        "mase": {"rnnkit": backtest["model"].get("mase"),
+                 **{m: backtest["baselines"][m].get("mase") for m in METHODS}},
+        "coverage_baselines": {m: backtest["baselines"][m].get("coverage_80") for m in METHODS},
     }  # fmt: skip
 
 
@@ -115,23 +108,15 @@ def main(argv=None) -> None:
     parser.add_argument("--folds", type=int, default=10, help="unseen windows of H points per series")
     parser.add_argument("--quick", action="store_true", help="2 s a series, 2 windows; writes nothing")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.series.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SERIES]
-    if unknown:
-        parser.error(f"unknown series {unknown[0]!r}; the series are: {', '.join(SERIES)}")
+    names = series_names(parser, args.series)
     budget, folds = (2.0, 2) if args.quick else (args.time_budget, args.folds)
     command = "flock /tmp/cpu.lock python benchmarks/forecast_coverage.py" + "".join([
         f" --series {args.series}" if names != list(DEFAULT_SERIES) else "",
         f" --time-budget {args.time_budget:g}" if args.time_budget != 300 else "",
         f" --folds {args.folds}" if args.folds != 10 else "", " --quick" if args.quick else ""])  # fmt: skip
     result = {"machine": machine("cpu"), "command": command, "time_budget": budget, "series": {}}
-    scratch = Path(tempfile.mkdtemp(prefix="rnnkit-coverage-"))
-    try:
-        for name in names:
-            print(f"{name}: training for {budget:g} s on all but the last {folds} windows", file=sys.stderr)
-            result["series"][name] = run_series(name, budget, folds, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    result["series"] = run_each(names, lambda name, scratch: run_series(name, budget, folds, scratch),
+                                f"training for {budget:g} s on all but the last {folds} windows")  # fmt: skip
     text = markdown(result)
     if args.quick:
         print(text)
