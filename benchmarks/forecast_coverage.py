@@ -17,6 +17,7 @@ Writes benchmarks/results/forecast_coverage-cpuN.{md,json}.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import statistics
 import sys
@@ -41,7 +42,7 @@ def cut(source: Path, rows: int, target: Path) -> Path:
     return target
 
 
-def run_series(name: str, budget: float, folds: int, scratch: Path) -> dict:
+def run_series(name: str, budget: float, folds: int, extra: list[str], scratch: Path) -> dict:
     cfg = SERIES[name]
     full = FOLDER / cfg["file"]
     held = folds * cfg["horizon"]
@@ -49,7 +50,7 @@ def run_series(name: str, budget: float, folds: int, scratch: Path) -> dict:
     run = scratch / f"forecast-{name}"
     flags = train_flags(cfg)
     flags[flags.index("--data") + 1] = str(short)
-    command = ["train", "forecast", *flags, "--time-budget", f"{budget:g}", "--out", str(run), "--quiet"]
+    command = ["train", "forecast", *flags, *extra, "--time-budget", f"{budget:g}", "--out", str(run), "--quiet"]
     trained = rnnkit(*command)
     evaluated = rnnkit("eval", str(run), "--data", str(full), "--backtest", str(folds))
     backtest = evaluated.get("backtest") or evaluated["details"]["backtest"]
@@ -106,23 +107,32 @@ def main(argv=None) -> None:
     parser.add_argument("--series", default=",".join(DEFAULT_SERIES), help="comma-separated: " + ", ".join(SERIES))
     parser.add_argument("--time-budget", type=float, default=300.0, help="seconds of each training command")
     parser.add_argument("--folds", type=int, default=10, help="unseen windows of H points per series")
+    parser.add_argument("--flags", default="", help="extra `rnnkit train forecast` flags (an exploration, not the "
+                        "default measurement; its results get a suffix)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="2 s a series, 2 windows; writes nothing")
     args = parser.parse_args(argv)
+    extra = shlex.split(args.flags)
     names = series_names(parser, args.series)
     budget, folds = (2.0, 2) if args.quick else (args.time_budget, args.folds)
     command = "flock /tmp/cpu.lock python benchmarks/forecast_coverage.py" + "".join([
         f" --series {args.series}" if names != list(DEFAULT_SERIES) else "",
         f" --time-budget {args.time_budget:g}" if args.time_budget != 300 else "",
-        f" --folds {args.folds}" if args.folds != 10 else "", " --quick" if args.quick else ""])  # fmt: skip
-    result = {"machine": machine("cpu"), "command": command, "time_budget": budget, "series": {}}
-    result["series"] = run_each(names, lambda name, scratch: run_series(name, budget, folds, scratch),
+        f" --folds {args.folds}" if args.folds != 10 else "",
+        f" --flags {shlex.quote(args.flags)}" if args.flags else "", " --quick" if args.quick else ""])  # fmt: skip
+    result = {"machine": machine("cpu"), "command": command, "time_budget": budget, "flags": args.flags,
+              "series": {}}  # fmt: skip
+    result["series"] = run_each(names, lambda name, scratch: run_series(name, budget, folds, extra, scratch),
                                 f"training for {budget:g} s on all but the last {folds} windows")  # fmt: skip
     text = markdown(result)
     if args.quick:
         print(text)
         print("--quick: nothing written (2-second runs)", file=sys.stderr)
         return
-    write_results("forecast_coverage", result, text, RESULTS)
+    suffix = ""
+    if args.flags or args.time_budget != 300 or args.folds != 10 or names != list(DEFAULT_SERIES):
+        label = f"{'-'.join(names)} {args.time_budget:g}s {args.folds} {args.flags}".lower()
+        suffix = "-" + re.sub(r"[^a-z0-9]+", "-", label).strip("-")
+    write_results("forecast_coverage" + suffix, result, text, RESULTS)
     print(text)
 
 
