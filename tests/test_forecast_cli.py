@@ -264,6 +264,11 @@ def test_the_default_calibration_part_is_a_share_of_the_training_rows():
     assert [default_calibration(24, 144), default_calibration(24, 2820), default_calibration(30, 3650),
             default_calibration(24, 43824)] == [0, 5, 5, 10]  # fmt: skip
     assert default_calibration(6, 72) == 0 and default_calibration(1, 10) == 0
+    # with their benchmarks' seasons: a year of daily data is 13 windows of 30, within 15% of Melbourne's rows;
+    # airline's 12 months would take a quarter of its 96 training rows, and a season shorter than H changes nothing
+    assert [default_calibration(24, 144, 12), default_calibration(30, 3650, 365), default_calibration(24, 43824, 24),
+            default_calibration(30, 3650, 7)] == [0, 13, 10, 5]  # fmt: skip
+    assert default_calibration(30, 1000, 365) == default_calibration(30, 1000) == 1  # a year would take 39%
 
 
 def test_a_calibration_part_too_long_for_the_series_is_one_clear_error(tmp_path, capsys):
