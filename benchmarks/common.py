@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -64,6 +65,14 @@ def write_results(name: str, result: dict, markdown: str, results_dir: Path = RE
     stem.with_suffix(".md").write_text(markdown.rstrip("\n") + "\n")
     print(f"wrote {stem}.json and .md", file=sys.stderr)
     return stem
+
+
+def variant_name(name: str, label: str) -> str:
+    """``name`` for a benchmark's default run (``label`` empty), else ``name-label`` with ``label`` (its flags, budget,
+    series) lower-cased and reduced to letters, digits and dashes: an exploration's results do not overwrite the
+    default measurement's."""
+    tail = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    return f"{name}-{tail}" if tail else name
 
 
 def rnnkit(*argv: str) -> dict:

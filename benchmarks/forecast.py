@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import shlex
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, machine, machine_markdown, rnnkit, write_results
+from common import RESULTS, machine, machine_markdown, rnnkit, variant_name, write_results
 from forecast_baselines import FOLDER, SERIES
 
 METHODS = ("naive", "seasonal_naive", "ets", "arima")
@@ -206,11 +205,9 @@ def main(argv=None) -> None:
         print(text)
         print("--quick: nothing written (the figures above come from 2-second runs)", file=sys.stderr)
         return
-    suffix = ""
-    if args.flags or args.time_budget != 300 or names != list(SERIES):
-        label = f"{'-'.join(names)} {args.time_budget:g}s {args.flags}".lower()
-        suffix = "-" + re.sub(r"[^a-z0-9]+", "-", label).strip("-")
-    write_results("forecast" + suffix, result, text, RESULTS)
+    default = not args.flags and args.time_budget == 300 and names == list(SERIES)
+    label = "" if default else f"{'-'.join(names)} {args.time_budget:g}s {args.flags}"
+    write_results(variant_name("forecast", label), result, text, RESULTS)
     print(text)
 
 

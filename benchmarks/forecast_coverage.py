@@ -17,13 +17,12 @@ Writes benchmarks/results/forecast_coverage-cpuN.{md,json}.
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import statistics
 import sys
 from pathlib import Path
 
-from common import RESULTS, machine, machine_markdown, rnnkit, write_results
+from common import RESULTS, machine, machine_markdown, rnnkit, variant_name, write_results
 from forecast import METHODS, run_each, series_names, train_flags
 from forecast_baselines import FOLDER, SERIES
 
@@ -128,11 +127,9 @@ def main(argv=None) -> None:
         print(text)
         print("--quick: nothing written (2-second runs)", file=sys.stderr)
         return
-    suffix = ""
-    if args.flags or args.time_budget != 300 or args.folds != 10 or names != list(DEFAULT_SERIES):
-        label = f"{'-'.join(names)} {args.time_budget:g}s {args.folds} {args.flags}".lower()
-        suffix = "-" + re.sub(r"[^a-z0-9]+", "-", label).strip("-")
-    write_results("forecast_coverage" + suffix, result, text, RESULTS)
+    default = not args.flags and args.time_budget == 300 and args.folds == 10 and names == list(DEFAULT_SERIES)
+    label = "" if default else f"{'-'.join(names)} {args.time_budget:g}s {args.folds} {args.flags}"
+    write_results(variant_name("forecast_coverage", label), result, text, RESULTS)
     print(text)
 
 

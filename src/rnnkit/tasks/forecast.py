@@ -123,8 +123,8 @@ def default_calibration(horizon: int, shortest: int, season: int = 1) -> int:
     windows; 0.780 with a year of calibration, benchmarks/results/forecast_coverage-melbourne-*)."""
     rows = shortest - 2 * horizon
     share = max(0, min(MAX_CALIBRATION, int(CALIBRATION_SHARE * rows) // horizon))
-    year = math.ceil(season / horizon) if season > 1 else 0
-    return year if share < year and year * horizon <= SEASON_CALIBRATION_SHARE * rows else share
+    one_season = math.ceil(season / horizon) if season > 1 else 0
+    return one_season if share < one_season and one_season * horizon <= SEASON_CALIBRATION_SHARE * rows else share
 
 
 def default_size(windows: int) -> int:
