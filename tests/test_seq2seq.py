@@ -2,18 +2,20 @@
 
 import itertools
 import json
+import random
 
 import pytest
 import torch
 
 from rnnkit import checkpoint
 from rnnkit.cli import main
-from rnnkit.data.algorithmic import GeneratorConfig, make_generator
+from rnnkit.data.algorithmic import Curriculum, GeneratorConfig, derive_seed, draw, make_generator
+from rnnkit.data.pairs import encode_examples
 from rnnkit.decoding import beam_search, greedy_decode, score_hypotheses
 from rnnkit.errors import ConfigError
 from rnnkit.layers import RecurrentConfig
 from rnnkit.models import Seq2Seq, Seq2SeqConfig, build_model, load_model, model_spec
-from rnnkit.tasks.seq2seq import fixed_set
+from rnnkit.tasks.seq2seq import Seq2SeqDataConfig, Seq2SeqTask, fixed_set
 from rnnkit.train import Trainer
 
 ATTENTIONS = ["none", "bahdanau", "luong", "luong-no-feeding"]
@@ -228,6 +230,45 @@ def test_decoding_stops_at_max_length_and_batches_like_single_examples():
         beam_search(model, source, lengths, beam_size=0, max_length=3)
 
 
+# -- the task's training batches ------------------------------------------------------------------
+
+
+def execute_task(pool: int) -> Seq2SeqTask:
+    data = Seq2SeqDataConfig(GeneratorConfig("execute", length=2, nesting=2), curriculum="mix", batch_size=16,
+                             epoch_size=10, bucket_pool=pool, valid_size=20)  # fmt: skip
+    return Seq2SeqTask(data, torch.device("cpu"))
+
+
+def sources(batch) -> list[list[int]]:
+    source, lengths = batch[0], batch[1]
+    return [source[i, : int(lengths[i])].tolist() for i in range(len(lengths))]
+
+
+def test_a_pool_of_one_is_the_batch_drawn_from_its_own_seed():
+    task = execute_task(pool=1)
+    rng = random.Random(derive_seed(0, "train", 3, 7))
+    drawn = draw(task.generator, rng, "train", Curriculum("mix", (2, 2)).draw, 16)
+    assert sources(task.training_batch(3, 7)) == [s for s, _ in encode_examples(task.vocab, drawn)]
+
+
+def test_pooled_batches_group_similar_lengths_and_do_not_depend_on_the_order_asked():
+    task = execute_task(pool=4)
+    pooled = [sources(task.training_batch(0, i)) for i in range(4)]
+    assert all(len(b) == 16 for b in pooled)
+    spans = sorted((min(map(len, b)), max(map(len, b))) for b in pooled)
+    assert all(high <= low for (_, high), (low, _) in itertools.pairwise(spans))  # sorted, then cut
+    # the same examples as one draw of the pool's size from its first batch's seed, only regrouped
+    rng = random.Random(derive_seed(0, "train", 0, 0))
+    drawn = draw(task.generator, rng, "train", Curriculum("mix", (2, 2)).draw, 64)
+    assert sorted(itertools.chain(*pooled)) == sorted(s for s, _ in encode_examples(task.vocab, drawn))
+    # a resumed run asks for batch 2 first and gets the same batch; the last pool holds what remains (2)
+    assert sources(execute_task(pool=4).training_batch(0, 2)) == pooled[2]
+    assert [len(task.training_batch(0, i)[1]) for i in (8, 9)] == [16, 16]
+    assert sources(task.training_batch(0, 8)) != sources(execute_task(pool=1).training_batch(0, 8))
+    mean_padding = {p: sum(int(execute_task(p).training_batch(0, i)[1].max()) for i in range(8)) for p in (1, 4)}
+    assert mean_padding[4] < mean_padding[1]
+
+
 # -- the task through the command line ------------------------------------------------------------
 
 SMALL = ["--hidden-size", "48", "--embedding-size", "16", "--batch-size", "32", "--valid-size", "100",
@@ -293,11 +334,12 @@ def test_predict_and_tasks_show_print_the_documented_json(copy_run, capsys):
     assert main(["tasks"]) == 0 and "execute" in capsys.readouterr().out
 
 
-def test_resume_after_interruption_continues_exactly(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("pool", ["1", "3"])  # 3: pools of 3 batches (and one of 2) with mid-pool evaluations
+def test_resume_after_interruption_continues_exactly(tmp_path, capsys, monkeypatch, pool):
     args = ["train", "seq2seq", "--task", "add", "--length", "2", "--curriculum", "combined", "--advance-at", "0.3",
             "--eval-every", "3", "--epoch-size", "5", "--scheduled-sampling", "0.5", "--dropout", "0.2",
             "--attention", "bahdanau", "--hidden-size", "16", "--embedding-size", "8", "--batch-size", "8",
-            "--valid-size", "30", "--quiet"]  # fmt: skip
+            "--valid-size", "30", "--bucket-pool", pool, "--quiet"]  # fmt: skip
     main([*args, "--out", str(tmp_path / "straight"), "--max-steps", "12"])
     original = Trainer.log
 

@@ -8,7 +8,10 @@ rnnkit tasks show execute --length 4 --nesting 2 --n 3 --json
 
 Training examples are drawn fresh for every batch from a seed derived from (seed, epoch, batch), so
 the data never repeat and a resumed run sees exactly the batches an uninterrupted one would; an
-"epoch" is ``--epoch-size`` batches, after which the model is evaluated. The validation and test sets
+"epoch" is ``--epoch-size`` batches, after which the model is evaluated. With ``--bucket-pool P``, the
+batches of each run of P are drawn together (from the seed of the first), sorted by input length, cut into
+batches and shuffled: a curriculum that mixes difficulties draws inputs of very different lengths, and a
+batch costs its longest input's steps. The validation and test sets
 are fixed by the seed and disjoint from training (see :mod:`rnnkit.data.algorithmic`).
 
 Metrics: ``token_accuracy`` is the teacher-forced per-token accuracy over the target tokens and the end
@@ -73,7 +76,8 @@ from rnnkit.tasks.presets import Preset, left_alone
 # learn through curricula (Zaremba & Sutskever 2014): combined for addition, mix for execution.
 _ATTENTION = {"cell": "lstm", "hidden_size": 128, "num_layers": 1, "embedding_size": 64, "dropout": 0.0,
               "bidirectional": True, "attention": "luong", "input_feeding": False, "curriculum": "baseline",
-              "advance_at": 0.95, "epoch_size": 500, "batch_size": 128, "lr": 3e-3, "schedule": "cosine"}  # fmt: skip
+              "advance_at": 0.95, "epoch_size": 500, "bucket_pool": 1, "batch_size": 128, "lr": 3e-3,
+              "schedule": "cosine"}  # fmt: skip
 # The curriculum moves on at evaluations: 100-batch epochs let it move on five times sooner (at 500, 9-digit
 # addition was still at 8 digits after 900 s: 0.004 exact; benchmarks/results/defaults-cpu2.md).
 _CURRICULUM = {**_ATTENTION, "embedding_size": 32, "curriculum": "combined", "advance_at": 0.9, "epoch_size": 100}
@@ -106,6 +110,7 @@ class Seq2SeqDataConfig:
     advance_patience: int = 5  # ... or after this many evaluations without improving it
     batch_size: int = 128
     epoch_size: int = 500  # batches per epoch (the data are drawn fresh for every batch)
+    bucket_pool: int = 1  # batches drawn together and grouped by input length (1: each drawn alone)
     valid_size: int = 1000
     test_size: int = 2000
     seed: int = 0
@@ -130,6 +135,7 @@ def score_examples(model: Seq2Seq, vocab: Seq2SeqVocab, pairs, device, batch_siz
     was_training = model.training
     model.eval()
     nats, tokens, correct, exact = 0.0, 0, 0, 0
+    pairs = sorted(pairs, key=lambda pair: len(pair[0]))  # similar lengths batch with less padding; sums alike
     try:
         for i in range(0, len(pairs), batch_size):
             chunk = pairs[i : i + batch_size]
@@ -175,6 +181,7 @@ class Seq2SeqTask:
         self.valid = encode_examples(self.vocab, valid)
         self.level_best, self.level_stale = -1.0, 0  # naive levels: best level accuracy, evals since
         self._level_sets: dict[tuple[int, int], list] = {}
+        self._pool: tuple[tuple, list] = ((), [])  # (epoch, first batch, level): the pool's batches
 
     def examples(self, split: str, n: int, difficulty: tuple[int, int] | None = None) -> list[Example]:
         return fixed_set(self.generator, self.data.seed, split, n, difficulty)
@@ -188,13 +195,32 @@ class Seq2SeqTask:
         """Batch ``index`` of ``epoch``: fresh examples from a seed that depends only on both (and, under
         torchrun, on the rank: each process draws its own batch_size / processes examples)."""
         d = self.data
-        rng = random.Random(distributed.rank_seed(derive_seed(d.seed, "train", epoch, index)))
-        size = d.batch_size // distributed.world()
-        pairs = encode_examples(self.vocab, draw(self.generator, rng, "train", self.curriculum.draw, size))
+        first = index - index % d.bucket_pool
+        pairs = self._pool_batches(epoch, first)[index - first]
         count = sum(len(target) + 1 for _, target in pairs)  # the targets and their end tokens
         batch = make_batch(self.vocab, pairs, self.device)
         sampling = distributed.rank_seed(derive_seed(d.seed, "sampling", epoch, index) % 2**63)
         return (*batch, count, epoch * d.epoch_size + index, sampling)
+
+    def _pool_batches(self, epoch: int, first: int) -> list[list]:
+        """The batches (id pairs) of the pool that starts at batch ``first`` of ``epoch``.
+
+        Drawn from a seed of (seed, epoch, first) at the curriculum's current level, so a resumed run
+        draws the same pool; a pool of one batch is that batch as drawn, unsorted.
+        """
+        d = self.data
+        key = (epoch, first, self.curriculum.level)
+        if self._pool[0] != key:
+            rng = random.Random(distributed.rank_seed(derive_seed(d.seed, "train", epoch, first)))
+            size = d.batch_size // distributed.world()
+            n = min(d.bucket_pool, d.epoch_size - first)
+            pairs = encode_examples(self.vocab, draw(self.generator, rng, "train", self.curriculum.draw, size * n))
+            if n > 1:
+                pairs.sort(key=lambda pair: len(pair[0]))
+            batches = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+            rng.shuffle(batches)
+            self._pool = (key, batches)
+        return self._pool[1]
 
     def sampling_prob(self, step: int) -> float:
         d = self.data
@@ -295,6 +321,8 @@ class Seq2SeqTask:
         g.add_argument("--advance-patience", type=POSITIVE, default=5,
                        help="naive/combined: ... or after this many evaluations without improving")  # fmt: skip
         g.add_argument("--epoch-size", type=POSITIVE, help="batches between evaluations (fresh data)")
+        g.add_argument("--bucket-pool", type=POSITIVE, metavar="P",
+                       help="draw P batches at a time and group them by input length (1: no grouping)")  # fmt: skip
         g.add_argument("--valid-size", type=POSITIVE, default=1000)
         g.add_argument("--test-size", type=POSITIVE, default=2000, help="examples `rnnkit eval RUN` scores")
         m = parser.add_argument_group("model")
@@ -334,7 +362,8 @@ class Seq2SeqTask:
             raise ConfigError(f"--curriculum must be one of {', '.join(STRATEGIES)}, got {args.curriculum!r}")
         if args.attention not in ATTENTIONS:
             raise ConfigError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {args.attention!r}")
-        for option in ("batch_size", "epoch_size", "valid_size", "test_size", "beam", "advance_patience"):
+        for option in ("batch_size", "epoch_size", "bucket_pool", "valid_size", "test_size", "beam",
+                       "advance_patience"):
             check_positive(getattr(args, option), "--" + option.replace("_", "-"))
         if not 0.0 <= args.scheduled_sampling <= 1.0 or args.sampling_warmup < 0:
             raise ConfigError("--scheduled-sampling must be in [0, 1] and --sampling-warmup >= 0")
@@ -344,7 +373,7 @@ class Seq2SeqTask:
         data = Seq2SeqDataConfig(
             generator=generator, curriculum=args.curriculum, advance_at=args.advance_at,
             advance_patience=args.advance_patience, batch_size=args.batch_size, epoch_size=args.epoch_size,
-            valid_size=args.valid_size, test_size=args.test_size, seed=args.seed,
+            bucket_pool=args.bucket_pool, valid_size=args.valid_size, test_size=args.test_size, seed=args.seed,
             scheduled_sampling=args.scheduled_sampling, sampling_warmup=args.sampling_warmup, beam=args.beam,
         )  # fmt: skip
         task = cls(data, device)
