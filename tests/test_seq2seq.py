@@ -265,8 +265,8 @@ def test_pooled_batches_group_similar_lengths_and_do_not_depend_on_the_order_ask
     assert sources(execute_task(pool=4).training_batch(0, 2)) == pooled[2]
     assert [len(task.training_batch(0, i)[1]) for i in (8, 9)] == [16, 16]
     assert sources(task.training_batch(0, 8)) != sources(execute_task(pool=1).training_batch(0, 8))
-    mean_padding = {p: sum(int(execute_task(p).training_batch(0, i)[1].max()) for i in range(8)) for p in (1, 4)}
-    assert mean_padding[4] < mean_padding[1]
+    padded_steps = {p: sum(int(execute_task(p).training_batch(0, i)[1].max()) for i in range(8)) for p in (1, 4)}
+    assert padded_steps[4] < padded_steps[1]  # the encoder's steps over 8 batches
 
 
 # -- the task through the command line ------------------------------------------------------------

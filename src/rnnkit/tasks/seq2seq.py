@@ -10,9 +10,10 @@ Training examples are drawn fresh for every batch from a seed derived from (seed
 the data never repeat and a resumed run sees exactly the batches an uninterrupted one would; an
 "epoch" is ``--epoch-size`` batches, after which the model is evaluated. With ``--bucket-pool P``, the
 batches of each run of P are drawn together (from the seed of the first), sorted by input length, cut into
-batches and shuffled: a curriculum that mixes difficulties draws inputs of very different lengths, and a
-batch costs its longest input's steps. The validation and test sets
-are fixed by the seed and disjoint from training (see :mod:`rnnkit.data.algorithmic`).
+batches and shuffled, as :mod:`rnnkit.data.buckets` does for datasets read from files: a curriculum that
+mixes difficulties draws inputs of very different lengths, and a batch costs its longest input's steps.
+The validation and test sets are fixed by the seed and disjoint from training (see
+:mod:`rnnkit.data.algorithmic`).
 
 Metrics: ``token_accuracy`` is the teacher-forced per-token accuracy over the target tokens and the end
 token (the per-character accuracy that Zaremba & Sutskever report); ``sequence_accuracy`` is exact match
@@ -198,7 +199,8 @@ class Seq2SeqTask:
 
     def training_batch(self, epoch: int, index: int):
         """Batch ``index`` of ``epoch``: fresh examples from a seed that depends only on both (and, under
-        torchrun, on the rank: each process draws its own batch_size / processes examples)."""
+        torchrun, on the rank: each process draws its own batch_size / processes examples); with a pool of
+        P > 1, one of the P batches of its pool (:meth:`_pool_batches`)."""
         d = self.data
         first = index - index % d.bucket_pool
         pairs = self._pool_batches(epoch, first)[index - first]
