@@ -287,3 +287,52 @@ def test_weights_that_are_not_finite_are_never_saved(clock, tmp_path):
     assert checkpoint.weights_step(run) == t.progress.best_step < 3
     assert checkpoint.load_training_state(run)["progress"]["step"] == 2
     assert checkpoint.non_finite(load_model(run).state_dict()) is None
+
+
+# -- Polyak averaging (--average) -----------------------------------------------------------------
+
+
+def test_average_scores_and_keeps_the_moving_average_of_the_weights(clock, tmp_path):
+    """With ``average=d`` the kept weights are a_1 = w_1, a_k = d a_(k-1) + (1 - d) w_k over the weights
+    w_k after each step, and the evaluation scores them, not the weights as trained."""
+    run, decay = tmp_path / "run", 0.7
+    t = trainer(Toy(clock, batches=6), run, max_steps=6, average=decay)
+    trained = []
+    t.callback = lambda event, record: event == "step" and trained.append(
+        {k: v.detach().clone() for k, v in t.model.state_dict().items()})
+    t.fit()
+    t.close()
+    average = trained[0]
+    for weights in trained[1:]:
+        average = {k: decay * average[k] + (1 - decay) * weights[k] for k in average}
+    kept = load_model(run).state_dict()
+    assert all(torch.allclose(kept[k], average[k], atol=1e-6) for k in average)
+    assert not all(torch.allclose(kept[k], trained[-1][k]) for k in average)  # not the last weights
+    task = Toy(clock, batches=6)  # the same validation tokens
+    with torch.no_grad():
+        expected = task.evaluate(load_model(run).eval())["loss"]
+    assert valid_records(run)[-1]["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_an_averaged_run_resumes_to_the_same_average(clock, tmp_path):
+    """The average is part of the training state: 3 steps, then 3 more after resuming, keep the same
+    weights as 6 steps in one go."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    t = trainer(Toy(clock, batches=6), whole, max_steps=6, average=0.8, eval_every=3)
+    t.fit()
+    t.close()
+    first = trainer(Toy(clock, batches=6), parts, max_steps=3, average=0.8, eval_every=3)
+    first.fit()
+    first.close()
+    again = trainer(Toy(clock, batches=6), parts, max_steps=6, average=0.8, eval_every=3)
+    again.load_training_state(checkpoint.load_training_state(parts))
+    again.fit()
+    again.close()
+    one, two = load_model(whole).state_dict(), load_model(parts).state_dict()
+    assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, float("nan")])
+def test_an_average_outside_0_1_is_refused(decay):
+    with pytest.raises(ConfigError, match="average must be a number in \\(0, 1\\)"):
+        TrainConfig(max_steps=1, average=decay)

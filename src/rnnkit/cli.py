@@ -82,6 +82,9 @@ def add_common_training_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every", type=r["eval_every"], metavar="STEPS",
                    help="evaluate every N steps (default: every epoch, and at 10, 25, 50, 75%% of a time budget)")
     g.add_argument("--patience", type=r["patience"], help="stop after N evaluations without improvement")
+    g.add_argument("--average", type=r["average"], metavar="DECAY",
+                   help="score and keep an exponential moving average of the weights, w <- DECAY w + (1 - DECAY) "
+                   "w_step (Polyak averaging); default: the weights as trained")  # fmt: skip
     g.add_argument("--log-every", type=r["log_every"], metavar="STEPS")
     g.add_argument("--seed", type=SEED, default=0)
     g.add_argument("--allow-divergence", action="store_true", default=None,

@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rnnkit import checkpoint, distributed
 from rnnkit.bptt import clip_gradients
@@ -118,6 +119,9 @@ class Trainer:
         self.device = torch.device(device)
         self.callback = callback or (lambda event, record: None)
         self.optimizer = make_optimizer(config, model.parameters())
+        # Polyak averaging: what is scored and kept is the moving average of the weights, when asked for
+        self.averaged = None if config.average is None else AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(config.average), use_buffers=True)
         self.schedule = Schedule(config)
         self.progress = Progress()
         self.metric, self.mode = getattr(task, "monitor", ("loss", "min"))
@@ -160,6 +164,7 @@ class Trainer:
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
+            **({} if self.averaged is None else {"average": self.averaged.state_dict()}),
             "progress": asdict(self.progress),
             "task": self.task.state_dict() if task_state is None else task_state,
             "rng_cpu": torch.get_rng_state(),
@@ -178,6 +183,8 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
+            if self.averaged is not None:
+                self.averaged.load_state_dict(state["average"])
             self.task.load_state_dict(state["task"])
             if hasattr(self.task, "check_state"):
                 self.task.check_state(self.model)
@@ -225,7 +232,7 @@ class Trainer:
         started = time.perf_counter()
         config = {**self.run_config, "model": model_spec(self.model), "train": asdict(self.config)}
         try:
-            checkpoint.save(self.run_dir, self.model if weights else None, config,
+            checkpoint.save(self.run_dir, self.scored if weights else None, config,
                             training_state=self.training_state(task_state), vocab=self.vocab, step=p.step)  # fmt: skip
         except CheckpointError as error:
             p.last_saved_step = saved
@@ -325,13 +332,19 @@ class Trainer:
             return f"the validation loss {loss:.4g} is far above the best, {best:.4g} (step {self.progress.best_step})"
         return None
 
+    @property
+    def scored(self) -> nn.Module:
+        """The model that evaluations score and checkpoints keep: the weights' average, or the weights."""
+        return self.model if self.averaged is None else self.averaged.module
+
     def _score(self, score: Callable[[nn.Module], dict]) -> dict:
-        self.model.eval()
+        model = self.scored
+        model.eval()
         try:
             with torch.no_grad():
-                return score(self.model)
+                return score(model)
         finally:
-            self.model.train()
+            model.train()
 
     def evaluate(self) -> dict:
         """Score the model (bounded under a time budget), log the record, save; stop on divergence."""
@@ -385,6 +398,8 @@ class Trainer:
         """Train until a budget runs out or early stopping; return the summary written to summary.json."""
         c, p = self.config, self.progress
         self.model.to(self.device).train()
+        if self.averaged is not None:
+            self.averaged.to(self.device)
         if self._step_loss is None:  # on several processes: DDP, which first gives every rank rank 0's weights
             self._step_loss = distributed.wrap(self.model, self.task.loss, self.device)
         if distributed.rank() > 0:  # dropout and other draws differ between ranks (rank 0 draws as one process)
@@ -436,6 +451,8 @@ class Trainer:
                     norm = clip_gradients(self.model.parameters(), max_norm=c.clip_norm, max_value=c.clip_value)
                     clipped = clipped or (c.clip_norm is not None and norm > c.clip_norm)
                     self.optimizer.step()
+                    if self.averaged is not None:
+                        self.averaged.update_parameters(self.model)
                     p.step += 1
                     p.position += 1
                     window.append((value, count, norm, clipped))

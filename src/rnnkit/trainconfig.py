@@ -33,6 +33,7 @@ TRAIN_RANGES: dict[str, Number] = {
     "patience": POSITIVE,
     "log_every": POSITIVE,
     "seed": SEED,
+    "average": Number(float, 0.0, 1.0, low_open=True, high_open=True),
 }
 
 
@@ -59,6 +60,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     allow_divergence: bool = False  # go on when the validation loss diverges (see Trainer.evaluate)
+    average: float | None = None  # decay per step of the weights' moving average that is scored and kept
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
