@@ -27,6 +27,10 @@ guess or far above the best stops the run (``allow_divergence`` goes on) and kee
 A resumed run checks its parts against each other (:mod:`rnnkit.resume`) and cuts
 ``metrics.jsonl`` back to the step it resumes from, so no step is logged twice.
 
+**Polyak averaging** (``average=d``, ``--average d``): after every step ``a <- d a + (1 - d) w`` (torch's
+``AveragedModel``; ``a`` starts as the first step's weights); evaluations score ``a``, checkpoints keep it,
+and the training state carries it, so a resumed run averages on as if it had not stopped.
+
 The model and device are passed in; every random draw goes through the seeded global and task
 generators whose states the run directory saves; all writes go through :meth:`Trainer.save` and
 :meth:`Trainer.log`.
