@@ -60,7 +60,7 @@ class ProgressDisplay:
             self._write(f"step {record['step']}: valid loss {record['loss']:.4f} ({describe_metrics(record)})")
             if hasattr(self.task, "preview"):
                 started = time.perf_counter()
-                text = self.task.preview(self.trainer.model, length=PREVIEW)
+                text = self.task.preview(self.trainer.scored, length=PREVIEW)  # the model that is kept
                 self.preview_seconds = time.perf_counter() - started
                 self._write("    " + text.strip().replace("\n", "\n    "))
         if event in ("step", "train") and record.get("loss") is not None:

@@ -55,8 +55,8 @@ CLASS_WEIGHTS = ("none", "balanced")
 # 0.845 on SST-2 phrases (benchmarks/results/classify_sst-cpu2.md), for labelled lines (sentences; 0.800 on
 # SST-2 sentences in 150 s over three seeds, 0.797 over five; no change of size, cell, pooling, dropout, rate,
 # batch, epochs, vocabulary, word dropout or weight averaging did better: benchmarks/results/defaults_sweep-cpu2.md);
-# a smaller one for class folders, whose 50-token windows are many
-# and long (0.994 in 180 s: benchmarks/results/defaults-cpu2.md).
+# a smaller one for class folders, whose 50-token windows are many and long (0.994 in 180 s:
+# benchmarks/results/defaults-cpu2.md).
 _LINES = {"cell": "gru", "embedding_size": 300, "hidden_size": 150, "num_layers": 1, "bidirectional": True,
           "pooling": "max", "dropout": 0.5, "batch_size": 64, "lr": 1e-3, "schedule": "cosine"}  # fmt: skip
 _FOLDERS = {**_LINES, "embedding_size": 128, "hidden_size": 128, "dropout": 0.3, "lr": 2e-3}
