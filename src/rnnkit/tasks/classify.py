@@ -34,7 +34,6 @@ from rnnkit.models import SequenceClassifier, SequenceClassifierConfig, load_mod
 from rnnkit.tasks import register_task
 from rnnkit.tasks.common import Batches
 from rnnkit.tasks.options import (
-    COUNT,
     DROPOUT,
     FRACTION,
     POSITIVE,
@@ -59,8 +58,7 @@ CLASS_WEIGHTS = ("none", "balanced")
 # a smaller one for class folders, whose 50-token windows are many and long (0.994 in 180 s:
 # benchmarks/results/defaults-cpu2.md).
 _LINES = {"cell": "gru", "embedding_size": 300, "hidden_size": 150, "num_layers": 1, "bidirectional": True,
-          "pooling": "max", "dropout": 0.5, "batch_size": 64, "lr": 1e-3, "schedule": "cosine",
-          "ngram_buckets": 0}  # fmt: skip
+          "pooling": "max", "dropout": 0.5, "batch_size": 64, "lr": 1e-3, "schedule": "cosine"}  # fmt: skip
 _FOLDERS = {**_LINES, "embedding_size": 128, "hidden_size": 128, "dropout": 0.3, "lr": 2e-3}
 PRESETS = {
     "lines": [Preset(math.inf, _LINES, "SST-2 sentences")],
@@ -246,9 +244,6 @@ class ClassifyTask:
         m.add_argument("--pooling", choices=["last", "mean", "max"],
                        help="final state, or mean / max of the outputs over the sequence")  # fmt: skip
         m.add_argument("--dropout", type=DROPOUT, help="dropout on the embeddings and the pooled vector")
-        m.add_argument("--ngram-buckets", type=COUNT, metavar="N",
-                       help="add a linear model of the hashed word unigrams and bigrams, in N buckets, to the "
-                            "logits (fastText's bag of n-grams beside the RNN); 0: none")  # fmt: skip
         add_rnn_options(m)
         add_embedding_options(m)
 
@@ -315,7 +310,6 @@ class ClassifyTask:
             SequenceClassifierConfig(
                 vocab_size=len(task.tokenizer), embedding_size=embedding_size, num_classes=len(task.labels),
                 rnn=rnn, pooling=args.pooling, dropout=args.dropout,
-                ngram_buckets=args.ngram_buckets or 0,
             )
         )  # fmt: skip
         run_config = new_run_config(task, model, task.data, vectors, vocab, args)
