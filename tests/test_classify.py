@@ -11,6 +11,7 @@ import torch
 from rnnkit import checkpoint
 from rnnkit.cli import main
 from rnnkit.data.labelled import Labelled, load_labelled, windows
+from rnnkit.data.sst import parse_tree
 from rnnkit.data.tokenizers import WordTokenizer
 from rnnkit.errors import DataError
 from rnnkit.layers import RecurrentConfig
@@ -277,3 +278,80 @@ def test_sentiment_trees_give_every_labelled_phrase(tmp_path):
     assert len(binary) == len(set(binary))  # each phrase once
     with pytest.raises(DataError, match="trees.txt:1: unbalanced"):
         list(labelled_phrases(write(path, "(3 (2 It)\n")))
+
+
+def sentiment_tree(rng: random.Random, label: int, name: str) -> str:
+    """A right-branching labelled tree: ``label``'s word (4/3 positive, 0/1 negative) among neutral ones
+    and the tree's own ``name``; every span that holds the sentiment word carries the root's label, the others 2."""
+    cue = {0: "awful", 1: "dull", 3: "nice", 4: "great"}.get(label)
+    words = [rng.choice(COMMON) for _ in range(rng.randint(1, 5))] + [name]
+    if cue:
+        words[rng.randrange(len(words))] = cue.capitalize()  # the tree's case: the reader lowercases
+
+    def span(k: int) -> str:
+        leaf = f"({label if words[k].lower() == cue else 2} {words[k]})"
+        if k == len(words) - 1:
+            return leaf
+        return f"({label if cue in (w.lower() for w in words[k:]) else 2} {leaf} {span(k + 1)})"
+
+    return span(0)
+
+
+@pytest.fixture(scope="module")
+def trees_file(tmp_path_factory):
+    rng = random.Random(2)
+    path = tmp_path_factory.mktemp("trees") / "train.txt"
+    path.write_text("\n".join(sentiment_tree(rng, rng.choice([0, 1, 2, 3, 4]), f"n{i}") for i in range(200)) + "\n",
+                    encoding="utf-8")  # fmt: skip
+    return path
+
+
+def test_tree_files_give_phrases_to_train_on_and_sentences_to_score(trees_file, tmp_path):
+    from rnnkit.data.labelled import layout_of
+
+    assert layout_of(trees_file) == "trees" and layout_of(write(tmp_path / "l.txt", "1 (a) b\n")) == "lines"
+    roots = [parse_tree(line)[0][0] for line in trees_file.read_text().splitlines()]
+    tokenizer = WordTokenizer.build([" ".join(COMMON + ["awful", "dull", "nice", "great"])])  # names are <unk>
+    binary = load_labelled(trees_file, tokenizer)
+    assert len(binary) == sum(r != 2 for r in roots) and binary.labels == ["0", "1"]  # SST-2: neutral dropped
+    assert binary.targets.tolist() == [int(r > 2) for r in roots if r != 2]
+    fine = load_labelled(trees_file, tokenizer, tree_labels="fine")
+    assert fine.labels == ["0", "1", "2", "3", "4"] and fine.targets.tolist() == roots
+    phrases = load_labelled(trees_file, tokenizer, phrases=True)
+    assert len(phrases) > len(binary)
+    assert {tuple(tokenizer.encode_line("great", eos=False))} <= {tuple(s) for s in phrases.sequences}
+    assert len(load_labelled(trees_file, tokenizer, tree_labels="fine", trees={0, 5})) == 2
+    bad = write(tmp_path / "bad.txt", "(3 (2 It) (3 nice))\n(3 (2 It) (3 nice)\n")
+    with pytest.raises(DataError, match="bad.txt:2: unbalanced parentheses"):
+        load_labelled(bad, tokenizer)
+
+
+def test_classifier_trains_on_tree_phrases_and_scores_held_out_sentences(trees_file, tmp_path, capsys):
+    from rnnkit.tasks.classify import ClassifyDataConfig, ClassifyTask
+
+    task = ClassifyTask.build(ClassifyDataConfig(train=str(trees_file), layout="trees", lowercase=True), "cpu")
+    # each tree holds its own word n0, n1, ...
+    names = {i for i, token in enumerate(task.tokenizer.tokens) if token[:1] == "n" and token[1:].isdigit()}
+    held = {i for s in task.valid.sequences for i in s.tolist()} & names
+    trained = {i for s in task.train.sequences for i in s.tolist()} & names
+    assert task.valid.labels == ["0", "1"] and held and trained and not held & trained  # whole trees held out
+
+    out = tmp_path / "run"
+    result = run_json(capsys, "train", "classify", "--train", str(trees_file), "--out", str(out), "--epochs", "8",
+                      "--lr", "0.01", "--json", *SMALL)  # fmt: skip
+    valid = [r for r in checkpoint.read_metrics(out) if r["split"] == "valid"]
+    assert result["metrics"]["examples"] == len(task.valid) and result["metrics"]["accuracy"] >= 0.9
+    assert valid[0]["accuracy"] < result["metrics"]["accuracy"]
+    # the same sentences as labelled lines (Kim 2014's stsa.* layout) score the same
+    trees = [parse_tree(line) for line in trees_file.read_text().splitlines()]
+    sentences = [tree[0] for tree in trees if tree[0][0] != 2]
+    lines = write(tmp_path / "stsa.txt", "".join(f"{int(label > 2)} {' '.join(words)}\n" for label, words in sentences))
+    on_trees = run_json(capsys, "eval", str(out), "--data", str(trees_file), "--json")["metrics"]
+    on_lines = run_json(capsys, "eval", str(out), "--data", str(lines), "--json")["metrics"]
+    assert on_trees["examples"] == on_lines["examples"] and on_trees["loss"] == pytest.approx(on_lines["loss"])
+    texts = write(tmp_path / "in.txt", "It was GREAT\nit was Awful\n")
+    said = run_json(capsys, "predict", str(out), "--file", str(texts), "--json")
+    assert [p["label"] for p in said["predictions"]] == ["1", "0"]  # lowercased, as the trees are
+    with pytest.raises(SystemExit, match="2"):
+        main(["train", "classify", "--train", str(trees_file), "--tree-labels", "sst9", "--out", str(tmp_path / "x")])
+    assert "invalid choice: 'sst9'" in capsys.readouterr().err

@@ -1,11 +1,15 @@
-"""Labelled text for classification: a folder with one text file per class, or a file of labelled lines.
+"""Labelled text for classification: a folder with one text file per class, a file of labelled lines,
+or a file of sentiment trees.
 
-Two layouts, told apart by whether the path is a folder::
+Three layouts, told apart by whether the path is a folder and by the first line of a file::
 
     corpora/                      one file per class; the class is the file name without .txt;
       austen.txt                  the text is cut into consecutive windows of ``window`` tokens
       kjv.txt                     (a file shorter than one window gives one shorter example)
     stsa.binary.train             one example per line: LABEL<space>text (Kim 2014's SST files)
+    trees/train.txt               one labelled tree per line, (3 (2 It) (4 ...)) (the Stanford Sentiment
+                                  Treebank, :mod:`rnnkit.data.sst`): every labelled phrase to train on,
+                                  or only the sentences (the roots) to score
 
 Texts become id arrays with the tokenizers of :mod:`rnnkit.data.tokenizers`: at word level a line
 end is ``<eos>`` inside a window (line layout tells corpora apart) and labelled lines get no
@@ -16,15 +20,19 @@ refuse a text over one odd character). Bad input raises :class:`DataError` namin
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.sst import looks_like_trees, tree_examples
 from rnnkit.data.text import iter_lines, iter_text, text_files
 from rnnkit.data.tokenizers import CharTokenizer, Tokenizer, WordTokenizer, id_dtype
 from rnnkit.errors import DataError
+
+LAYOUTS = ("folder", "lines", "trees")
+TREE_LABELS = ("binary", "fine")  # SST-2 (neutral dropped) or the five classes 0-4 of SST-5
 
 
 @dataclass
@@ -62,6 +70,16 @@ def class_files(folder: str | os.PathLike, *, need: int = 2) -> dict[str, Path]:
     return files
 
 
+def layout_of(path: str | os.PathLike) -> str:
+    """"folder", "trees" (the first non-blank line opens a labelled tree) or "lines"."""
+    if Path(path).is_dir():
+        return "folder"
+    for line in iter_lines(path):
+        if line.strip():
+            return "trees" if looks_like_trees(line) else "lines"
+    return "lines"
+
+
 def read_labelled_lines(path: str | os.PathLike) -> Iterator[tuple[str, str, str]]:
     """Yield ``(label, text, "FILE:LINE")`` for each non-blank line ``LABEL<space>text``."""
     for number, line in enumerate(iter_lines(path), 1):
@@ -83,11 +101,26 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
     return sorted(labels)
 
 
+def read_examples(path: str | os.PathLike, *, tree_labels: str = "binary", phrases: bool = False,
+                  trees: Container[int] | None = None) -> Iterator[tuple[str, str, str]]:  # fmt: skip
+    """``(label, text, "FILE:LINE")`` of a file of labelled lines or of trees. Of trees: every distinct
+    labelled phrase with ``phrases``, else the sentences; only the trees numbered in ``trees`` if given."""
+    if layout_of(path) == "lines":
+        return read_labelled_lines(path)
+    if tree_labels not in TREE_LABELS:
+        raise DataError(f"tree labels must be one of {', '.join(TREE_LABELS)}, got {tree_labels!r}")
+    return tree_examples(path, binary=tree_labels == "binary", phrases=phrases, keep=trees)
+
+
 def lines_of(path: str | os.PathLike) -> Iterator[str]:
-    """The text lines of a data path (either layout, labels left out), for building a vocabulary."""
-    if Path(path).is_dir():
+    """The text lines of a data path (any layout, labels left out), for building a vocabulary."""
+    layout = layout_of(path)
+    if layout == "folder":
         for file in class_files(path).values():
             yield from iter_lines(file)
+    elif layout == "trees":
+        for _, text, _ in tree_examples(path, phrases=False):  # a tree's phrases hold its sentence's words
+            yield text
     else:
         for _, text, _ in read_labelled_lines(path):
             yield text
@@ -140,9 +173,11 @@ def windows(ids: np.ndarray, window: int) -> list[np.ndarray]:
 
 
 def load_labelled(path: str | os.PathLike, tokenizer: Tokenizer, *, window: int = 50,
-                  labels: list[str] | None = None) -> Labelled:  # fmt: skip
-    """Encode a data path of either layout. ``labels`` fixes the class list (a run's); without it the
-    classes are those found. A class or label outside a given ``labels`` raises DataError."""
+                  labels: list[str] | None = None, tree_labels: str = "binary", phrases: bool = False,
+                  trees: Container[int] | None = None) -> Labelled:  # fmt: skip
+    """Encode a data path of any layout. ``labels`` fixes the class list (a run's); without it the
+    classes are those found. A class or label outside a given ``labels`` raises DataError.
+    ``tree_labels``, ``phrases`` and ``trees`` choose what a tree file gives (:func:`read_examples`)."""
     path = Path(path)
     sequences: list[np.ndarray] = []
     names: list[str] = []
@@ -159,7 +194,7 @@ def load_labelled(path: str | os.PathLike, tokenizer: Tokenizer, *, window: int 
             names += [name] * len(cut)
         found = sorted(files) if labels is None else labels
     else:
-        for label, text, where in read_labelled_lines(path):
+        for label, text, where in read_examples(path, tree_labels=tree_labels, phrases=phrases, trees=trees):
             if labels is not None and label not in labels:
                 raise DataError(f"{where}: label {label!r} is not one of the model's labels ({', '.join(labels)})")
             ids = encode_text(tokenizer, text, line_ends=False)
@@ -168,7 +203,8 @@ def load_labelled(path: str | os.PathLike, tokenizer: Tokenizer, *, window: int 
             sequences.append(ids)
             names.append(label)
         if not sequences:
-            raise DataError(f"{path} holds no labelled lines")
+            raise DataError(f"{path} holds no labelled lines" if layout_of(path) == "lines" else
+                            f"{path} holds no labelled tree the run reads (SST-2 drops neutral ones)")
         found = sort_labels(names) if labels is None else labels
         if labels is None and len(found) < 2:
             raise DataError(f"{path}: every line has the label {found[0]!r}; a classifier needs at least two labels")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 
 from rnnkit.data.text import iter_lines
 from rnnkit.errors import DataError
@@ -53,24 +53,50 @@ def parse_tree(line: str, where: str = "tree") -> list[tuple[int, list[str]]]:
     return nodes
 
 
-def labelled_phrases(
-    path: str | os.PathLike, *, binary: bool = False, phrases: bool = True
-) -> Iterator[tuple[str, str]]:
-    """``(label, text)`` of every distinct labelled phrase of a tree file (only roots with ``phrases=False``).
+def looks_like_trees(line: str) -> bool:
+    """Whether a line opens a labelled tree, ``(3 ...``, rather than a labelled line ``3 text``."""
+    return re.match(r"\(\s*\d", line.lstrip()) is not None
+
+
+def tree_examples(path: str | os.PathLike, *, binary: bool = False, phrases: bool = True,
+                  keep: Container[int] | None = None) -> Iterator[tuple[str, str, str]]:  # fmt: skip
+    """``(label, text, "FILE:LINE")`` of the trees of a tree file: every distinct labelled phrase, or only
+    the roots (the sentences, each one, as they come) with ``phrases=False``.
 
     ``binary``: SST-2 labels, 0 (labels 0, 1) or 1 (labels 3, 4), neutral phrases dropped.
+    ``keep``: the trees to read, by their index among the file's trees (0 for the first); all without it.
     """
     seen: set[tuple[str, str]] = set()
+    index = -1
     for number, line in enumerate(iter_lines(path), 1):
         if not line.strip():
             continue
-        nodes = parse_tree(line, f"{os.fspath(path)}:{number}")
+        index += 1
+        if keep is not None and index not in keep:
+            continue
+        where = f"{os.fspath(path)}:{number}"
+        nodes = parse_tree(line, where)
         for label, words in nodes if phrases else nodes[:1]:
             if binary:
                 if label == 2:
                     continue
                 label = int(label > 2)
             item = (str(label), " ".join(words))
-            if item not in seen:
+            if phrases:
+                if item in seen:
+                    continue
                 seen.add(item)
-                yield item
+            yield (*item, where)
+
+
+def count_trees(path: str | os.PathLike) -> int:
+    """How many trees a tree file holds (its non-blank lines)."""
+    return sum(1 for line in iter_lines(path) if line.strip())
+
+
+def labelled_phrases(
+    path: str | os.PathLike, *, binary: bool = False, phrases: bool = True
+) -> Iterator[tuple[str, str]]:
+    """``(label, text)`` of every distinct labelled phrase of a tree file (only roots with ``phrases=False``)."""
+    for label, text, _ in tree_examples(path, binary=binary, phrases=phrases):
+        yield label, text

@@ -2,11 +2,14 @@
 
 rnnkit train classify --train corpora/ [--valid DIR] --window 50      # one .txt file per class
 rnnkit train classify --train stsa.binary.train --valid stsa.binary.dev --bidirectional --cell gru
+rnnkit train classify --train sst/trees/train.txt --valid sst/trees/dev.txt   # SST-2 from its phrases
 rnnkit eval RUN --data PATH --json          # accuracy, macro F1, confusion matrix
 rnnkit predict RUN --text "..." [--json]    # the label with its probabilities
 
-Data layouts are those of :mod:`rnnkit.data.labelled`. Without ``--valid``, a seeded random
-``--valid-fraction`` of the training examples is held out. The model is
+Data layouts are those of :mod:`rnnkit.data.labelled`. A tree file trains on every labelled phrase
+(``--no-phrases``: on the sentences alone) and is scored on its sentences; ``--tree-labels`` picks
+SST-2 or SST-5 labels. Without ``--valid``, a seeded random ``--valid-fraction`` of the training
+examples is held out (of a tree file, of its trees, so no held-out sentence is trained on in part). The model is
 :class:`rnnkit.models.SequenceClassifier`; training keeps the weights with the best validation
 accuracy and stops early after ``--patience`` evaluations without improvement.
 """
@@ -26,7 +29,8 @@ from torch import Tensor
 from rnnkit import checkpoint, distributed
 from rnnkit.config import config_from_dict
 from rnnkit.data.buckets import LengthBuckets
-from rnnkit.data.labelled import Labelled, build_tokenizer, encode_text, load_labelled
+from rnnkit.data.labelled import TREE_LABELS, Labelled, build_tokenizer, encode_text, layout_of, load_labelled
+from rnnkit.data.sst import count_trees
 from rnnkit.data.tokenizers import Tokenizer, tokenizer_from_json
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.metrics import classification_report
@@ -84,7 +88,9 @@ class ClassifyDataConfig:
     seed: int = 0
     class_weights: str = "none"
     word_dropout: float = 0.0  # training only: the share of words read as <unk> (word level)
-    layout: str = "auto"  # "folder" or "lines", fixed when the run is made
+    layout: str = "auto"  # "folder", "lines" or "trees", fixed when the run is made
+    tree_labels: str = "binary"  # trees: "binary" (SST-2) or "fine" (SST-5)
+    phrases: bool = True  # trees: train on every labelled phrase, not only the sentences
 
     @property
     def folder(self) -> bool:
@@ -101,15 +107,21 @@ def collate(sequences: list[np.ndarray], pad: int = 0) -> tuple[torch.Tensor, to
     return batch, lengths
 
 
-def split_examples(examples: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labelled]:
-    """A seeded random split: (train, valid) with ``fraction`` of the examples (at least one) held out."""
+def split_indices(count: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded random split of ``range(count)``: (kept, held out), ``fraction`` (at least one) held out."""
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"--valid-fraction must lie strictly between 0 and 1, got {fraction}")
-    if len(examples) < 2:
+    if count < 2:
         raise DataError("the training data has fewer than 2 examples; nothing can be held out for validation")
-    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed)).tolist()
-    cut = min(len(examples) - 1, max(1, round(len(examples) * fraction)))
-    return examples.subset(sorted(order[cut:])), examples.subset(sorted(order[:cut]))
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+    cut = min(count - 1, max(1, round(count * fraction)))
+    return sorted(order[cut:]), sorted(order[:cut])
+
+
+def split_examples(examples: Labelled, fraction: float, seed: int) -> tuple[Labelled, Labelled]:
+    """A seeded random split: (train, valid) with ``fraction`` of the examples (at least one) held out."""
+    kept, held = split_indices(len(examples), fraction, seed)
+    return examples.subset(kept), examples.subset(held)
 
 
 def drop_words(tokens: Tensor, lengths: Tensor, p: float, unk: int) -> Tensor:
@@ -223,8 +235,8 @@ class ClassifyTask:
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("data")
-        g.add_argument("--train", help="a folder with one .txt file per class (the class is the "
-                       "file name), or a file of labelled lines 'LABEL text'")  # fmt: skip
+        g.add_argument("--train", help="a folder with one .txt file per class (the class is the file name), "
+                       "a file of labelled lines 'LABEL text', or of sentiment trees '(3 (2 It) ...)'")  # fmt: skip
         g.add_argument("--valid", help="validation data in the same layout (default: a seeded split of --train)")
         g.add_argument("--valid-fraction", type=FRACTION, default=0.1, help="held out without --valid")
         g.add_argument("--level", choices=["char", "word"], default="word")
@@ -236,6 +248,11 @@ class ClassifyTask:
                        help="balanced: weigh each class's loss by N / (C n_c), for imbalanced data")  # fmt: skip
         g.add_argument("--word-dropout", type=DROPOUT, default=0.0, metavar="P",
                        help="word level, training only: read each word as <unk> with probability P")  # fmt: skip
+        g.add_argument("--tree-labels", choices=TREE_LABELS, default="binary",
+                       help="tree files: binary = SST-2 (0 negative, 1 positive, neutral dropped), "
+                       "fine = SST-5 (0-4)")  # fmt: skip
+        g.add_argument("--phrases", action=argparse.BooleanOptionalAction, default=True,
+                       help="tree files: train on every labelled phrase, or (--no-phrases) the sentences")  # fmt: skip
         m = parser.add_argument_group("model")
         # Options left out here come from the preset for the data's layout and --time-budget (PRESETS above).
         m.add_argument("--cell", choices=["lstm", "gru", "rnn"])
@@ -263,13 +280,17 @@ class ClassifyTask:
     def data_config(cls, args: argparse.Namespace) -> ClassifyDataConfig:
         if args.train is None:
             raise ConfigError("rnnkit train classify needs --train PATH (or --resume RUN)")
+        if not Path(args.train).exists():
+            raise DataError(f"{args.train}: no such file or folder")
+        layout = layout_of(args.train)
         data = ClassifyDataConfig(
             train=str(Path(args.train).resolve()),
             valid=None if args.valid is None else str(Path(args.valid).resolve()),
             valid_fraction=args.valid_fraction, level=args.level, vocab_size=args.vocab_size,
-            word_split=args.word_split, lowercase=args.lowercase, window=args.window, batch_size=args.batch_size,
-            seed=args.seed, class_weights=args.class_weights, word_dropout=args.word_dropout,
-            layout="folder" if Path(args.train).is_dir() else "lines",
+            # tree text is lowercased (as Kim 2014's files are), so what the model is asked to predict is too
+            word_split=args.word_split, lowercase=args.lowercase or layout == "trees", window=args.window,
+            batch_size=args.batch_size, seed=args.seed, class_weights=args.class_weights,
+            word_dropout=args.word_dropout, layout=layout, tree_labels=args.tree_labels, phrases=args.phrases,
         )  # fmt: skip
         if data.word_dropout and data.level != "word":
             raise ConfigError("--word-dropout needs --level word: characters have no <unk> to stand in for them")
@@ -290,11 +311,17 @@ class ClassifyTask:
             paths = [data.train] + ([data.valid] if data.valid else [])
             tokenizer = build_tokenizer(paths, data.level, vocab_size=data.vocab_size, word_split=data.word_split,
                                         lowercase=data.lowercase)  # fmt: skip
-        train = load_labelled(data.train, tokenizer, window=data.window, labels=labels)
-        if data.valid is not None:
-            valid = load_labelled(data.valid, tokenizer, window=data.window, labels=train.labels)
-        else:
-            train, valid = split_examples(train, data.valid_fraction, data.seed)
+        read = {"window": data.window, "tree_labels": data.tree_labels}
+        if data.valid is None and data.layout == "trees":  # hold out whole trees: none of their phrases trains
+            kept, held = (set(part) for part in split_indices(count_trees(data.train), data.valid_fraction, data.seed))
+            train = load_labelled(data.train, tokenizer, labels=labels, phrases=data.phrases, trees=kept, **read)
+            valid = load_labelled(data.train, tokenizer, labels=train.labels, trees=held, **read)
+        elif data.valid is None:
+            train, valid = split_examples(load_labelled(data.train, tokenizer, labels=labels, **read),
+                                          data.valid_fraction, data.seed)  # fmt: skip
+        else:  # validation reads a tree file's sentences only, the examples a test set scores
+            train = load_labelled(data.train, tokenizer, labels=labels, phrases=data.phrases, **read)
+            valid = load_labelled(data.valid, tokenizer, labels=train.labels, **read)
         return cls(data, tokenizer, train, valid, device)
 
     @classmethod
@@ -335,7 +362,9 @@ class ClassifyTask:
         model = load_model(run_dir, device=device, task=cls.name)
         data = config_from_dict(ClassifyDataConfig, config.get("data"), "config.json data")
         tokenizer, labels = load_vocab(run_dir)
-        examples = load_labelled(args.data, tokenizer, window=data.window, labels=labels)
+        # a tree file is read with the run's labels: SST-5 for five classes, else SST-2
+        tree_labels = data.tree_labels if data.layout == "trees" else "fine" if len(labels) == 5 else "binary"
+        examples = load_labelled(args.data, tokenizer, window=data.window, labels=labels, tree_labels=tree_labels)
         return {"task": cls.name, **score_examples(model, examples, args.batch_size, device)}
 
     @classmethod
