@@ -36,6 +36,7 @@ from common import DATA, RESULTS, machine, machine_markdown  # noqa: E402
 
 CONLL = DATA / "conll2003"
 SST = DATA / "sst" / "sentences"
+TREES = DATA / "sst" / "trees"
 PTB = DATA / "ptb"
 
 
@@ -67,6 +68,11 @@ TARGETS = [
            "f1", 0.90, True, "CoNLL-2003 dev (eng.testa)"),
     Target("sst2-150", ["classify", "--train", str(SST / "stsa.binary.train"), "--valid",
                         str(SST / "stsa.binary.dev")], 150, "accuracy", 0.80, True, "SST-2 dev, sentences only"),
+    Target("sst2-trees-150", ["classify", "--train", str(TREES / "train.txt"), "--valid", str(TREES / "dev.txt")],
+           150, "accuracy", 0.80, True, "SST-2 dev (the 872 sentences of stsa.binary.dev), trained on the "
+           "treebank's labelled phrases as in Socher et al. 2013 and Kim 2014"),
+    Target("sst2-trees-600", ["classify", "--train", str(TREES / "train.txt"), "--valid", str(TREES / "dev.txt")],
+           600, "accuracy", 0.84, True, "as sst2-trees-150, at the hand-tuned benchmark's target"),
     Target("corpora-180", ["classify", "--train", str(DATA / "corpora")], 180, "accuracy", 0.95, True,
            "held-out 50-token windows of the four corpora"),
 ]
@@ -118,20 +124,33 @@ def run_target(target: Target, out: Path, budget: float, extra: list[str] = ()) 
     return row
 
 
-def markdown(rows: dict, info: dict) -> str:
+def machines_markdown(rows: dict) -> tuple[str, dict]:
+    """The distinct machines that ran ``rows`` as one header line, and each row's label (A, B, ...) in it."""
+    kinds: list[str] = []
+    for row in rows.values():
+        if machine_markdown(row["machine"]) not in kinds:
+            kinds.append(machine_markdown(row["machine"]))
+    label = {kind: chr(ord("A") + i) for i, kind in enumerate(kinds)}
+    header = "; ".join(f"{label[kind]}: {kind}" for kind in kinds)
+    return header, {name: label[machine_markdown(row["machine"])] for name, row in rows.items()}
+
+
+def markdown(rows: dict) -> str:
+    machines, label = machines_markdown(rows)
     lines = ["# The defaults: every task with nothing but its data and --time-budget", "",
-             f"Machine: {machine_markdown(info)}. Command: `python benchmarks/defaults.py [--only NAME ...]`; "
+             f"Machines: {machines}. Command: `python benchmarks/defaults.py [--only NAME ...]`; "
              "each row is one fresh `rnnkit train` process; its wall time counts everything from the start "
              "of the command.", "",
-             "| target | command | budget | wall s | steps | result | goal | met |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| target | command | budget | wall s | steps | result | goal | met | machine |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for target in TARGETS:
         row = rows.get(target.name)
         if row is None:
-            lines.append(f"| {target.name} | | {target.budget:g} | | | not run | {target.goal:g} | |")
+            lines.append(f"| {target.name} | | {target.budget:g} | | | not run | {target.goal:g} | | |")
             continue
         if "error" in row:
-            lines.append(f"| {target.name} | | {target.budget:g} | | | error: {row['error']} | {target.goal:g} | no |")
+            lines.append(f"| {target.name} | | {target.budget:g} | | | error: {row['error']} | {target.goal:g} | no "
+                         f"| {label[target.name]} |")
             continue
         metric = target.metric.removeprefix("test:")
         extra = ""
@@ -139,21 +158,24 @@ def markdown(rows: dict, info: dict) -> str:
             extra = f" (test token {row['test'].get('token_accuracy', float('nan')):.4f})"
         lines.append(f"| {target.name} | `{row['command']}` | {row['budget']:g} | {row['command_seconds']:.0f} | "
                      f"{row['steps']} | {metric} {row['value']:.4f}{extra} | {'<=' if not target.higher else '>='} "
-                     f"{target.goal:g} | {'yes' if row['met'] else 'no'} |")  # fmt: skip
+                     f"{target.goal:g} | {'yes' if row['met'] else 'no'} | {label[target.name]} |")  # fmt: skip
     notes = [f"- {t.name}: {t.note}" for t in TARGETS if t.note]
     return "\n".join(lines + ["", *notes, ""])
 
 
-def sweep_markdown(rows: dict, info: dict) -> str:
+def sweep_markdown(rows: dict) -> str:
+    machines, label = machines_markdown(rows)
     lines = ["# Sweeps around the defaults", "",
-             f"Machine: {machine_markdown(info)}. Command: `python benchmarks/defaults.py --only NAME "
+             f"Machines: {machines}. Command: `python benchmarks/defaults.py --only NAME "
              "--extra FLAGS --seeds N ...`; each row is one fresh `rnnkit train` process with the target's "
              "command and the flags shown (none: the defaults).", "",
-             "| target | flags | seed | wall s | steps | result |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for row in rows.values():
+             "| target | flags | seed | wall s | steps | result | machine |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in rows.items():
         value = "error" if "error" in row else f"{row['value']:.4f}"
         lines.append(f"| {row['target']} | `{row['extra'] or '(defaults)'}` | {row['seed']} | "
-                     f"{row.get('command_seconds', 0):.0f} | {row.get('steps', '')} | {value} |")  # fmt: skip
+                     f"{row.get('command_seconds', 0):.0f} | {row.get('steps', '')} | {value} | "
+                     f"{label[name]} |")  # fmt: skip
     return "\n".join(lines + [""])
 
 
@@ -173,22 +195,23 @@ def main() -> None:
     info = machine("cpu")
     sweep = bool(args.extra or args.seeds)
     stem = RESULTS / ("defaults_sweep-cpu2" if sweep else "defaults-cpu2")
-    rows = json.loads(stem.with_suffix(".json").read_text())["rows"] if stem.with_suffix(".json").exists() else {}
     for target in chosen:
         for seed in args.seeds or [None]:
             extra = args.extra.split() + ([] if seed is None else ["--seed", str(seed)])
             with holding(args.lock):
                 row = run_target(target, args.out, 5 if args.quick else target.budget, extra)
+            row["machine"] = info
             print(json.dumps(row), flush=True)
             if args.quick:
                 continue
             if sweep:
                 row.update(extra=args.extra, seed=seed or 0)
-                rows[f"{target.name} [{args.extra}] {seed or 0}"] = row
-            else:
-                rows[target.name] = row
-            stem.with_suffix(".json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-            stem.with_suffix(".md").write_text((sweep_markdown if sweep else markdown)(rows, info))
+            key = f"{target.name} [{args.extra}] {seed or 0}" if sweep else target.name
+            # Read the file just before writing it: another run may have added rows while this one trained.
+            saved = stem.with_suffix(".json")
+            rows = {**(json.loads(saved.read_text())["rows"] if saved.exists() else {}), key: row}
+            stem.with_suffix(".json").write_text(json.dumps({"rows": rows}, indent=1))
+            stem.with_suffix(".md").write_text((sweep_markdown if sweep else markdown)(rows))
 
 
 if __name__ == "__main__":

@@ -342,6 +342,7 @@ def test_classifier_trains_on_tree_phrases_and_scores_held_out_sentences(trees_f
     valid = [r for r in checkpoint.read_metrics(out) if r["split"] == "valid"]
     assert result["metrics"]["examples"] == len(task.valid) and result["metrics"]["accuracy"] >= 0.9
     assert valid[0]["accuracy"] < result["metrics"]["accuracy"]
+    assert json.loads((out / "config.json").read_text())["defaults"]["why"] == "SST-2 treebank phrases"
     # the same sentences as labelled lines (Kim 2014's stsa.* layout) score the same
     trees = [parse_tree(line) for line in trees_file.read_text().splitlines()]
     sentences = [tree[0] for tree in trees if tree[0][0] != 2]
