@@ -20,29 +20,27 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, RESULTS, machine, machine_markdown, machine_tag, write_results  # noqa: E402
+from common import RESULTS, machine, machine_markdown, machine_tag, write_results  # noqa: E402
+from defaults import TARGETS, rnnkit  # noqa: E402
 
 NAME = "sst_curve"
-SST = DATA / "sst"
+# The commands of the defaults table's two SST-2 rows, so the curves are of exactly what that table measures.
+ROWS = {target.name: target for target in TARGETS}
 RUNS = {
-    "sentences": ("sentences only (stsa.binary.train)",
-                  ["--train", str(SST / "sentences" / "stsa.binary.train"),
-                   "--valid", str(SST / "sentences" / "stsa.binary.dev")]),
-    "trees": ("treebank phrases (trees/train.txt)",
-              ["--train", str(SST / "trees" / "train.txt"), "--valid", str(SST / "trees" / "dev.txt")]),
-}  # fmt: skip
+    "sentences": ("sentences only (stsa.binary.train)", ROWS["sst2-150"].args),
+    "trees": ("treebank phrases (trees/train.txt)", ROWS["sst2-trees-150"].args),
+}
 
 
 def train(args: list[str], budget: float, out: Path) -> dict:
-    """One fresh ``rnnkit train classify`` process; its logged records and summary."""
-    argv = ["train", "classify", *args, "--time-budget", f"{budget:g}", "--out", str(out), "--quiet"]
-    done = subprocess.run([sys.executable, "-m", "rnnkit", *argv], capture_output=True, text=True)
+    """One fresh ``rnnkit train ARGS`` process; its logged records and summary."""
+    argv = ["train", *args, "--time-budget", f"{budget:g}", "--out", str(out), "--quiet"]
+    done = rnnkit(*argv)
     if done.returncode != 0:
         raise SystemExit(f"rnnkit {' '.join(argv)} failed: {done.stderr.strip().splitlines()[-1:]}")
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
